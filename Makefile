@@ -1,0 +1,49 @@
+# The README's contract: `make demo` and `make test` on a fresh Debian machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages: PC/SC with the virtual reader, a virtual screen for Kivy,
+# fonts that cover Arabic and Latin, the GL and input libraries Kivy's SDL2
+# needs, and the toolchain pyscard builds with.
+APT_PACKAGES := \
+	python3 python3-venv python3-dev gcc \
+	pcscd vsmartcard-vpcd libpcsclite-dev swig \
+	xvfb xauth x11-utils \
+	fonts-dejavu-core fonts-hosny-amiri \
+	libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1 \
+	libxrender1 libxi6 libxext6 libxrandr2 libxcursor1 libxinerama1 libxxf86vm1
+
+.PHONY: install apt venv test demo bench clean
+
+install: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(PY) -m kiosk.demo --out demo-out
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Citizen service kiosk: the core that knows no hardware and no screen."""

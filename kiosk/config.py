@@ -1,0 +1,207 @@
+"""Kiosk configuration: one TOML file, validated at start into frozen dataclasses.
+
+On a device the file is /etc/kiosk/kiosk.toml; elsewhere a path is given
+with ``--config``. Relative paths inside the file are taken relative to the
+file itself. A bad file stops start-up with one line that names the key:
+
+    kiosk.toml: unknown key `session.idle_timout_s`: did you mean `idle_timeout_s`?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kiosk.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    url: str
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    trusted_issuers: tuple[Path, ...]
+    reader: str = ""  # name (or leading part of it) of the ID-card reader; "" = the first
+    pin_timeout_s: float = 30.0
+    apdu_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class PaymentConfig:
+    backend: str = "gateway"
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    host: str
+    port: int = 9100
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    idle_timeout_s: float = 60.0
+    idle_warning_s: float = 15.0
+    document_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    path: Path = Path("/var/lib/kiosk/outbox.sqlite3")
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    width: int = 1024
+    height: int = 600
+    fullscreen: bool = True
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    device_id: str
+    central: CentralConfig
+    card: CardConfig
+    printer: PrinterConfig
+    config_version: int = CONFIG_VERSION
+    languages: tuple[str, ...] = ("ar", "en")
+    payment: PaymentConfig = field(default_factory=PaymentConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+
+SUPPORTED_LANGUAGES = ("ar", "en")
+PAYMENT_BACKENDS = ("gateway",)
+
+# Migrations from an older config_version: each takes the raw table of
+# version N and returns that of version N + 1.
+MIGRATIONS: dict[int, typing.Callable[[dict], dict]] = {}
+
+
+def load(path: Path | str) -> KioskConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("%s: no such configuration file" % path) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("%s: not valid TOML: %s" % (path, exc)) from None
+    try:
+        return parse(raw, base_dir=path.parent)
+    except ConfigError as exc:
+        raise ConfigError("%s: %s" % (path.name, exc)) from None
+
+
+def parse(raw: dict, *, base_dir: Path = Path(".")) -> KioskConfig:
+    version = raw.get("config_version", CONFIG_VERSION)
+    if not isinstance(version, int) or version < 1 or version > CONFIG_VERSION:
+        raise ConfigError("`config_version` %r is not one this kiosk knows (1 to %d)" % (version, CONFIG_VERSION))
+    while version < CONFIG_VERSION:
+        raw = MIGRATIONS[version](raw)
+        version += 1
+    raw = dict(raw, config_version=CONFIG_VERSION)
+    config = _build(KioskConfig, raw, prefix="", base_dir=base_dir)
+    _check(config)
+    return config
+
+
+def _check(config: KioskConfig) -> None:
+    if not config.languages:
+        raise ConfigError("`languages` must name at least one language")
+    for language in config.languages:
+        if language not in SUPPORTED_LANGUAGES:
+            raise ConfigError("`languages`: %r is not one of %s" % (language, ", ".join(SUPPORTED_LANGUAGES)))
+    if not config.card.trusted_issuers:
+        raise ConfigError("`card.trusted_issuers` must list at least one issuer public key")
+    for pem in config.card.trusted_issuers:
+        if not pem.is_file():
+            raise ConfigError("`card.trusted_issuers`: no such file %s" % pem)
+    if config.payment.backend not in PAYMENT_BACKENDS:
+        raise ConfigError("`payment.backend` %r is not one of %s" % (config.payment.backend, ", ".join(PAYMENT_BACKENDS)))
+    if not config.central.url.startswith(("http://", "https://")):
+        raise ConfigError("`central.url` must start with http:// or https://")
+    for key, value in (
+        ("card.pin_timeout_s", config.card.pin_timeout_s),
+        ("card.apdu_timeout_s", config.card.apdu_timeout_s),
+        ("session.idle_timeout_s", config.session.idle_timeout_s),
+        ("session.idle_warning_s", config.session.idle_warning_s),
+        ("session.document_timeout_s", config.session.document_timeout_s),
+        ("central.timeout_s", config.central.timeout_s),
+        ("printer.timeout_s", config.printer.timeout_s),
+        ("payment.timeout_s", config.payment.timeout_s),
+    ):
+        if value <= 0:
+            raise ConfigError("`%s` must be greater than zero" % key)
+    if not 0 < config.printer.port < 65536:
+        raise ConfigError("`printer.port` must be between 1 and 65535")
+
+
+def _build(cls: type, raw: object, *, prefix: str, base_dir: Path):
+    if not isinstance(raw, dict):
+        raise ConfigError("`%s` must be a table" % prefix.rstrip("."))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = ": did you mean `%s`?" % close[0] if close else ""
+            raise ConfigError("unknown key `%s%s`%s" % (prefix, key, hint))
+    values = {}
+    for name, f in fields.items():
+        dotted = prefix + name
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError("missing key `%s`" % dotted)
+            continue
+        values[name] = _convert(hints[name], raw[name], dotted, base_dir)
+    return cls(**values)
+
+
+def _convert(hint, value, dotted: str, base_dir: Path):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=dotted + ".", base_dir=base_dir)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        if not isinstance(value, list):
+            raise ConfigError("`%s` must be a list" % dotted)
+        return tuple(_convert(item, v, dotted, base_dir) for v in value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError("`%s` must be a path" % dotted)
+        path = Path(value)
+        return path if path.is_absolute() else (base_dir / path).resolve()
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError("`%s` must be true or false" % dotted)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError("`%s` must be a whole number" % dotted)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError("`%s` must be a number" % dotted)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError("`%s` must be a string" % dotted)
+        return value
+    raise TypeError("unsupported configuration type %r" % (hint,))  # a bug in this module, not bad input
