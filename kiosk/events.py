@@ -1,0 +1,149 @@
+"""Events into the session: what the citizen did, what a device or central answered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from drivers.card_reader import CardReadResult, ConnectResult
+from drivers.payment_terminal import PaymentOutcome
+from drivers.receipt_printer import PrintOutcome
+from kiosk.catalogue import Catalogue
+from kiosk.documents import IssuedDocument
+
+
+
+@dataclass(frozen=True)
+class Start:
+    now: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True)
+class Touched:
+    now: float
+
+
+@dataclass(frozen=True)
+class LanguageChosen:
+    language: str
+
+
+@dataclass(frozen=True)
+class CardInserted:
+    pass
+
+
+@dataclass(frozen=True)
+class CardRemoved:
+    pass
+
+
+@dataclass(frozen=True)
+class ReaderLost:
+    pass
+
+
+@dataclass(frozen=True)
+class ReaderFound:
+    pass
+
+
+@dataclass(frozen=True)
+class CatalogueLoaded:
+    catalogue: Catalogue | None      # None: central could not be reached
+
+
+@dataclass(frozen=True)
+class CardConnected:
+    session_id: str
+    result: ConnectResult
+
+
+@dataclass(frozen=True)
+class PinDigit:
+    digit: str
+
+
+@dataclass(frozen=True)
+class PinErase:
+    pass
+
+
+@dataclass(frozen=True)
+class PinSubmit:
+    pass
+
+
+@dataclass(frozen=True)
+class CardAuthenticated:
+    session_id: str
+    result: CardReadResult
+
+
+@dataclass(frozen=True, repr=False)
+class PhotoRead:
+    session_id: str
+    photo: bytes | None
+
+    def __repr__(self) -> str:
+        return "PhotoRead(session_id=%s)" % self.session_id
+
+
+@dataclass(frozen=True)
+class Continue:
+    """The citizen tapped the main button of an informative screen."""
+
+
+@dataclass(frozen=True)
+class Back:
+    pass
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """The citizen asked to stop: the session ends and the card comes back."""
+
+
+@dataclass(frozen=True)
+class ServiceChosen:
+    code: str
+
+
+@dataclass(frozen=True)
+class PrinterChecked:
+    txn_id: str
+    ready: bool
+
+
+@dataclass(frozen=True)
+class PaymentSettled:
+    txn_id: str
+    outcome: PaymentOutcome
+
+
+@dataclass(frozen=True)
+class DocumentAnswered:
+    """Central's answer to the certificate request, or none in time."""
+
+    txn_id: str
+    document: IssuedDocument | None
+    refused: bool = False            # central answered: this request can never be issued
+
+
+@dataclass(frozen=True)
+class PrintFinished:
+    txn_id: str
+    outcome: PrintOutcome
+
+
+Event = Union[
+    Start, Tick, Touched, LanguageChosen, CardInserted, CardRemoved, ReaderLost, ReaderFound,
+    CatalogueLoaded, CardConnected, PinDigit, PinErase, PinSubmit, CardAuthenticated, PhotoRead,
+    Continue, Back, Cancel, ServiceChosen, PrinterChecked, PaymentSettled, DocumentAnswered,
+    PrintFinished,
+]

@@ -1,0 +1,547 @@
+"""What happens after which event: the kiosk's session as a plain state machine.
+
+Events come in (a card inserted, a PIN digit, a payment settled, a tick of
+the clock); the session changes its step and answers with effects for the
+runtime to carry out beside the UI thread (read the card, charge, print).
+It imports no Kivy and no driver: it is tested without a screen or a device.
+
+Money rule: once a charge may have been made, every path ends in a printed
+document or a refund. A transaction whose session has ended (the card was
+pulled mid-payment) is kept as an orphan until its last result comes back,
+and then refunded unless its document was printed.
+
+Privacy rule: what was read from the card lives only in the session and is
+dropped when the session ends. The PIN is kept only while it is typed and is
+handed to exactly one `Authenticate` effect.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable
+
+from drivers.card_reader import CardVerdict, ConnectResult, Identity
+from drivers.payment_terminal import PaymentOutcome, PaymentStatus
+from drivers.receipt_printer import PrintOutcome, PrintResult
+from kiosk.catalogue import Catalogue, Service
+from kiosk.effects import (
+    Audit, Authenticate, Charge, CheckPrinter, ConnectCard, Effect, IssueDocument, LoadCatalogue,
+    PrintDocument, ReadPhoto, Refund, ReleaseCard, VoidDocument,
+)
+from kiosk.events import (
+    Back, Cancel, CardAuthenticated, CardConnected, CardInserted, CardRemoved, CatalogueLoaded,
+    Continue, DocumentAnswered, Event, LanguageChosen, PaymentSettled, PhotoRead, PinDigit,
+    PinErase, PinSubmit, PrinterChecked, PrintFinished, ReaderFound, ReaderLost, ServiceChosen,
+    Start, Tick, Touched,
+)
+
+log = logging.getLogger(__name__)
+
+PIN_MIN_DIGITS = 4
+PIN_MAX_DIGITS = 8
+CATALOGUE_RETRY_S = 15.0
+
+
+class Step(enum.Enum):
+    STARTING = "starting"
+    OUT_OF_SERVICE = "out of service"
+    ATTRACT = "attract"
+    INSERT_CARD = "insert card"
+    READING_CARD = "reading card"
+    PIN_ENTRY = "pin entry"
+    VERIFYING = "verifying"
+    IDENTITY = "identity"
+    CATALOGUE = "catalogue"
+    CONFIRM = "confirm"
+    CHECKING_PRINTER = "checking printer"
+    PAYING = "paying"
+    PAYMENT_DECLINED = "payment declined"
+    ISSUING = "issuing"
+    PRINTING = "printing"
+    TAKE_CARD = "take card"
+    CARD_REFUSED = "card refused"
+    FAILED = "failed"
+
+
+# Steps where the citizen is expected to act, so silence means they left.
+INTERACTIVE_STEPS = frozenset({
+    Step.INSERT_CARD, Step.PIN_ENTRY, Step.IDENTITY, Step.CATALOGUE, Step.CONFIRM,
+    Step.PAYMENT_DECLINED, Step.CARD_REFUSED, Step.FAILED,
+})
+# Steps in which the ID card is in the reader and belongs to this session.
+CARD_STEPS = frozenset({
+    Step.READING_CARD, Step.PIN_ENTRY, Step.VERIFYING, Step.IDENTITY, Step.CATALOGUE,
+    Step.CONFIRM, Step.CHECKING_PRINTER, Step.PAYING, Step.PAYMENT_DECLINED, Step.ISSUING,
+    Step.PRINTING, Step.TAKE_CARD, Step.CARD_REFUSED, Step.FAILED,
+})
+
+
+class Reason(enum.Enum):
+    """Why a session cannot go on; each has its own message for the citizen."""
+
+    CARD_UNREADABLE = "card_unreadable"
+    CARD_FORGED = "card_forged"
+    CARD_CLONED = "card_cloned"
+    CARD_EXPIRED = "card_expired"
+    CARD_BLOCKED = "card_blocked"
+    PIN_TIMEOUT = "pin_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    PRINTER_UNAVAILABLE = "printer_unavailable"
+    PAYMENT_FAILED = "payment_failed"
+    DOCUMENT_REFUSED = "document_refused"
+    DOCUMENT_UNAVAILABLE = "document_unavailable"
+    PRINT_FAILED = "print_failed"
+    NO_CATALOGUE = "no_catalogue"
+    NO_READER = "no_reader"
+
+
+_VERDICT_REASONS = {
+    CardVerdict.UNREADABLE: Reason.CARD_UNREADABLE,
+    CardVerdict.FORGED: Reason.CARD_FORGED,
+    CardVerdict.CLONED: Reason.CARD_CLONED,
+    CardVerdict.EXPIRED: Reason.CARD_EXPIRED,
+    CardVerdict.BLOCKED: Reason.CARD_BLOCKED,
+}
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass
+class Transaction:
+    """One paid request: from the printer check to the printed document."""
+
+    txn_id: str
+    service: Service
+    charge_id: str
+    request_id: str
+    payment_id: str | None = None
+    charged: bool = False            # the charge may have gone through
+    issued: bool = False
+    printed: bool = False
+
+
+@dataclass(frozen=True, repr=False)
+class View:
+    """What the screens show; a fresh one after every event."""
+
+    step: Step
+    language: str
+    holder_name: str | None = None
+    photo: bytes | None = None
+    pin_length: int = 0
+    tries_left: int | None = None
+    services: tuple[Service, ...] = ()
+    selected: Service | None = None
+    reason: Reason | None = None
+    expiry: date | None = None
+    refunded: bool = False
+    idle_warning: bool = False
+    seconds_left: int | None = None
+
+    def __repr__(self) -> str:
+        return "View(step=%s, language=%s)" % (self.step.name, self.language)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    idle_s: float = 60.0
+    warning_s: float = 15.0
+    pin_s: float = 30.0
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        languages: tuple[str, ...] = ("ar", "en"),
+        timeouts: Timeouts = Timeouts(),
+        device_id: str = "kiosk",
+        new_id: Callable[[], str] = _new_id,
+    ) -> None:
+        self._languages = languages
+        self._timeouts = timeouts
+        self._device_id = device_id
+        self._new_id = new_id
+        self.step = Step.STARTING
+        self.language = languages[0]
+        self._catalogue: Catalogue | None = None
+        self._catalogue_asked_at = 0.0
+        self._reader_present = True
+        self._card_present = False
+        self._out_of_service: Reason | None = None
+        self._orphans: dict[str, Transaction] = {}
+        self._now = 0.0
+        self._clear()
+
+    # ------------------------------------------------------------ the view
+
+    def view(self) -> View:
+        warning, seconds_left = self._idle_state()
+        return View(
+            step=self.step,
+            language=self.language,
+            holder_name=self._identity.full_name(self.language) if self._identity else None,
+            photo=self._photo,
+            pin_length=len(self._pin),
+            tries_left=self._tries_left,
+            services=self._catalogue.services if self._catalogue else (),
+            selected=self._txn.service if self._txn else self._selected,
+            reason=self._reason,
+            expiry=self._expiry,
+            refunded=self._refunded,
+            idle_warning=warning,
+            seconds_left=seconds_left,
+        )
+
+    @property
+    def orphans(self) -> tuple[str, ...]:
+        """Transactions whose session ended before their last result came back."""
+        return tuple(self._orphans)
+
+    # ------------------------------------------------------------ events
+
+    def handle(self, event: Event) -> list[Effect]:
+        before = self.step
+        handler = getattr(self, "_on_" + type(event).__name__)
+        effects: list[Effect] = handler(event) or []
+        if self.step is not before:
+            log.info("session.step from=%s to=%s", before.name, self.step.name)
+        return effects
+
+    def _on_Start(self, event: Start) -> list[Effect]:
+        self._now = event.now
+        self._catalogue_asked_at = event.now
+        return [LoadCatalogue()]
+
+    def _on_Tick(self, event: Tick) -> list[Effect]:
+        self._now = event.now
+        effects: list[Effect] = []
+        if self._catalogue is None and self.step in (Step.OUT_OF_SERVICE, Step.STARTING) \
+                and event.now - self._catalogue_asked_at >= CATALOGUE_RETRY_S:
+            self._catalogue_asked_at = event.now
+            effects.append(LoadCatalogue())
+        if self.step in INTERACTIVE_STEPS:
+            limit = self._timeouts.pin_s if self.step is Step.PIN_ENTRY else self._timeouts.idle_s
+            if event.now - self._last_touch >= limit + self._timeouts.warning_s:
+                reason = Reason.PIN_TIMEOUT if self.step is Step.PIN_ENTRY else Reason.IDLE_TIMEOUT
+                log.info("session.timed_out step=%s", self.step.name)
+                effects += self._end_session(reason)
+        return effects
+
+    def _on_Touched(self, event: Touched) -> None:
+        self._now = event.now
+        self._last_touch = event.now
+
+    def _on_LanguageChosen(self, event: LanguageChosen) -> None:
+        if event.language not in self._languages:
+            return
+        self.language = event.language
+        if self.step is Step.ATTRACT:
+            self.step = Step.INSERT_CARD
+            self._last_touch = self._now
+
+    def _on_CatalogueLoaded(self, event: CatalogueLoaded) -> None:
+        if event.catalogue is not None and event.catalogue.services:
+            self._catalogue = event.catalogue
+        self._update_service_state()
+
+    def _on_ReaderLost(self, event: ReaderLost) -> list[Effect]:
+        self._reader_present = False
+        self._card_present = False
+        effects = self._end_session(None) if self.step in CARD_STEPS else []
+        self._update_service_state()
+        return effects
+
+    def _on_ReaderFound(self, event: ReaderFound) -> None:
+        self._reader_present = True
+        self._update_service_state()
+
+    def _on_CardInserted(self, event: CardInserted) -> list[Effect]:
+        self._card_present = True
+        if self.step not in (Step.ATTRACT, Step.INSERT_CARD):
+            return []
+        self._session_id = self._new_id()
+        self._last_touch = self._now
+        self.step = Step.READING_CARD
+        return [ConnectCard(self._session_id)]
+
+    def _on_CardRemoved(self, event: CardRemoved) -> list[Effect]:
+        self._card_present = False
+        return self._end_session(None) if self.step in CARD_STEPS else []
+
+    def _on_CardConnected(self, event: CardConnected) -> list[Effect]:
+        if event.session_id != self._session_id or self.step is not Step.READING_CARD:
+            return []
+        if event.result is ConnectResult.CONNECTED:
+            self.step = Step.PIN_ENTRY
+            self._last_touch = self._now
+            return []
+        if event.result is ConnectResult.NO_CARD:
+            return self._end_session(None)
+        return self._refuse_card(Reason.CARD_UNREADABLE)
+
+    def _on_PinDigit(self, event: PinDigit) -> None:
+        if self.step is Step.PIN_ENTRY and event.digit in "0123456789" and len(event.digit) == 1 \
+                and len(self._pin) < PIN_MAX_DIGITS:
+            self._pin.append(event.digit)
+
+    def _on_PinErase(self, event: PinErase) -> None:
+        if self.step is Step.PIN_ENTRY and self._pin:
+            self._pin.pop()
+
+    def _on_PinSubmit(self, event: PinSubmit) -> list[Effect]:
+        if self.step is not Step.PIN_ENTRY or len(self._pin) < PIN_MIN_DIGITS:
+            return []
+        pin = "".join(self._pin)
+        self._pin.clear()
+        self.step = Step.VERIFYING
+        return [Authenticate(self._session_id, pin)]
+
+    def _on_CardAuthenticated(self, event: CardAuthenticated) -> list[Effect]:
+        if event.session_id != self._session_id or self.step is not Step.VERIFYING:
+            return []
+        result = event.result
+        log.info("session.card_verdict verdict=%s apdus=%d", result.verdict.name, result.apdu_count)
+        if result.verdict is CardVerdict.VALID and result.identity is not None:
+            self._identity = result.identity
+            self._tries_left = None
+            self.step = Step.IDENTITY
+            self._last_touch = self._now
+            return [ReadPhoto(self._session_id)]
+        if result.verdict is CardVerdict.WRONG_PIN:
+            self._tries_left = result.tries_left
+            self.step = Step.PIN_ENTRY
+            self._last_touch = self._now
+            return []
+        if result.verdict is CardVerdict.EXPIRED and result.identity is not None:
+            self._expiry = result.identity.date_of_expiry
+        reason = _VERDICT_REASONS.get(result.verdict, Reason.CARD_UNREADABLE)
+        return self._refuse_card(reason)
+
+    def _on_PhotoRead(self, event: PhotoRead) -> None:
+        if event.session_id == self._session_id and self._identity is not None:
+            self._photo = event.photo
+
+    def _on_Continue(self, event: Continue) -> list[Effect]:
+        if self.step is Step.IDENTITY:
+            self.step = Step.CATALOGUE
+        elif self.step in (Step.CONFIRM, Step.PAYMENT_DECLINED):
+            return self._pay()
+        return []
+
+    def _on_Back(self, event: Back) -> None:
+        if self.step is Step.CONFIRM:
+            self._selected = None
+            self.step = Step.CATALOGUE
+        elif self.step is Step.INSERT_CARD:
+            self._to_attract()
+        elif self.step is Step.PAYMENT_DECLINED:
+            self._txn = None
+            self.step = Step.CATALOGUE
+
+    def _on_Cancel(self, event: Cancel) -> list[Effect]:
+        if self.step is Step.INSERT_CARD:
+            self._to_attract()
+            return []
+        if self.step in INTERACTIVE_STEPS or self.step is Step.TAKE_CARD:
+            return self._end_session(None)
+        return []
+
+    def _on_ServiceChosen(self, event: ServiceChosen) -> None:
+        if self.step is not Step.CATALOGUE or self._catalogue is None:
+            return
+        service = self._catalogue.get(event.code)
+        if service is not None:
+            self._selected = service
+            self.step = Step.CONFIRM
+
+    def _on_PrinterChecked(self, event: PrinterChecked) -> list[Effect]:
+        txn = self._live(event.txn_id)
+        if txn is None or self.step is not Step.CHECKING_PRINTER:
+            self._orphans.pop(event.txn_id, None)   # nothing was charged yet
+            return []
+        if not event.ready:
+            self._txn = None
+            return self._fail(Reason.PRINTER_UNAVAILABLE, refunded=False)
+        self.step = Step.PAYING
+        txn.charged = True
+        return [Charge(txn.txn_id, txn.service.fee, txn.charge_id, reference=txn.request_id)]
+
+    def _on_PaymentSettled(self, event: PaymentSettled) -> list[Effect]:
+        outcome = event.outcome
+        txn = self._live(event.txn_id)
+        if txn is None:
+            return self._settle_orphan(event.txn_id, payment=outcome)
+        if outcome.status is PaymentStatus.APPROVED:
+            txn.payment_id = outcome.payment_id
+            self.step = Step.ISSUING
+            return [IssueDocument(
+                txn.txn_id, txn.request_id, txn.service.code, self._identity.national_number,
+                self._identity.card_number, self.language, outcome.payment_id or "",
+            )]
+        if outcome.status is PaymentStatus.DECLINED:
+            txn.charged = False
+            self.step = Step.PAYMENT_DECLINED
+            self._last_touch = self._now
+            return []
+        if outcome.status is PaymentStatus.FAILED:
+            self._txn = None
+            return self._fail(Reason.PAYMENT_FAILED, refunded=False)
+        # UNKNOWN: the answer was lost; settle it by the charge id, durably.
+        self._txn = None
+        return [self._refund(txn)] + self._fail(Reason.PAYMENT_FAILED, refunded=True)
+
+    def _on_DocumentAnswered(self, event: DocumentAnswered) -> list[Effect]:
+        txn = self._live(event.txn_id)
+        if txn is None:
+            return self._settle_orphan(event.txn_id, document=event)
+        if event.document is None:
+            self._txn = None
+            reason = Reason.DOCUMENT_REFUSED if event.refused else Reason.DOCUMENT_UNAVAILABLE
+            return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(reason, refunded=True)
+        txn.issued = True
+        self.step = Step.PRINTING
+        return [PrintDocument(txn.txn_id, event.document, txn.service, txn.payment_id or "", self.language)]
+
+    def _on_PrintFinished(self, event: PrintFinished) -> list[Effect]:
+        txn = self._live(event.txn_id)
+        if txn is None:
+            return self._settle_orphan(event.txn_id, printed=event.outcome)
+        self._txn = None
+        if event.outcome.result is PrintResult.PRINTED:
+            txn.printed = True
+            self.step = Step.TAKE_CARD
+            return [Audit("document.printed", txn.service.code)]
+        return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(
+            Reason.PRINT_FAILED, refunded=True)
+
+    # ------------------------------------------------------------ helpers
+
+    def _clear(self) -> None:
+        """Forget everything about the citizen."""
+        self._session_id = ""
+        self._identity: Identity | None = None
+        self._photo: bytes | None = None
+        self._pin: list[str] = []
+        self._tries_left: int | None = None
+        self._selected: Service | None = None
+        self._txn: Transaction | None = None
+        self._reason: Reason | None = None
+        self._expiry: date | None = None
+        self._refunded = False
+        self._last_touch = self._now
+
+    def _idle_state(self) -> tuple[bool, int | None]:
+        if self.step not in INTERACTIVE_STEPS:
+            return False, None
+        limit = self._timeouts.pin_s if self.step is Step.PIN_ENTRY else self._timeouts.idle_s
+        quiet = self._now - self._last_touch
+        if quiet < limit:
+            return False, None
+        left = limit + self._timeouts.warning_s - quiet
+        return True, max(0, int(left + 0.999))
+
+    def _update_service_state(self) -> None:
+        if not self._reader_present:
+            reason = Reason.NO_READER
+        elif self._catalogue is None:
+            reason = Reason.NO_CATALOGUE
+        else:
+            reason = None
+        if reason is not None:
+            if self.step in (Step.STARTING, Step.ATTRACT, Step.INSERT_CARD, Step.OUT_OF_SERVICE):
+                self.step = Step.OUT_OF_SERVICE
+                self._reason = reason
+        elif self.step in (Step.STARTING, Step.OUT_OF_SERVICE):
+            self.step = Step.ATTRACT
+            self._reason = None
+
+    def _live(self, txn_id: str) -> Transaction | None:
+        return self._txn if self._txn is not None and self._txn.txn_id == txn_id else None
+
+    def _refund(self, txn: Transaction) -> Refund:
+        return Refund(txn.txn_id, txn.payment_id, txn.charge_id, txn.service.fee, refund_id=txn.txn_id)
+
+    def _pay(self) -> list[Effect]:
+        service = self._selected
+        if service is None:
+            return []
+        txn_id = self._new_id()
+        self._txn = Transaction(txn_id=txn_id, service=service, charge_id=txn_id,
+                                request_id="%s-%s" % (self._device_id, txn_id))
+        self.step = Step.CHECKING_PRINTER
+        return [CheckPrinter(txn_id)]
+
+    def _refuse_card(self, reason: Reason) -> list[Effect]:
+        self._identity = None
+        self._photo = None
+        self._reason = reason
+        self.step = Step.CARD_REFUSED
+        self._last_touch = self._now
+        return [Audit("card.refused", reason.value)]
+
+    def _fail(self, reason: Reason, *, refunded: bool) -> list[Effect]:
+        self._reason = reason
+        self._refunded = refunded
+        self.step = Step.FAILED
+        self._last_touch = self._now
+        return [Audit("transaction.failed", reason.value)]
+
+    def _end_session(self, reason: Reason | None) -> list[Effect]:
+        """End at once: drop what was read; keep any money in flight as an orphan."""
+        effects: list[Effect] = []
+        if self._txn is not None and self._txn.charged:
+            self._orphans[self._txn.txn_id] = self._txn
+            log.info("session.orphaned_transaction txn=%s", self._txn.txn_id)
+        had_card_session = bool(self._session_id)
+        self._clear()
+        if had_card_session:
+            effects.append(ReleaseCard())
+        if self._card_present and self._reader_present:
+            # The card is still in the reader: ask for it back before anything else.
+            self.step = Step.TAKE_CARD
+            self._reason = reason
+        else:
+            self._to_attract()
+        return effects
+
+    def _to_attract(self) -> None:
+        self.step = Step.ATTRACT
+        self.language = self._languages[0]
+        self._update_service_state()
+
+    def _settle_orphan(self, txn_id: str, *, payment: PaymentOutcome | None = None,
+                       document: DocumentAnswered | None = None,
+                       printed: PrintOutcome | None = None) -> list[Effect]:
+        """A late result for a transaction whose session has ended."""
+        txn = self._orphans.get(txn_id)
+        if txn is None:
+            return []
+        if payment is not None:
+            if payment.status is PaymentStatus.APPROVED:
+                txn.payment_id = payment.payment_id
+            elif payment.status in (PaymentStatus.DECLINED, PaymentStatus.FAILED):
+                del self._orphans[txn_id]
+                return []
+            del self._orphans[txn_id]
+            return [self._refund(txn), Audit("transaction.refunded_after_card_removed")]
+        if document is not None:
+            del self._orphans[txn_id]
+            return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id),
+                    Audit("transaction.refunded_after_card_removed")]
+        if printed is not None:
+            del self._orphans[txn_id]
+            if printed.result is PrintResult.PRINTED:
+                return [Audit("document.printed", txn.service.code)]
+            return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id),
+                    Audit("transaction.refunded_after_card_removed")]
+        return []

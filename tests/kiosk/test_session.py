@@ -1,0 +1,362 @@
+"""The session's rules, event by event, with no screen and no device."""
+
+from datetime import date
+import itertools
+
+import pytest
+
+from drivers.card_reader import CardReadResult, CardVerdict, ConnectResult, Identity
+from drivers.payment_terminal import PaymentOutcome, PaymentStatus
+from drivers.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
+from kiosk import effects as fx
+from kiosk import events as ev
+from kiosk.catalogue import Catalogue, Service
+from kiosk.documents import IssuedDocument
+from kiosk.money import Money
+from kiosk.session import Reason, Session, Step, Timeouts
+
+FEE = Money.of(150000, "SYP")
+CATALOGUE = Catalogue(services=(
+    Service("civil-status-extract", {"ar": "إخراج قيد مدني", "en": "Civil-status extract"}, FEE),
+    Service("non-conviction", {"ar": "لا حكم عليه", "en": "Non-conviction certificate"}, Money.of(200000, "SYP")),
+))
+IDENTITY = Identity(
+    card_number="SY0012345678", national_number="01010012345", given_name_ar="سلمى",
+    family_name_ar="الحلبي", given_name_latin="Salma", family_name_latin="Al-Halabi",
+    date_of_birth=date(1990, 5, 1), date_of_expiry=date(2031, 1, 1),
+    issuer_key_id=b"\x01" * 8, card_public_key=b"\x02" * 91,
+)
+DOCUMENT = IssuedDocument(
+    request_id="r", serial="S-1", service_code="civil-status-extract", title={"ar": "إخراج قيد", "en": "Extract"},
+    fields=(), issued_at="2026-11-23T10:00:00Z", verification="KSK1.x.y",
+)
+TIMEOUTS = Timeouts(idle_s=60, warning_s=15, pin_s=30)
+
+
+class Kiosk:
+    """A session with a clock the test moves by hand."""
+
+    def __init__(self):
+        ids = itertools.count(1)
+        self.session = Session(timeouts=TIMEOUTS, device_id="k1", new_id=lambda: "id%d" % next(ids))
+        self.now = 0.0
+        self.effects = []
+
+    def send(self, event):
+        out = self.session.handle(event)
+        self.effects.extend(out)
+        return out
+
+    @property
+    def step(self):
+        return self.session.step
+
+    def last(self, kind):
+        return [e for e in self.effects if isinstance(e, kind)][-1]
+
+    def tick(self, seconds):
+        self.now += seconds
+        return self.send(ev.Tick(self.now))
+
+
+def started():
+    k = Kiosk()
+    assert k.send(ev.Start(0.0)) == [fx.LoadCatalogue()]
+    k.send(ev.CatalogueLoaded(CATALOGUE))
+    return k
+
+
+def at_pin_entry(language="ar"):
+    k = started()
+    k.send(ev.LanguageChosen(language))
+    k.send(ev.CardInserted())
+    connect = k.last(fx.ConnectCard)
+    k.send(ev.CardConnected(connect.session_id, ConnectResult.CONNECTED))
+    return k
+
+
+def type_pin(k, pin):
+    for d in pin:
+        k.send(ev.PinDigit(d))
+    return k.send(ev.PinSubmit())
+
+
+def verified(language="ar"):
+    k = at_pin_entry(language)
+    auth = type_pin(k, "1234")[0]
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 9, identity=IDENTITY)))
+    return k
+
+
+def paying():
+    k = verified()
+    k.send(ev.Continue())
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    check = k.send(ev.Continue())[0]
+    charge = k.send(ev.PrinterChecked(check.txn_id, ready=True))[0]
+    return k, charge
+
+
+def approved(charge):
+    return ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.APPROVED, FEE, charge.charge_id, "pay-1"))
+
+
+def test_full_journey_ends_on_attract_with_nothing_kept():
+    k, charge = paying()
+    assert k.step is Step.PAYING and charge.amount == FEE
+    issue = k.send(approved(charge))[0]
+    assert isinstance(issue, fx.IssueDocument) and issue.payment_id == "pay-1"
+    assert issue.national_number == IDENTITY.national_number and issue.language == "ar"
+    assert k.step is Step.ISSUING
+    printing = k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))[0]
+    assert isinstance(printing, fx.PrintDocument) and printing.document is DOCUMENT
+    k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
+    assert k.step is Step.TAKE_CARD
+    assert k.send(ev.CardRemoved()) == [fx.ReleaseCard()]
+    view = k.session.view()
+    assert view.step is Step.ATTRACT and view.holder_name is None and view.selected is None
+    assert not any(isinstance(e, fx.Refund) for e in k.effects)
+
+
+def test_language_chosen_on_attract_asks_for_the_card_in_that_language():
+    k = started()
+    k.send(ev.LanguageChosen("en"))
+    assert k.step is Step.INSERT_CARD and k.session.view().language == "en"
+
+
+def test_card_inserted_on_attract_starts_a_session_in_the_first_language():
+    k = started()
+    assert isinstance(k.send(ev.CardInserted())[0], fx.ConnectCard)
+    assert k.step is Step.READING_CARD and k.session.language == "ar"
+
+
+def test_holder_name_follows_the_language():
+    k = verified("en")
+    assert k.session.view().holder_name == "Salma Al-Halabi"
+    k.send(ev.LanguageChosen("ar"))
+    assert k.session.view().holder_name == "سلمى الحلبي"
+
+
+def test_photo_is_read_only_once_the_identity_is_shown():
+    k = at_pin_entry()
+    assert not any(isinstance(e, fx.ReadPhoto) for e in k.effects)
+    auth = type_pin(k, "1234")[0]
+    out = k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 9, identity=IDENTITY)))
+    assert out == [fx.ReadPhoto(auth.session_id)]
+    k.send(ev.PhotoRead(auth.session_id, b"\xff\xd8jpeg"))
+    assert k.session.view().photo == b"\xff\xd8jpeg"
+
+
+def test_pin_is_handed_over_once_and_not_kept():
+    k = at_pin_entry()
+    for d in "12":
+        k.send(ev.PinDigit(d))
+    assert k.send(ev.PinSubmit()) == []           # too short: nothing sent
+    k.send(ev.PinErase())
+    for d in "9876543":
+        k.send(ev.PinDigit(d))
+    assert k.session.view().pin_length == 8       # at most 8 digits
+    (auth,) = k.send(ev.PinSubmit())
+    assert auth.pin == "19876543"
+    assert "19876543" not in repr(auth) and k.session.view().pin_length == 0
+    assert "19876543" not in repr(vars(k.session))
+
+
+def test_wrong_pin_shows_tries_left_and_asks_again():
+    k = at_pin_entry()
+    auth = type_pin(k, "0000")[0]
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.WRONG_PIN, 2, tries_left=2)))
+    assert k.step is Step.PIN_ENTRY and k.session.view().tries_left == 2
+
+
+@pytest.mark.parametrize("verdict, reason", [
+    (CardVerdict.BLOCKED, Reason.CARD_BLOCKED),
+    (CardVerdict.FORGED, Reason.CARD_FORGED),
+    (CardVerdict.CLONED, Reason.CARD_CLONED),
+    (CardVerdict.UNREADABLE, Reason.CARD_UNREADABLE),
+])
+def test_refused_card_gets_its_own_reason_and_an_audit_entry(verdict, reason):
+    k = at_pin_entry()
+    auth = type_pin(k, "1234")[0]
+    out = k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(verdict, 5)))
+    assert k.step is Step.CARD_REFUSED and k.session.view().reason is reason
+    assert out == [fx.Audit("card.refused", reason.value)]
+
+
+def test_expired_card_is_refused_with_its_expiry_date():
+    k = at_pin_entry()
+    auth = type_pin(k, "1234")[0]
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.EXPIRED, 9, identity=IDENTITY)))
+    view = k.session.view()
+    assert view.reason is Reason.CARD_EXPIRED and view.expiry == date(2031, 1, 1)
+    assert view.holder_name is None
+
+
+def test_unreadable_card_on_connect_is_refused():
+    k = started()
+    connect = k.send(ev.CardInserted())[0]
+    k.send(ev.CardConnected(connect.session_id, ConnectResult.UNREADABLE))
+    assert k.step is Step.CARD_REFUSED and k.session.view().reason is Reason.CARD_UNREADABLE
+
+
+@pytest.mark.parametrize("reach", ["pin", "identity", "catalogue", "confirm"])
+def test_card_removed_ends_the_session_at_once_and_wipes_it(reach):
+    k = verified() if reach != "pin" else at_pin_entry()
+    if reach in ("catalogue", "confirm"):
+        k.send(ev.Continue())
+    if reach == "confirm":
+        k.send(ev.ServiceChosen("non-conviction"))
+    assert k.send(ev.CardRemoved()) == [fx.ReleaseCard()]
+    view = k.session.view()
+    assert view.step is Step.ATTRACT and view.holder_name is None and view.photo is None
+    assert view.selected is None and view.language == "ar"
+
+
+def test_late_card_answer_after_removal_is_ignored():
+    k = at_pin_entry()
+    auth = type_pin(k, "1234")[0]
+    k.send(ev.CardRemoved())
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 9, identity=IDENTITY)))
+    assert k.step is Step.ATTRACT and k.session.view().holder_name is None
+
+
+def test_card_removed_during_payment_refunds_the_late_approval():
+    k, charge = paying()
+    k.send(ev.CardRemoved())
+    assert k.step is Step.ATTRACT and k.session.orphans == (charge.txn_id,)
+    out = k.send(approved(charge))
+    refund = [e for e in out if isinstance(e, fx.Refund)][0]
+    assert refund.payment_id == "pay-1" and refund.amount == FEE
+    assert not any(isinstance(e, fx.IssueDocument) for e in out)
+    assert k.session.orphans == ()
+
+
+def test_card_removed_during_payment_then_declined_needs_no_refund():
+    k, charge = paying()
+    k.send(ev.CardRemoved())
+    out = k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.DECLINED, FEE, charge.charge_id)))
+    assert out == [] and k.session.orphans == ()
+
+
+def test_card_removed_while_issuing_refunds_and_voids():
+    k, charge = paying()
+    issue = k.send(approved(charge))[0]
+    k.send(ev.CardRemoved())
+    out = k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
+    assert any(isinstance(e, fx.Refund) for e in out)
+    assert fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert not any(isinstance(e, fx.PrintDocument) for e in out)
+
+
+def test_card_removed_while_printing_keeps_the_printed_document_paid():
+    k, charge = paying()
+    k.send(approved(charge))
+    k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
+    k.send(ev.CardRemoved())
+    out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
+    assert not any(isinstance(e, fx.Refund) for e in out) and k.session.orphans == ()
+
+
+def test_paper_out_mid_certificate_refunds_and_voids():
+    k, charge = paying()
+    issue = k.send(approved(charge))[0]
+    k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
+    out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER)))
+    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    view = k.session.view()
+    assert view.step is Step.FAILED and view.reason is Reason.PRINT_FAILED and view.refunded
+
+
+def test_printer_not_ready_means_no_charge():
+    k = verified()
+    k.send(ev.Continue())
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    check = k.send(ev.Continue())[0]
+    out = k.send(ev.PrinterChecked(check.txn_id, ready=False))
+    assert not any(isinstance(e, fx.Charge) for e in k.effects)
+    assert k.step is Step.FAILED and k.session.view().reason is Reason.PRINTER_UNAVAILABLE
+    assert not k.session.view().refunded and out == [fx.Audit("transaction.failed", "printer_unavailable")]
+
+
+def test_declined_payment_can_be_retried_with_a_new_charge():
+    k, charge = paying()
+    k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.DECLINED, FEE, charge.charge_id)))
+    assert k.step is Step.PAYMENT_DECLINED
+    check = k.send(ev.Continue())[0]
+    second = k.send(ev.PrinterChecked(check.txn_id, ready=True))[0]
+    assert isinstance(second, fx.Charge) and second.charge_id != charge.charge_id
+
+
+def test_lost_payment_answer_is_settled_by_a_durable_refund():
+    k, charge = paying()
+    out = k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.UNKNOWN, FEE, charge.charge_id)))
+    refund = [e for e in out if isinstance(e, fx.Refund)][0]
+    assert refund.payment_id is None and refund.charge_id == charge.charge_id
+    assert k.step is Step.FAILED
+
+
+def test_document_not_issued_in_time_refunds_and_voids():
+    k, charge = paying()
+    issue = k.send(approved(charge))[0]
+    out = k.send(ev.DocumentAnswered(charge.txn_id, None))
+    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert k.session.view().reason is Reason.DOCUMENT_UNAVAILABLE
+
+
+def test_silence_warns_then_ends_the_session():
+    k = verified()
+    k.send(ev.Touched(k.now))
+    k.tick(59)
+    assert not k.session.view().idle_warning
+    k.tick(1)
+    view = k.session.view()
+    assert view.idle_warning and view.seconds_left == 15
+    k.send(ev.Touched(k.now))                   # a touch dismisses the warning
+    assert not k.session.view().idle_warning
+    k.tick(74)
+    assert k.step is Step.IDENTITY
+    out = k.tick(1)
+    assert fx.ReleaseCard() in out
+    view = k.session.view()
+    assert view.step is Step.TAKE_CARD and view.holder_name is None and view.reason is Reason.IDLE_TIMEOUT
+
+
+def test_pin_entry_times_out():
+    k = at_pin_entry()
+    k.send(ev.PinDigit("1"))
+    k.tick(30 + 15)
+    view = k.session.view()
+    assert view.step is Step.TAKE_CARD and view.reason is Reason.PIN_TIMEOUT and view.pin_length == 0
+
+
+def test_idle_insert_card_screen_goes_back_to_attract():
+    k = started()
+    k.send(ev.LanguageChosen("en"))
+    k.tick(75)
+    assert k.step is Step.ATTRACT and k.session.language == "ar"
+
+
+def test_no_timeout_while_the_kiosk_is_working():
+    k, charge = paying()
+    k.tick(600)
+    assert k.step is Step.PAYING
+
+
+def test_no_catalogue_means_out_of_service_until_central_answers():
+    k = Kiosk()
+    k.send(ev.Start(0.0))
+    k.send(ev.CatalogueLoaded(None))
+    assert k.step is Step.OUT_OF_SERVICE and k.session.view().reason is Reason.NO_CATALOGUE
+    assert k.tick(5) == []
+    assert k.tick(10) == [fx.LoadCatalogue()]
+    k.send(ev.CatalogueLoaded(CATALOGUE))
+    assert k.step is Step.ATTRACT
+
+
+def test_reader_unplugged_ends_the_session_and_comes_back_by_itself():
+    k = verified()
+    k.send(ev.ReaderLost())
+    assert k.step is Step.OUT_OF_SERVICE and k.session.view().reason is Reason.NO_READER
+    assert k.session.view().holder_name is None
+    k.send(ev.ReaderFound())
+    assert k.step is Step.ATTRACT
