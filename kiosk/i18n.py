@@ -12,10 +12,13 @@ import functools
 import gettext
 import io
 import logging
+from datetime import date
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+from kiosk.money import Money
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +63,13 @@ def text(msgid: str, language: str, **values: object) -> str:
 @functools.lru_cache(maxsize=None)
 def _log_missing(msgid: str, language: str) -> None:
     log.warning("i18n.missing_message id=%s language=%s", msgid, language)
+
+
+def format_money(money: Money, language: str) -> str:
+    """A fee as a citizen reads it: '1,500 ل.س' or '1,500 SYP' (Western digits)."""
+    return "%s %s" % (money.major_text(), text("currency." + money.currency, language))
+
+
+def format_date(day: date, language: str) -> str:
+    """Day/month/year, the order both Arabic and English readers here expect."""
+    return day.strftime("%d/%m/%Y")

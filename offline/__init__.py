@@ -1,0 +1,1 @@
+"""Durable delivery: every submission to central is written here first."""
