@@ -12,11 +12,13 @@ so that the first line of a paragraph stays on top.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Callable
 
 import arabic_reshaper
 from bidi import get_display
+from bidi.mirror import MIRRORED
 
 _RESHAPER = arabic_reshaper.ArabicReshaper(
     configuration={"delete_harakat": False, "support_ligatures": True}
@@ -48,7 +50,53 @@ def display_line(text: str, language: str) -> str:
         return text
     if not has_rtl(text) and not is_rtl(language):
         return text
-    return get_display(shape(text), base_dir="R" if is_rtl(language) else "L")
+    shaped = shape(text)
+    base = 1 if is_rtl(language) else 0
+    return _reorder(shaped, _resolved_levels(shaped, base), base)
+
+
+_LEVEL = re.compile(r"Level\(\s*(\d+),?\s*\)")
+
+
+def _resolved_levels(text: str, base: int) -> list[int]:
+    """Each character's embedding level (UAX #9 up to rule I2).
+
+    python-bidi's Rust core resolves levels, bracket pairs included, but its
+    get_display does not mirror brackets, so the levels are taken from its
+    debug answer (one level per UTF-8 byte) and the line is reordered here.
+    """
+    info = get_display(text, base_dir="R" if base else "L", debug=True)
+    byte_levels = [int(n) for n in _LEVEL.findall(info.split("levels:", 1)[1].split("paragraphs:", 1)[0])]
+    levels, offset = [], 0
+    for ch in text:
+        levels.append(byte_levels[offset])
+        offset += len(ch.encode("utf-8"))
+    return levels
+
+
+def _reorder(text: str, levels: list[int], base: int) -> str:
+    """Rules L1 (trailing white space), L2 (reverse runs) and L4 (mirror)."""
+    levels = list(levels)
+    end = len(text)
+    while end > 0 and unicodedata.bidirectional(text[end - 1]) in ("WS", "S", "B", "BN"):
+        end -= 1
+        levels[end] = base
+    chars = [MIRRORED.get(ch, ch) if level % 2 else ch for ch, level in zip(text, levels)]
+    order = list(range(len(chars)))
+    top = max(levels, default=0)
+    lowest_odd = min((lv for lv in levels if lv % 2), default=top + 1)
+    for level in range(top, lowest_odd - 1, -1):
+        i = 0
+        while i < len(order):
+            if levels[order[i]] >= level:
+                j = i
+                while j < len(order) and levels[order[j]] >= level:
+                    j += 1
+                order[i:j] = reversed(order[i:j])
+                i = j
+            else:
+                i += 1
+    return "".join(chars[k] for k in order)
 
 
 def wrap_logical(text: str, max_width: float, measure: Callable[[str], float]) -> list[str]:

@@ -1,0 +1,28 @@
+"""Kivy screens: each shows the session's View and passes touches on as events.
+
+`SCREENS` is the one table from a session step to the screen that shows it;
+the screen's name is what the journey runner waits for.
+"""
+
+from kiosk.session import Step
+
+SCREENS: dict[Step, str] = {
+    Step.STARTING: "out_of_service",
+    Step.OUT_OF_SERVICE: "out_of_service",
+    Step.ATTRACT: "attract",
+    Step.INSERT_CARD: "insert_card",
+    Step.READING_CARD: "reading_card",
+    Step.PIN_ENTRY: "pin_entry",
+    Step.VERIFYING: "verifying",
+    Step.IDENTITY: "identity",
+    Step.CATALOGUE: "catalogue",
+    Step.CONFIRM: "confirm",
+    Step.CHECKING_PRINTER: "checking_printer",
+    Step.PAYING: "paying",
+    Step.PAYMENT_DECLINED: "payment_declined",
+    Step.ISSUING: "issuing",
+    Step.PRINTING: "printing",
+    Step.TAKE_CARD: "take_card",
+    Step.CARD_REFUSED: "card_refused",
+    Step.FAILED: "failed",
+}

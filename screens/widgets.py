@@ -22,7 +22,9 @@ from kivy.uix.widget import Widget
 from kiosk.bidi_text import display_lines, is_rtl
 
 
-class BidiLabel(Label):
+class BidiText:
+    """Mixed into a Label: `logical` text in `language`, shown shaped and in order."""
+
     logical = StringProperty("")
     language = StringProperty("ar")
     # 'start' follows the reading direction: right in Arabic, left in English.
@@ -49,13 +51,17 @@ class BidiLabel(Label):
         self.text = "\n".join(lines)
 
 
-class KioskButton(ButtonBehavior, BidiLabel):
+class BidiLabel(BidiText, Label):
+    """A paragraph: as tall as its wrapped lines."""
+
+
+class KioskButton(BidiText, ButtonBehavior, Label):
     tap_id = StringProperty("")
     kind = OptionProperty("primary", options=("primary", "secondary", "quiet", "key"))
     colour = ListProperty([0, 0, 0, 1])
 
 
-class Spinner(Widget):
+class BusyIndicator(Widget):
     """A turning arc: the kiosk is working, please wait."""
 
     angle = NumericProperty(0)

@@ -1,0 +1,135 @@
+"""The Kivy application: one window, a header, the screens, the idle warning.
+
+It owns no logic: it hands every touch to the runtime as an event and shows
+every View the runtime hands back. Worker threads reach it only through
+Kivy's Clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.factory import Factory
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
+from kivy.uix.anchorlayout import AnchorLayout
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from kiosk import fonts, i18n
+from kiosk.bidi_text import is_rtl
+from kiosk.events import Event, LanguageChosen
+from kiosk.session import View
+from screens import SCREENS
+from screens.attract import AttractScreen
+from screens.catalogue import CatalogueScreen
+from screens.confirm import ConfirmScreen
+from screens.identity import IdentityScreen
+from screens.message import MessageScreen
+from screens.pin_entry import PinEntryScreen
+
+if TYPE_CHECKING:
+    from kiosk.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_CLASSES = {
+    "attract": AttractScreen,
+    "pin_entry": PinEntryScreen,
+    "identity": IdentityScreen,
+    "catalogue": CatalogueScreen,
+    "confirm": ConfirmScreen,
+}
+
+# Where the header (title and language switch) is hidden.
+_BARE_SCREENS = ("attract", "out_of_service")
+
+
+class IdleWarning(AnchorLayout):
+    """'Are you still there?' over everything; the touch that dismisses it
+    goes no further, so it cannot press a button by accident."""
+
+    shown = BooleanProperty(False)
+
+    def on_touch_down(self, touch):
+        return True if self.shown else super().on_touch_down(touch)
+
+
+class KioskApp(App):
+    title = "Citizen kiosk"
+    language = StringProperty("ar")
+    rtl = BooleanProperty(True)
+    view = ObjectProperty(None, allownone=True)
+    screen_name = StringProperty("")
+    font_regular = StringProperty(str(fonts.SCREEN_REGULAR))
+    font_bold = StringProperty(str(fonts.SCREEN_BOLD))
+
+    def __init__(self, make_runtime: Callable[[Callable[[Callable[[], None]], None]], "Runtime"],
+                 *, on_started: Callable[["KioskApp"], None] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._make_runtime = make_runtime
+        self._on_started = on_started
+        self.runtime: "Runtime | None" = None
+        self.manager: ScreenManager | None = None
+
+    # ------------------------------------------------------------ Kivy
+
+    def build(self):
+        Builder.load_file(str(Path(__file__).with_name("kiosk_app.kv")))
+        root = Factory.KioskRoot()
+        self.manager = root.ids.manager
+        self.manager.transition = NoTransition()
+        for name in dict.fromkeys(SCREENS.values()):
+            self.manager.add_widget(_CLASSES.get(name, MessageScreen)(name=name))
+        self.runtime = self._make_runtime(_post_to_ui)
+        self.runtime.listen(self._show)
+        Window.bind(on_touch_down=self._touched)
+        Clock.schedule_interval(lambda _dt: self.runtime.tick(), 1.0)
+        return root
+
+    def on_start(self) -> None:
+        self.runtime.start()
+        if self._on_started is not None:
+            self._on_started(self)
+
+    def on_stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+
+    # ------------------------------------------------------------ for the screens
+
+    def send(self, event: Event) -> None:
+        self.runtime.dispatch(event)
+
+    def tr(self, msgid: str, language: str | None = None, **values: object) -> str:
+        return i18n.text(msgid, language or self.language, **values)
+
+    def switch_language(self) -> None:
+        other = next((lang for lang in ("ar", "en") if lang != self.language), self.language)
+        self.send(LanguageChosen(other))
+
+    # ------------------------------------------------------------ internals
+
+    def _touched(self, *_args) -> None:
+        self.runtime.touched()
+
+    def _show(self, view: View) -> None:
+        self.language = view.language
+        self.rtl = is_rtl(view.language)
+        self.view = view
+        name = SCREENS[view.step]
+        screen = self.manager.get_screen(name)
+        screen.show(view)
+        if self.manager.current != name:
+            self.manager.current = name
+            log.info("screen.shown name=%s", name)
+        self.screen_name = name
+
+
+def _post_to_ui(call: Callable[[], None]) -> None:
+    """From any thread: run `call` on Kivy's thread at the next frame."""
+    Clock.schedule_once(lambda _dt: call(), 0)

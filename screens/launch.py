@@ -1,0 +1,46 @@
+"""Start the Kivy app for a configuration: full screen on a device, a window
+elsewhere, and optionally a scripted journey.
+
+Kivy reads its settings when first imported, so this module sets them before
+it imports anything else from Kivy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from kiosk.config import KioskConfig
+
+
+def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: Path | None = None,
+        started_at: float | None = None) -> int:
+    started_at = time.monotonic() if started_at is None else started_at
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    os.environ.setdefault("KIVY_NO_FILELOG", "1")
+    os.environ.setdefault("KIVY_NO_CONFIG", "1")
+    from kivy.config import Config
+
+    Config.set("graphics", "width", str(config.display.width))
+    Config.set("graphics", "height", str(config.display.height))
+    Config.set("graphics", "fullscreen", "auto" if config.display.fullscreen else "0")
+    Config.set("graphics", "resizable", "0")
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+
+    from screens.journey import JourneyRunner
+    from screens.kiosk_app import KioskApp
+
+    runner: list[JourneyRunner] = []
+
+    def on_started(app: KioskApp) -> None:
+        if journey is not None:
+            script = json.loads(Path(journey).read_text(encoding="utf-8"))
+            runner.append(JourneyRunner(app, script, out or Path("journey-out"), started_at=started_at))
+            runner[0].start()
+
+    KioskApp(make_runtime, on_started=on_started).run()
+    return runner[0].exit_code if runner else 0
