@@ -1,0 +1,143 @@
+"""The reference central service as a FastAPI application.
+
+    GET  /api/v1/health
+    GET  /api/v1/catalogue
+    POST /api/v1/requests                     issue a certificate (idempotent on request_id)
+    POST /api/v1/requests/{request_id}/void   void it (idempotent)
+    GET  /api/v1/documents/verify?payload=... check a printed QR code
+    GET  /api/v1/signing-key                  the document-verification public key, PEM
+    /api/v1/gateway/...                       the payment gateway simulator (central/gateway.py)
+
+Money is always ``{"amount_minor": int, "currency": str}``. A body that does
+not validate is a 400 ``{"status": "invalid", "reason": "invalid_input",
+"errors": [{"field", "problem"}]}``; no answer and no log line carries a
+national number, a name or a card number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from central import signing
+from central.catalogue_store import load_catalogue
+from central.db import Database, sqlite_path
+from central.gateway import GatewaySimulator, gateway_router
+from central.issuing import CertificateRequestBody, Issuer
+from central.models import IssuedDocumentRecord
+from central.seeding import prepare_database
+from central.wire import Answer
+
+log = logging.getLogger(__name__)
+
+_ID_IN_PATH = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+
+def _invalid_input(_request: Request, exc: Exception) -> JSONResponse:
+    # Pydantic's error records carry the offending input: only where and what go out.
+    errors = [{"field": ".".join(str(part) for part in error.get("loc", ())[1:]) or "(body)",
+               "problem": error.get("type", "invalid")}
+              for error in exc.errors()] if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"status": "invalid", "reason": "invalid_input", "errors": errors}, status_code=400)
+
+
+def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    code = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(code, "http_%d" % code)
+    return JSONResponse({"status": "error", "reason": reason}, status_code=code)
+
+
+def _verify_document(database: Database, public_key: Ed25519PublicKey, payload: str) -> Answer:
+    try:
+        claims = signing.verify(payload, public_key)
+    except signing.InvalidPayload as exc:
+        return Answer(422, {"status": "invalid", "valid": False, "reason": exc.reason})
+    with database.reading() as session:
+        record = session.get(IssuedDocumentRecord, claims["sn"])
+    if record is None or record.service_code != claims["svc"]:
+        return Answer(422, {"status": "invalid", "valid": False, "reason": "unknown_document"})
+    return Answer(200, {"status": "voided" if record.voided_at else "issued", "valid": True,
+                        "serial": record.serial, "service_code": record.service_code,
+                        "issued_at": record.issued_at, "voided_at": record.voided_at,
+                        "holder_initials": claims["hi"], "claims": claims})
+
+
+def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> FastAPI:
+    """The service on the database `db_url`, created and seeded when empty.
+
+    The signing key is read from `signing_key_path`, or kept beside a SQLite
+    database file (created there on first start).
+    """
+    database = Database(db_url)
+    prepare_database(database)
+    key_path = Path(signing_key_path) if signing_key_path else signing.default_key_path(sqlite_path(db_url))
+    signing_key = signing.load_or_create_key(key_path)
+    public_key = signing_key.public_key()
+    public_pem = signing.public_key_pem(public_key)
+    issuer = Issuer(database, signing_key)
+    simulator = GatewaySimulator(database)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.dispose()
+
+    app = FastAPI(title="Citizen kiosk central (reference)", version="1", lifespan=lifespan,
+                  docs_url="/api/v1/docs", openapi_url="/api/v1/openapi.json", redoc_url=None)
+    app.add_exception_handler(RequestValidationError, _invalid_input)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.state.database = database
+    app.state.gateway = simulator
+
+    @app.middleware("http")
+    async def log_and_contain(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """One line per request (the path only: a query can carry a payload) and no 500 with a trace."""
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # the message may hold data from the database: log its type only
+            log.error("http.failed method=%s path=%s error=%s", request.method, request.url.path,
+                      type(exc).__name__)
+            response = JSONResponse({"status": "error", "reason": "internal_error"}, status_code=500)
+        log.info("http.request method=%s path=%s status=%d ms=%.1f", request.method, request.url.path,
+                 response.status_code, (time.perf_counter() - started) * 1000)
+        return response
+
+    @app.get("/api/v1/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/catalogue")
+    def catalogue() -> dict:
+        with database.reading() as session:
+            return load_catalogue(session).to_json()
+
+    @app.post("/api/v1/requests")
+    def submit_request(body: CertificateRequestBody) -> JSONResponse:
+        return issuer.submit(body).response()
+
+    @app.post("/api/v1/requests/{request_id}/void")
+    def void_request(request_id: Annotated[str, PathParam(pattern=_ID_IN_PATH)]) -> JSONResponse:
+        return issuer.void(request_id).response()
+
+    @app.get("/api/v1/documents/verify")
+    def verify_document(payload: Annotated[str, Query(min_length=1, max_length=1000)]) -> JSONResponse:
+        return _verify_document(database, public_key, payload).response()
+
+    @app.get("/api/v1/signing-key")
+    def signing_key_pem() -> PlainTextResponse:
+        return PlainTextResponse(public_pem, media_type="application/x-pem-file")
+
+    app.include_router(gateway_router(simulator))
+    return app

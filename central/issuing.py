@@ -1,0 +1,170 @@
+"""Certificate requests: check, issue once, answer every retry the same way, void.
+
+A request is keyed by the id the kiosk chose. Its first answer (issued or
+rejected) is stored as sent and given back to every retry with the same
+body; the same id with another body is a 409. A payment pays for one
+document only. A void of an id central never saw leaves a tombstone, so the
+request arriving late is refused rather than issued.
+
+Rejection reasons: unknown_service, unknown_citizen, card_mismatch,
+card_expired, not_married, no_family, payment_not_found,
+payment_not_approved, payment_device_mismatch, payment_amount_mismatch,
+payment_refunded, payment_already_used, request_voided.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from central import signing
+from central.catalogue_store import find_service
+from central.certificates import NotApplicable, document_fields
+from central.db import Database, iso_utc, utc_now
+from central.models import CertificateRequest, Citizen, GatewayCharge, IssuedDocumentRecord
+from central.wire import Answer, Body, Identifier, body_digest, canonical_json, conflict, rejected
+from kiosk.catalogue import Service
+from kiosk.documents import IssuedDocument
+
+log = logging.getLogger(__name__)
+
+_SERIAL_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"   # no 0/O, 1/I/L, U: read aloud without doubt
+
+
+class CertificateRequestBody(Body):
+    request_id: Identifier
+    device_id: Identifier
+    service_code: Identifier
+    national_number: Annotated[str, Field(pattern=r"^[0-9]{11}$")]
+    card_number: Annotated[str, Field(pattern=r"^SY[0-9]{10}$")]
+    language: Literal["ar", "en"]
+    payment_id: Identifier
+
+
+def _answer_of(row: CertificateRequest) -> Answer:
+    return Answer(row.http_status, json.loads(row.answer))
+
+
+def _answer_text(answer: Answer) -> str:
+    """The answer as stored: key order kept, so a retry gets the very same bytes."""
+    return json.dumps(answer.body, ensure_ascii=False, separators=(",", ":"))
+
+
+class Issuer:
+    def __init__(self, database: Database, signing_key: Ed25519PrivateKey) -> None:
+        self._database = database
+        self._signing_key = signing_key
+
+    def submit(self, body: CertificateRequestBody) -> Answer:
+        digest = body_digest(body)
+        with self._database.writing() as session:
+            stored = session.get(CertificateRequest, body.request_id)
+            if stored is not None:
+                if stored.body_digest is not None and stored.body_digest != digest:
+                    return conflict("request_id_reused")
+                log.info("request.replayed request_id=%s status=%s", body.request_id, stored.status)
+                return _answer_of(stored)
+            now = utc_now()
+            answer, document = self._decide(session, body, now)
+            session.add(CertificateRequest(
+                request_id=body.request_id, body_digest=digest, device_id=body.device_id,
+                status=answer.body["status"], http_status=answer.http_status,
+                answer=_answer_text(answer), created_at=iso_utc(now)))
+            if document is not None:
+                session.flush()
+                session.add(document)
+        if document is not None:
+            log.info("request.issued request_id=%s serial=%s service=%s device=%s",
+                     body.request_id, document.serial, body.service_code, body.device_id)
+        else:
+            log.info("request.rejected request_id=%s reason=%s device=%s",
+                     body.request_id, answer.body["reason"], body.device_id)
+        return answer
+
+    def _decide(self, session: Session, body: CertificateRequestBody,
+                now: datetime) -> tuple[Answer, IssuedDocumentRecord | None]:
+        service = find_service(session, body.service_code)
+        if service is None:
+            return rejected("unknown_service"), None
+        citizen = session.get(Citizen, body.national_number)
+        if citizen is None:
+            return rejected("unknown_citizen"), None
+        if citizen.card_number != body.card_number:
+            return rejected("card_mismatch"), None
+        if citizen.card_expires < now.date():
+            return rejected("card_expired"), None
+        fields = document_fields(service.code, citizen, body.language)
+        if isinstance(fields, NotApplicable):
+            return rejected(fields.reason), None
+        payment_problem = self._payment_problem(session, body, service)
+        if payment_problem is not None:
+            return rejected(payment_problem), None
+
+        serial = self._new_serial(session, now.date())
+        claims = signing.document_claims(serial=serial, service_code=service.code, issued_at=now,
+                                         national_number=citizen.national_number,
+                                         given_name_ar=citizen.given_name_ar, family_name_ar=citizen.family_name_ar)
+        document = IssuedDocument(request_id=body.request_id, serial=serial, service_code=service.code,
+                                  title=dict(service.names), fields=fields, issued_at=iso_utc(now),
+                                  verification=signing.sign(claims, self._signing_key))
+        record = IssuedDocumentRecord(serial=serial, request_id=body.request_id, service_code=service.code,
+                                      national_number=citizen.national_number, payment_id=body.payment_id,
+                                      issued_at=document.issued_at,
+                                      document=canonical_json(document.to_json()).decode("utf-8"))
+        return Answer(200, {"status": "issued", "document": document.to_json()}), record
+
+    @staticmethod
+    def _payment_problem(session: Session, body: CertificateRequestBody, service: Service) -> str | None:
+        charge = session.get(GatewayCharge, body.payment_id)
+        if charge is None:
+            return "payment_not_found"
+        if charge.status != "approved":
+            return "payment_not_approved"
+        if charge.device_id != body.device_id:
+            return "payment_device_mismatch"
+        if (charge.amount_minor, charge.currency) != (service.fee.amount_minor, service.fee.currency):
+            return "payment_amount_mismatch"
+        if charge.refunds:
+            return "payment_refunded"
+        used = session.scalar(select(IssuedDocumentRecord.serial).where(
+            IssuedDocumentRecord.payment_id == body.payment_id))
+        if used is not None:
+            return "payment_already_used"
+        return None
+
+    @staticmethod
+    def _new_serial(session: Session, today: date) -> str:
+        while True:
+            serial = "%d-%s" % (today.year, "".join(secrets.choice(_SERIAL_ALPHABET) for _ in range(8)))
+            if session.get(IssuedDocumentRecord, serial) is None:
+                return serial
+
+    def void(self, request_id: str) -> Answer:
+        """Void the document of `request_id` (the kiosk could not deliver it and refunded)."""
+        with self._database.writing() as session:
+            stored = session.get(CertificateRequest, request_id)
+            now = iso_utc(utc_now())
+            if stored is None:
+                stored = CertificateRequest(
+                    request_id=request_id, body_digest=None, device_id=None, status="voided",
+                    http_status=422, answer=_answer_text(rejected("request_voided")),
+                    created_at=now, voided_at=now)
+                session.add(stored)
+            document = session.scalar(select(IssuedDocumentRecord).where(
+                IssuedDocumentRecord.request_id == request_id))
+            if stored.voided_at is None:
+                stored.voided_at = now
+                if document is not None:
+                    document.voided_at = now
+                log.info("request.voided request_id=%s serial=%s", request_id,
+                         document.serial if document else "none")
+            return Answer(200, {"status": "voided", "request_id": request_id,
+                                "serial": document.serial if document else None, "voided_at": stored.voided_at})

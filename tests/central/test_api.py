@@ -1,0 +1,320 @@
+"""The central API over real HTTP on loopback, against a real SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import uuid
+
+import httpx
+import pytest
+
+from central import signing
+from central.db import Database
+from central.models import CertificateRequest, IssuedDocumentRecord
+from central.registry import import_citizens, parse_registry
+from central.server import start_in_thread
+from kiosk.catalogue import Catalogue
+from kiosk.documents import IssuedDocument
+
+DEVICE_ID = "kiosk-test-01"   # the device the conftest's payments are made for
+
+KINDS = ("civil-status-extract", "family-statement", "non-conviction", "residence-certificate",
+         "birth-certificate", "marriage-certificate")
+
+
+def field_values(document: IssuedDocument, label_en: str) -> list[str]:
+    return [f.value for f in document.fields if f.label["en"] == label_en]
+
+
+def test_health(http: httpx.Client) -> None:
+    assert http.get("/health").json() == {"status": "ok"}
+
+
+def test_catalogue_has_the_six_kinds_with_fees_in_minor_units(http: httpx.Client) -> None:
+    catalogue = Catalogue.from_json(http.get("/catalogue").json())
+    assert tuple(s.code for s in catalogue.services) == KINDS
+    for service in catalogue.services:
+        assert service.names["ar"] and service.names["en"]
+        assert service.fee.currency == "SYP" and service.fee.amount_minor > 0
+    assert catalogue.get("civil-status-extract").fee.major_text() == "1,500"
+
+
+# (service, citizen, language, {English label: text one of that label's values contains})
+EXPECTED = [
+    ("civil-status-extract", "Khaled", "ar", {
+        "National number": "01020345671", "Given name": "خالد", "Family name": "الحداد",
+        "Father's name": "محمود", "Mother's full name": "سلمى درويش", "Date of birth": "1975-03-14",
+        "Place of birth": "دمشق", "Sex": "ذكر", "Marital status": "متزوج",
+        "Civil registry entry": "دمشق - الميدان - 1245"}),
+    ("family-statement", "Khaled", "ar", {
+        "Head of family": "خالد الحداد", "Wife": "رانيا الصالح", "Son": "عمر الحداد", "Daughter": "لينا الحداد",
+        "Civil registry entry": "دمشق - الميدان - 1245"}),
+    ("non-conviction", "Tarek", "ar", {
+        "Full name": "طارق الخطيب", "Conviction": "2019-11-04 — محكمة بداية الجزاء الأولى في حلب"}),
+    ("non-conviction", "Omar", "en", {"Full name": "عمر الحداد", "Judicial record": "No convictions"}),
+    ("residence-certificate", "Mariam", "ar", {
+        "Full name": "مريم يوسف", "Address": "اللاذقية، الزراعة، شارع الجمهورية، بناء 21"}),
+    ("birth-certificate", "Lina", "en", {
+        "Full name": "لينا الحداد", "Father's name": "خالد", "Mother's full name": "رانيا الصالح",
+        "Date of birth": "2005-12-23", "Place of birth": "دمشق", "Sex": "Female"}),
+    ("marriage-certificate", "Yara", "ar", {
+        "Husband": "أحمد النوري", "Wife": "يارا الخطيب", "Date of marriage": "2019-04-12",
+        "Civil registry entry": "حماة - المدينة - 332"}),
+]
+
+
+@pytest.mark.parametrize("service_code, name, language, expected", EXPECTED,
+                         ids=["%s-%s" % (e[0], e[1]) for e in EXPECTED])
+def test_each_kind_is_issued_with_its_fields(http, request_body, seed_citizens, service_code, name, language,
+                                              expected) -> None:
+    citizen = seed_citizens[name]
+    body = request_body(citizen, service_code, language=language)
+    response = http.post("/requests", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "issued"
+    document = IssuedDocument.from_json(response.json()["document"])
+    assert (document.request_id, document.service_code) == (body["request_id"], service_code)
+    names = {s["code"]: s["names"] for s in http.get("/catalogue").json()["services"]}
+    assert document.title == names[service_code]
+    for field in document.fields:
+        assert set(field.label) == {"ar", "en"} and field.value
+    for label, text in expected.items():
+        assert any(text in value for value in field_values(document, label)), label
+
+    # The QR payload verifies, names this document, and hides the national number.
+    verdict = http.get("/documents/verify", params={"payload": document.verification}).json()
+    assert verdict["valid"] is True and verdict["status"] == "issued" and verdict["serial"] == document.serial
+    assert citizen["national_number"] not in document.verification
+    assert verdict["claims"]["hh"] == signing.holder_hash(citizen["national_number"], document.serial)
+
+
+def test_family_statement_of_a_single_child_is_the_parents_family(http, request_body, seed_citizens) -> None:
+    body = request_body(seed_citizens["Lina"], "family-statement")
+    document = IssuedDocument.from_json(http.post("/requests", json=body).json()["document"])
+    assert "خالد الحداد" in field_values(document, "Head of family")[0]
+    assert "رانيا الصالح" in field_values(document, "Wife")[0]
+    assert [v.split(" — ")[0] for v in field_values(document, "Son") + field_values(document, "Daughter")] == [
+        "عمر الحداد", "لينا الحداد"]
+
+
+def test_retry_returns_the_same_document_and_issues_no_second_one(http, request_body, seed_citizens,
+                                                                  count_rows) -> None:
+    body = request_body(seed_citizens["Samir"], "civil-status-extract")
+    first = http.post("/requests", json=body)
+    documents = count_rows(IssuedDocumentRecord)
+    again = http.post("/requests", json=body)
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert count_rows(IssuedDocumentRecord) == documents
+
+
+def test_retries_racing_each_other_issue_one_document(http, request_body, seed_citizens, count_rows) -> None:
+    body = request_body(seed_citizens["Huda"], "residence-certificate")
+    documents = count_rows(IssuedDocumentRecord)
+    answers: list[dict] = []
+    go = threading.Barrier(6)
+
+    def submit() -> None:
+        go.wait()
+        answers.append(http.post("/requests", json=body).json())
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({a["document"]["serial"] for a in answers}) == 1
+    assert count_rows(IssuedDocumentRecord) == documents + 1
+
+
+def test_same_request_id_with_another_body_is_a_conflict(http, request_body, seed_citizens) -> None:
+    body = request_body(seed_citizens["Omar"], "birth-certificate")
+    assert http.post("/requests", json=body).status_code == 200
+    response = http.post("/requests", json={**body, "language": "en"})
+    assert response.status_code == 409
+    assert response.json() == {"status": "conflict", "reason": "request_id_reused"}
+
+
+@pytest.mark.parametrize("name, service_code, overrides, reason", [
+    ("Omar", "civil-status-extract", {"national_number": "09999999999"}, "unknown_citizen"),
+    ("Omar", "civil-status-extract", {"card_number": "SY9999999999"}, "card_mismatch"),
+    ("Omar", "passport", {}, "unknown_service"),
+    ("Omar", "marriage-certificate", {}, "not_married"),
+    ("Mariam", "marriage-certificate", {}, "not_married"),
+    ("فادي", "family-statement", {}, "no_family"),
+    ("Omar", "civil-status-extract", {"payment_id": "pay_doesnotexist"}, "payment_not_found"),
+])
+def test_refusals_carry_a_reason_code(http, request_body, seed_citizens, name, service_code, overrides,
+                                      reason) -> None:
+    response = http.post("/requests", json=request_body(seed_citizens[name], service_code, **overrides))
+    assert response.status_code == 422
+    assert response.json() == {"status": "rejected", "reason": reason}
+
+
+def test_declined_payment_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
+    declined = pay(fees["civil-status-extract"], outcome="declined")
+    response = http.post("/requests", json=request_body(seed_citizens["Omar"], "civil-status-extract",
+                                                        payment_id=declined))
+    assert response.json()["reason"] == "payment_not_approved"
+
+
+def test_payment_of_the_wrong_amount_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
+    short = pay(fees["non-conviction"] - 100)
+    response = http.post("/requests", json=request_body(seed_citizens["Omar"], "non-conviction", payment_id=short))
+    assert response.json()["reason"] == "payment_amount_mismatch"
+
+
+def test_payment_of_another_kiosk_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
+    theirs = pay(fees["civil-status-extract"], device_id="kiosk-other")
+    response = http.post("/requests", json=request_body(seed_citizens["Omar"], "civil-status-extract",
+                                                        payment_id=theirs))
+    assert response.json()["reason"] == "payment_device_mismatch"
+
+
+def test_payment_pays_for_one_document_only(http, request_body, seed_citizens) -> None:
+    first = request_body(seed_citizens["Omar"], "civil-status-extract")
+    assert http.post("/requests", json=first).status_code == 200
+    second = request_body(seed_citizens["Lina"], "civil-status-extract", payment_id=first["payment_id"])
+    response = http.post("/requests", json=second)
+    assert response.json() == {"status": "rejected", "reason": "payment_already_used"}
+
+
+def test_refunded_payment_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
+    payment_id = pay(fees["birth-certificate"])
+    refund = {"refund_id": "refund-" + uuid.uuid4().hex, "payment_id": payment_id,
+              "amount_minor": fees["birth-certificate"], "currency": "SYP"}
+    assert http.post("/gateway/refunds", json=refund).status_code == 200
+    response = http.post("/requests", json=request_body(seed_citizens["Omar"], "birth-certificate",
+                                                        payment_id=payment_id))
+    assert response.json()["reason"] == "payment_refunded"
+
+
+def test_refusal_is_kept_and_does_not_spend_the_payment(http, request_body, seed_citizens) -> None:
+    refused = request_body(seed_citizens["Omar"], "marriage-certificate")
+    assert http.post("/requests", json=refused).json()["reason"] == "not_married"
+    assert http.post("/requests", json=refused).json()["reason"] == "not_married"
+    # The same payment still pays for a certificate that applies (same fee).
+    fine = request_body(seed_citizens["Khaled"], "marriage-certificate", payment_id=refused["payment_id"])
+    assert http.post("/requests", json=fine).json()["status"] == "issued"
+
+
+def test_expired_card_is_refused(http, request_body, central_db_url, seed_citizens) -> None:
+    record = {**seed_citizens["فادي"], "national_number": "07000000001", "card_number": "SY7000000001",
+              "card_issued": "2010-01-01", "card_expires": "2020-01-01"}
+    database = Database(central_db_url)
+    try:
+        import_citizens(database, parse_registry({"citizens": [record]}))
+    finally:
+        database.dispose()
+    response = http.post("/requests", json=request_body(record, "birth-certificate"))
+    assert response.json() == {"status": "rejected", "reason": "card_expired"}
+
+
+@pytest.mark.parametrize("change", [
+    {"national_number": "0102034567"},
+    {"national_number": 1020345671},
+    {"card_number": "XX1000000001"},
+    {"language": "fr"},
+    {"request_id": "has space"},
+    {"request_id": "x" * 65},
+    {"unexpected": "key"},
+])
+def test_bad_input_is_a_400_that_names_the_field_not_the_value(http, request_body, seed_citizens,
+                                                                change) -> None:
+    body = {**request_body(seed_citizens["Khaled"], "civil-status-extract", payment_id="pay_x"), **change}
+    response = http.post("/requests", json=body)
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["status"] == "invalid" and answer["reason"] == "invalid_input"
+    assert answer["errors"][0]["field"] in change
+    for value in change.values():
+        assert str(value) not in response.text
+
+
+def test_body_that_is_not_json_is_a_400(http) -> None:
+    response = http.post("/requests", content=b'{"request_id": ', headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["reason"] == "invalid_input"
+
+
+def test_unknown_path_is_a_404_with_a_reason(http) -> None:
+    response = http.get("/nothing-here")
+    assert (response.status_code, response.json()["reason"]) == (404, "not_found")
+
+
+def test_void_voids_the_document_once(http, request_body, seed_citizens) -> None:
+    body = request_body(seed_citizens["Ahmad"], "marriage-certificate")
+    document = http.post("/requests", json=body).json()["document"]
+    first = http.post("/requests/%s/void" % body["request_id"])
+    assert first.status_code == 200
+    assert first.json()["status"] == "voided" and first.json()["serial"] == document["serial"]
+    assert http.post("/requests/%s/void" % body["request_id"]).json() == first.json()
+    verdict = http.get("/documents/verify", params={"payload": document["verification"]}).json()
+    assert verdict["valid"] is True and verdict["status"] == "voided"
+
+
+def test_void_before_the_request_arrives_refuses_it_later(http, request_body, seed_citizens, count_rows) -> None:
+    body = request_body(seed_citizens["Rania"], "civil-status-extract")
+    assert http.post("/requests/%s/void" % body["request_id"]).json()["serial"] is None
+    documents = count_rows(IssuedDocumentRecord)
+    response = http.post("/requests", json=body)
+    assert response.json() == {"status": "rejected", "reason": "request_voided"}
+    assert count_rows(IssuedDocumentRecord) == documents
+
+
+def test_verify_refuses_a_tampered_payload(http, request_body, seed_citizens) -> None:
+    document = http.post("/requests", json=request_body(seed_citizens["Lina"], "residence-certificate")).json()[
+        "document"]
+    prefix, claims, signature = document["verification"].split(".")
+    forged = "%s.%s.%s" % (prefix, claims[:-2] + ("AA" if claims[-2:] != "AA" else "BB"), signature)
+    answer = http.get("/documents/verify", params={"payload": forged})
+    assert answer.status_code == 422
+    assert answer.json()["valid"] is False and answer.json()["reason"] in ("bad_signature", "malformed")
+    assert http.get("/documents/verify", params={"payload": "hello"}).json()["reason"] == "malformed"
+
+
+def test_signing_key_is_served_as_pem_and_verifies_documents(http, request_body, seed_citizens) -> None:
+    public_key = signing.load_public_key_pem(http.get("/signing-key").text)
+    document = http.post("/requests", json=request_body(seed_citizens["Yara"], "birth-certificate")).json()[
+        "document"]
+    assert signing.verify(document["verification"], public_key)["sn"] == document["serial"]
+
+
+def test_logs_carry_no_personal_data(http, request_body, seed_citizens, caplog, count_rows) -> None:
+    citizen = seed_citizens["Tarek"]
+    with caplog.at_level(logging.DEBUG):
+        body = request_body(citizen, "non-conviction")
+        http.post("/requests", json=body)
+        http.post("/requests", json=body)
+        http.post("/requests", json={**body, "card_number": "SY1231231231"})
+        http.post("/requests", json={**body, "national_number": "bad"})
+        http.post("/requests/%s/void" % body["request_id"])
+    assert "request.issued" in caplog.text and "request.replayed" in caplog.text
+    for secret in (citizen["national_number"], citizen["card_number"], "SY1231231231", citizen["given_name_ar"],
+                   citizen["family_name_ar"], citizen["given_name_latin"]):
+        assert secret not in caplog.text
+    assert count_rows(CertificateRequest) > 0
+
+
+def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(tmp_path, caplog) -> None:
+    path = tmp_path / "central.sqlite3"
+    with start_in_thread("sqlite:///%s" % path) as broken, httpx.Client(base_url=broken.url + "/api/v1") as http:
+        with sqlite3.connect(path) as connection:
+            connection.execute("DROP TABLE criminal_records")
+        payment = http.post("/gateway/charges", json={"charge_id": "c-1", "amount_minor": 250000, "currency": "SYP",
+                                                      "device_id": DEVICE_ID, "reference": "r-1"}).json()
+        with caplog.at_level(logging.INFO):
+            response = http.post("/requests", json={
+                "request_id": "r-1", "device_id": DEVICE_ID, "service_code": "non-conviction",
+                "national_number": "01020345671", "card_number": "SY1000000001", "language": "ar",
+                "payment_id": payment["payment_id"]})
+    assert response.status_code == 500
+    assert response.json() == {"status": "error", "reason": "internal_error"}
+    assert "http.failed" in caplog.text and "01020345671" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_start_on_a_port_in_use_fails_at_once(central) -> None:
+    with pytest.raises(OSError):
+        start_in_thread("sqlite://", port=central.port)

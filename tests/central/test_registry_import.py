@@ -1,0 +1,127 @@
+"""`kiosk-central registry import`: upsert by national number; bad files name the record and key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from central.cli import main
+from central.db import Database
+from central.models import Citizen
+
+NEW_CITIZEN = {
+    "national_number": "09010000017", "card_number": "SY2000000017",
+    "given_name_ar": "نور", "family_name_ar": "الأحمد", "given_name_latin": "Nour", "family_name_latin": "Al-Ahmad",
+    "father_name_ar": "علي", "mother_name_ar": "هالة السيد", "date_of_birth": "1999-02-14",
+    "place_of_birth_ar": "طرطوس", "sex": "F", "civil_registry_ar": "طرطوس - المدينة - 211",
+    "card_issued": "2023-03-01", "card_expires": "2033-02-28", "marital_status": "married",
+    "spouse": "09010000028", "marriage_date": "2022-05-01", "children": [],
+    "address_ar": "طرطوس، شارع الثورة، بناء 5", "criminal_records": [],
+}
+NEW_SPOUSE = {
+    **NEW_CITIZEN, "national_number": "09010000028", "card_number": "SY2000000028", "given_name_ar": "سامر",
+    "given_name_latin": "Samer", "sex": "M", "date_of_birth": "1996-07-30", "spouse": "09010000017",
+    "criminal_records": [{"date": "2018-03-04", "court_ar": "محكمة صلح الجزاء في طرطوس", "offence_ar": "مخالفة بناء"}],
+}
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return "sqlite:///%s" % (tmp_path / "central.sqlite3")
+
+
+def write(tmp_path: Path, citizens: list[dict], name: str = "people.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps({"citizens": citizens}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_import_adds_citizens_with_their_links(tmp_path, db_url, capsys) -> None:
+    assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, NEW_SPOUSE])), "--db", db_url]) == 0
+    assert "2 citizens imported (2 new, 0 updated)" in capsys.readouterr().out
+    database = Database(db_url)
+    try:
+        with database.reading() as session:
+            nour = session.get(Citizen, "09010000017")
+            assert nour.spouse.given_name_ar == "سامر" and nour.spouse.spouse is nour
+            assert [r.court_ar for r in nour.spouse.criminal_records] == ["محكمة صلح الجزاء في طرطوس"]
+            assert session.get(Citizen, "01020345671") is not None   # the seed is there too
+    finally:
+        database.dispose()
+
+
+def test_import_again_updates_in_place(tmp_path, db_url, capsys) -> None:
+    main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, NEW_SPOUSE])), "--db", db_url])
+    moved = {**NEW_CITIZEN, "address_ar": "اللاذقية، شارع بغداد، بناء 1"}
+    assert main(["registry", "import", str(write(tmp_path, [moved], "moved.json")), "--db", db_url]) == 0
+    assert "(0 new, 1 updated)" in capsys.readouterr().out
+    database = Database(db_url)
+    try:
+        with database.reading() as session:
+            assert session.get(Citizen, "09010000017").address_ar == "اللاذقية، شارع بغداد، بناء 1"
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("index, change, where, problem", [
+    (1, {"card_number": "SY12"}, "citizens[1].card_number", '"SY" followed by 10 digits'),
+    (0, {"national_number": "0901000001X"}, "citizens[0].national_number", "11 digits"),
+    (0, {"date_of_birth": "1999-02-30"}, "citizens[0].date_of_birth", "not a real date"),
+    (0, {"card_expires": "2020-01-01"}, "citizens[0].card_expires", "after card_issued"),
+    (1, {"sex": "X"}, "citizens[1].sex", '"M", "F"'),
+    (0, {"given_name_ar": "Nour"}, "citizens[0].given_name_ar", "Arabic"),
+    (0, {"spouse": "09999999999"}, "citizens[0].spouse", "no citizen with that national number"),
+    (1, {"spouse": "01020345671"}, "citizens[0].spouse", "names another spouse"),
+    (0, {"marital_status": "single"}, "citizens[0].spouse", "not \"married\""),
+    (0, {"children": ["09010000017"]}, "citizens[0].children", "the citizen themself"),
+    (1, {"card_number": "SY2000000017"}, "citizens[1].card_number", "repeats citizens[0]"),
+    (1, {"childern": []}, "citizens[1]", "did you mean `children`?"),
+    (0, {"criminal_records": [{"date": "2018-03-04", "court_ar": "محكمة"}]},
+     "citizens[0].criminal_records[0].offence_ar", "missing"),
+])
+def test_bad_record_is_named_by_index_and_key(tmp_path, db_url, capsys, index, change, where, problem) -> None:
+    citizens = [dict(NEW_CITIZEN), dict(NEW_SPOUSE)]
+    citizens[index].update(change)
+    path = write(tmp_path, citizens)
+    assert main(["registry", "import", str(path), "--db", db_url]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("%s: %s: " % (path, where)) and problem in error
+    for value in change.values():   # the message names the key, never the value
+        if isinstance(value, str) and len(value) > 2:
+            assert value not in error
+
+
+def test_missing_key_is_named(tmp_path, db_url, capsys) -> None:
+    citizen = {k: v for k, v in NEW_CITIZEN.items() if k != "mother_name_ar"}
+    assert main(["registry", "import", str(write(tmp_path, [citizen, NEW_SPOUSE])), "--db", db_url]) == 2
+    assert "citizens[0].mother_name_ar: missing" in capsys.readouterr().err
+
+
+def test_file_that_is_not_json_names_the_line(tmp_path, db_url, capsys) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"citizens": [\n  {"national_number": }\n]}', encoding="utf-8")
+    assert main(["registry", "import", str(path), "--db", db_url]) == 2
+    assert "not JSON (line 2" in capsys.readouterr().err
+
+
+def test_refused_file_stores_nothing(tmp_path, db_url) -> None:
+    bad = {**NEW_SPOUSE, "spouse": "09999999999", "marital_status": "married"}
+    assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, bad])), "--db", db_url]) == 2
+    database = Database(db_url)
+    try:
+        database.create_tables()
+        with database.reading() as session:
+            assert session.get(Citizen, "09010000017") is None
+    finally:
+        database.dispose()
+
+
+def test_keys_prints_the_public_key_of_the_database(tmp_path, db_url, capsys) -> None:
+    assert main(["keys", "--db", db_url]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("-----BEGIN PUBLIC KEY-----")
+    assert (tmp_path / "central.signing-key.pem").exists()
+    main(["keys", "--db", db_url])
+    assert capsys.readouterr().out == first
