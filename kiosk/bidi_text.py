@@ -20,6 +20,12 @@ import arabic_reshaper
 from bidi import get_display
 from bidi.mirror import MIRRORED
 
+_LRI, _PDI = "\u2066", "\u2069"
+# Invisible direction controls: added here for the algorithm, never drawn.
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_WORD = re.compile(r"\S+")
+_CORE = re.compile(r"[-+\w][\w\-+/.,:]*\w|\w")     # a word without its outer punctuation
+
 _RESHAPER = arabic_reshaper.ArabicReshaper(
     configuration={"delete_harakat": False, "support_ligatures": True}
 )
@@ -50,9 +56,28 @@ def display_line(text: str, language: str) -> str:
         return text
     if not has_rtl(text) and not is_rtl(language):
         return text
-    shaped = shape(text)
+    shaped = shape(_isolate_numbers(text))
     base = 1 if is_rtl(language) else 0
-    return _reorder(shaped, _resolved_levels(shaped, base), base)
+    return _reorder(shaped, _resolved_levels(shaped, base), base).translate(_BIDI_CONTROLS)
+
+
+def _isolate_numbers(text: str) -> str:
+    """Keep each word that carries digits (a date, a serial, a fee) whole and
+    left to right: after an Arabic letter, the bidi rules would otherwise read
+    2025-11-23 as three Arabic numbers and lay them out right to left."""
+    if not has_rtl(text):
+        return text
+
+    def isolate(word: re.Match) -> str:
+        token = word.group(0)
+        if has_rtl(token) or not any(ch.isdigit() for ch in token):
+            return token
+        core = _CORE.search(token)
+        if core is None:
+            return token
+        return token[:core.start()] + _LRI + core.group(0) + _PDI + token[core.end():]
+
+    return _WORD.sub(isolate, text)
 
 
 _LEVEL = re.compile(r"Level\(\s*(\d+),?\s*\)")

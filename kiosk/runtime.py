@@ -28,6 +28,7 @@ from kiosk import events as ev
 from kiosk.central_client import CentralClient
 from kiosk.document_layout import render_certificate, render_receipt
 from kiosk.documents import IssuedDocument
+from kiosk.errors import CentralError
 from kiosk.money import Money
 from kiosk.session import Session, View
 from offline.outbox import Outbox
@@ -182,7 +183,11 @@ class Runtime:
         raise TypeError("no plan for effect %s" % type(effect).__name__)
 
     def _load_catalogue(self) -> ev.Event:
-        return ev.CatalogueLoaded(self.central.fetch_catalogue())
+        try:
+            return ev.CatalogueLoaded(self.central.fetch_catalogue())
+        except CentralError as exc:
+            log.warning("runtime.catalogue_unavailable error=%s", type(exc).__name__)
+            return ev.CatalogueLoaded(None)
 
     def _queue(self, kind: str, message_id: str, payload: dict) -> None:
         self.outbox.put(message_id, kind, payload)

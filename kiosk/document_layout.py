@@ -1,0 +1,256 @@
+"""Certificates and receipts laid out as print jobs for the 80 mm printer.
+
+The page is drawn here with Pillow in Amiri, so Arabic prints right whatever
+the printer's code pages: every string goes through `kiosk.bidi_text`
+(shaping, then bidi reordering, wrapping on the logical text first) and is
+drawn left to right with Pillow's basic layout, which must not shape again.
+
+Arabic pages run right to left: labels in a column on the right, values to
+their left, both right-aligned. Each value runs in the direction of its
+first letter, so a date or a serial reads left to right on an Arabic page
+and an Arabic name right to left on an English one. Inside Arabic text every
+word holding a digit is isolated (LRI ... PDI) before reordering: the bidi
+algorithm otherwise turns "2025-11-23" after an Arabic word into
+"23-11-2025" (digits after an Arabic letter become Arabic numbers, which a
+hyphen does not join). The isolate marks are removed before drawing.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Sequence
+
+import qrcode
+from PIL import Image, ImageDraw, ImageFont
+
+from drivers.receipt_printer import PrintJob, QrBlock, RasterBlock
+from kiosk import i18n
+from kiosk.bidi_text import display_line, display_lines, is_rtl
+from kiosk.documents import IssuedDocument
+from kiosk.fonts import PRINT_BOLD, PRINT_REGULAR
+from kiosk.money import Money
+
+MARGIN = 16                  # dots left and right of the text
+COLUMN_GAP = 14              # between the label and the value column
+LABEL_SHARE = 0.42           # the label column takes at most this much of the line
+THRESHOLD = 150              # grey below this prints black (a touch bold for thermal paper)
+QR_MODULE = 6                # preferred QR module size, dots
+
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    bold: bool
+    size: int
+
+    @property
+    def font(self) -> ImageFont.FreeTypeFont:
+        return _font(self.bold, self.size)
+
+    @property
+    def line_height(self) -> int:
+        ascent, descent = self.font.getmetrics()
+        return ascent + descent
+
+    def measure(self, text: str) -> float:
+        return self.font.getlength(text)
+
+
+HEADER = TextStyle(bold=True, size=28)
+TITLE = TextStyle(bold=True, size=38)
+LABEL = TextStyle(bold=True, size=26)
+VALUE = TextStyle(bold=False, size=26)
+SMALL = TextStyle(bold=False, size=22)
+
+
+@functools.lru_cache(maxsize=None)
+def _font(bold: bool, size: int) -> ImageFont.FreeTypeFont:
+    # BASIC layout: the text is already shaped and in visual order.
+    return ImageFont.truetype(str(PRINT_BOLD if bold else PRINT_REGULAR), size,
+                              layout_engine=ImageFont.Layout.BASIC)
+
+
+# --- text ---------------------------------------------------------------------
+
+def _value_language(value: str) -> str:
+    """A value runs in the direction of its first strong letter (UBA rules P2-P3).
+
+    So an Arabic name reads right to left on an English page too, and a
+    date or serial left to right on an Arabic one.
+    """
+    for ch in value:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return "ar"
+        if kind == "L":
+            return "en"
+    return "en"
+
+
+def _display_time(iso: str) -> str:
+    """'2025-11-23T15:27:00Z' -> '2025-11-23 15:27 UTC'; anything else as given."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _currency_name(code: str, language: str) -> str:
+    """The catalogue's name for the currency (ل.س / SYP), else the ISO code."""
+    msgid = "currency." + code
+    name = i18n.text(msgid, language)
+    return code if name == msgid else name
+
+
+# --- drawing --------------------------------------------------------------------
+
+def _blank(width: int, height: int) -> Image.Image:
+    return Image.new("L", (width, height), 255)
+
+
+def _to_one_bit(band: Image.Image) -> Image.Image:
+    return band.point(lambda value: 0 if value < THRESHOLD else 255, mode="1")
+
+
+def _draw(band: Image.Image, visual: str, style: TextStyle, x0: int, x1: int, align: str) -> None:
+    """Draw one visual-order line on `band` between x0 and x1."""
+    ascent, _ = style.font.getmetrics()
+    x, anchor = {"left": (x0, "ls"), "right": (x1, "rs"), "center": ((x0 + x1) // 2, "ms")}[align]
+    ImageDraw.Draw(band).text((x, ascent), visual, font=style.font, fill=0, anchor=anchor)
+
+
+def line_image(text: str, language: str, style: TextStyle, *, width: int, align: str) -> Image.Image:
+    """One line of `text` as a 1-bit band `width` dots wide, as the page holds it."""
+    band = _blank(width, style.line_height)
+    _draw(band, display_line(text, language), style, MARGIN, width - MARGIN, align)
+    return _to_one_bit(band)
+
+
+class _Page:
+    """A column of 1-bit bands, each the full paper width."""
+
+    def __init__(self, width: int, language: str) -> None:
+        self.width = width
+        self.language = language
+        self.rtl = is_rtl(language)
+        self._bands: list[Image.Image] = []
+
+    @property
+    def text_width(self) -> int:
+        return self.width - 2 * MARGIN
+
+    def space(self, dots: int) -> None:
+        self._bands.append(Image.new("1", (self.width, dots), 1))
+
+    def rule(self, thickness: int = 2, padding: int = 8) -> None:
+        band = Image.new("1", (self.width, thickness + 2 * padding), 1)
+        ImageDraw.Draw(band).rectangle((MARGIN, padding, self.width - MARGIN - 1, padding + thickness - 1), fill=0)
+        self._bands.append(band)
+
+    def paragraph(self, text: str, style: TextStyle, *, centered: bool = False) -> None:
+        align = "center" if centered else ("right" if self.rtl else "left")
+        for line in display_lines(text, self.language, self.text_width, style.measure):
+            band = _blank(self.width, style.line_height)
+            _draw(band, line, style, MARGIN, self.width - MARGIN, align)
+            self._bands.append(_to_one_bit(band))
+
+    def rows(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Label: value rows; labels in a column on the reading side."""
+        if not rows:
+            return
+        label_width = min(int(self.text_width * LABEL_SHARE),
+                          int(max(LABEL.measure(display_line(label + ":", self.language)) for label, _ in rows)) + 1)
+        value_width = self.text_width - label_width - COLUMN_GAP
+        height = max(LABEL.line_height, VALUE.line_height)
+        if self.rtl:
+            label_box = (self.width - MARGIN - label_width, self.width - MARGIN)
+            value_box = (MARGIN, label_box[0] - COLUMN_GAP)
+            align = "right"
+        else:
+            label_box = (MARGIN, MARGIN + label_width)
+            value_box = (label_box[1] + COLUMN_GAP, self.width - MARGIN)
+            align = "left"
+        for label, value in rows:
+            labels = display_lines(label + ":", self.language, label_width, LABEL.measure)
+            values = display_lines(value, _value_language(value), value_width, VALUE.measure)
+            for index in range(max(len(labels), len(values))):
+                band = _blank(self.width, height)
+                if index < len(labels):
+                    _draw(band, labels[index], LABEL, *label_box, align)
+                if index < len(values):
+                    _draw(band, values[index], VALUE, *value_box, align)
+                self._bands.append(_to_one_bit(band))
+
+    def image(self) -> Image.Image:
+        page = Image.new("1", (self.width, sum(band.height for band in self._bands)), 1)
+        y = 0
+        for band in self._bands:
+            page.paste(band, (0, y))
+            y += band.height
+        return page
+
+
+def _qr_module_size(data: str, paper_width: int) -> int:
+    """The largest module size up to QR_MODULE at which the code fits the paper.
+
+    Sized for error correction H, so it fits whatever level the printer uses.
+    """
+    symbol = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_H, border=0)
+    symbol.add_data(data.encode("utf-8"))
+    symbol.make(fit=True)
+    return max(1, min(QR_MODULE, (paper_width - 2 * MARGIN) // symbol.modules_count))
+
+
+# --- documents ---------------------------------------------------------------------
+
+def render_certificate(document: IssuedDocument, language: str, *, paper_width: int = 576) -> PrintJob:
+    """The certificate page, its verification QR code, the serial and hint, a cut."""
+    page = _Page(paper_width, language)
+    page.space(12)
+    page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
+    page.rule()
+    page.paragraph(document.title.get(language) or document.title.get("en", ""), TITLE, centered=True)
+    page.rule()
+    page.space(6)
+    page.rows([(field.label.get(language) or field.label.get("en", ""), field.value)
+               for field in document.fields])
+    page.space(8)
+
+    footer = _Page(paper_width, language)
+    footer.rows([(i18n.text("document.serial", language), document.serial),
+                 (i18n.text("document.issued_at", language), _display_time(document.issued_at))])
+    footer.space(6)
+    footer.paragraph(i18n.text("document.verify_hint", language), SMALL, centered=True)
+    footer.space(8)
+
+    return PrintJob(blocks=(
+        RasterBlock(page.image()),
+        QrBlock(document.verification, size=_qr_module_size(document.verification, paper_width)),
+        RasterBlock(footer.image()),
+    ), cut=True)
+
+
+def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, issued_at: str,
+                   language: str, *, paper_width: int = 576) -> PrintJob:
+    """The payment receipt: service, fee, payment id, document serial, date; a cut."""
+    page = _Page(paper_width, language)
+    page.space(12)
+    page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
+    page.paragraph(i18n.text("receipt.title", language), TITLE, centered=True)
+    page.rule()
+    page.space(6)
+    page.rows([
+        (i18n.text("receipt.service", language), service_name),
+        (i18n.text("receipt.fee", language), "%s %s" % (fee.major_text(), _currency_name(fee.currency, language))),
+        (i18n.text("receipt.payment_id", language), payment_id),
+        (i18n.text("document.serial", language), serial),
+        (i18n.text("receipt.date", language), _display_time(issued_at)),
+    ])
+    page.space(16)
+    return PrintJob(blocks=(RasterBlock(page.image()),), cut=True)
