@@ -12,7 +12,6 @@ The document signing key is kept beside a SQLite database unless
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from central.app import create_app
 from central.db import Database, sqlite_path
 from central.registry import RegistryFileError, import_citizens, load_registry_file
 from central.seeding import prepare_database
+from kiosk import logs
 
 DEFAULT_DB = "sqlite:///central.sqlite3"
 DEFAULT_PORT = 8700
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     # The service logs to stdout for journald; the one-shot commands keep stdout for their output.
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout if args.command == "serve" else sys.stderr,
-                        format="%(name)s %(levelname)s %(message)s")
+    logs.setup(sys.stdout if args.command == "serve" else sys.stderr)
     return args.run(args)
 
 

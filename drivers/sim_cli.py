@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from drivers.card_sim import cli as card_cli
 from drivers.printer_sim import cli as printer_cli
+from kiosk import logs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     card_cli.register(commands)
     printer_cli.register(commands)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
+    logs.setup()
     return args.run(args)
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from kiosk import config as kiosk_config
-from kiosk import fonts
+from kiosk import fonts, logs
 from kiosk.errors import KioskError
 
 log = logging.getLogger("kiosk")
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     check_config.set_defaults(handler=_config_check)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
+    logs.setup()
     try:
         return args.handler(args, started_at)
     except KioskError as exc:

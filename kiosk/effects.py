@@ -10,7 +10,6 @@ from kiosk.documents import IssuedDocument
 from kiosk.money import Money
 
 
-
 @dataclass(frozen=True)
 class LoadCatalogue:
     pass

@@ -12,7 +12,6 @@ from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
 
 
-
 @dataclass(frozen=True)
 class Start:
     now: float

@@ -20,9 +20,25 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from drivers.card_reader import CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult
-from drivers.payment_terminal import PaymentOutcome, PaymentStatus, PaymentTerminal, RefundStatus
-from drivers.receipt_printer import PrinterStatus, PrintOutcome, PrintResult, ReceiptPrinter
+from drivers.card_reader import (
+    CardEvent,
+    CardReader,
+    CardReadResult,
+    CardVerdict,
+    ConnectResult,
+)
+from drivers.payment_terminal import (
+    PaymentOutcome,
+    PaymentStatus,
+    PaymentTerminal,
+    RefundStatus,
+)
+from drivers.receipt_printer import (
+    PrinterStatus,
+    PrintOutcome,
+    PrintResult,
+    ReceiptPrinter,
+)
 from kiosk import effects as fx
 from kiosk import events as ev
 from kiosk.central_client import CentralClient

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from kiosk.config import KioskConfig
 
 
 def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: Path | None = None,
-        started_at: float | None = None) -> int:
+        started_at: float | None = None, keys: dict[str, Callable[[], None]] | None = None) -> int:
+    """Run until the window closes; `keys` maps a key to an action (the demo's card key)."""
     started_at = time.monotonic() if started_at is None else started_at
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
@@ -37,6 +40,16 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
     runner: list[JourneyRunner] = []
 
     def on_started(app: KioskApp) -> None:
+        if keys:
+            from kivy.core.window import Window
+
+            def on_key(_window, _key, _scancode, text, _modifiers):
+                action = keys.get(text or "")
+                if action is not None:      # off the UI thread: the action may wait on a device
+                    threading.Thread(target=action, daemon=True).start()
+                    return True
+                return False
+            Window.bind(on_key_down=on_key)
         if journey is not None:
             script = json.loads(Path(journey).read_text(encoding="utf-8"))
             runner.append(JourneyRunner(app, script, out or Path("journey-out"), started_at=started_at))

@@ -60,3 +60,9 @@ def test_wrapped_lines_stay_in_reading_order():
 
 def test_explicit_newlines_are_kept():
     assert len(display_lines("سطر أول\nسطر ثان", "ar", max_width=1000, measure=len)) == 2
+
+
+def test_hyphenated_date_after_arabic_keeps_its_order():
+    line = display_line("انتهت صلاحية هذه البطاقة في 2025-11-23.", "ar")
+    assert "2025-11-23" in line and "23-11-2025" not in line
+    assert "\u2066" not in line and "\u2069" not in line     # the marks that keep it whole are not drawn

@@ -1,0 +1,86 @@
+"""`make demo`: the kiosk with everything simulated and embedded.
+
+With a display it is interactive: the kiosk opens in a window and the key
+`i` inserts (and pulls) a citizen's virtual ID card. Without one it starts a
+virtual screen and runs a full journey in Arabic and one in English through
+the journey runner, writing the screenshots to OUT/screens/ and the printed
+documents to OUT/printed/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from kiosk import logs
+from kiosk.demo_stack import DemoStack, VirtualScreen, run_journey
+
+JOURNEYS = Path(__file__).resolve().parent.parent / "journeys"
+log = logging.getLogger("kiosk.demo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kiosk-demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("demo-out"))
+    parser.add_argument("--headless", action="store_true", help="run the scripted journeys even with a display")
+    args = parser.parse_args(argv)
+    logs.setup()
+    out = args.out.resolve()
+    for folder in ("screens", "printed"):
+        shutil.rmtree(out / folder, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    try:
+        with DemoStack(workdir, printed_dir=out / "printed") as stack:
+            if os.environ.get("DISPLAY") and not args.headless:
+                return _interactive(stack)
+            return _headless(stack, out)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _headless(stack: DemoStack, out: Path) -> int:
+    citizens = stack.citizen_numbers()
+    plan = [("arabic", citizens[0]), ("english", citizens[1])]
+    failed = []
+    with VirtualScreen() as screen:
+        for name, citizen in plan:
+            run = run_journey(stack, JOURNEYS / (name + ".json"), out / "screens" / name, display=screen.display,
+                              on_screen={"insert_card": lambda c=citizen: stack.insert(c),
+                                         "take_card": stack.remove})
+            stack.remove()
+            print("demo: %s journey %s, screens: %s" % (name, "passed" if run.exit_code == 0 else "FAILED",
+                                                        " > ".join(run.screens_seen)))
+            if run.exit_code != 0:
+                failed.append(name)
+    printed = sorted(p.name for p in (out / "printed").glob("*.png"))
+    print("demo: %d printed pages" % len(printed))
+    print("demo: screenshots in %s, printed documents in %s" % (out / "screens", out / "printed"))
+    return 1 if failed else 0
+
+
+def _interactive(stack: DemoStack) -> int:
+    from kiosk import config as kiosk_config
+    from kiosk.app import build_runtime
+    from screens.launch import run
+
+    citizen = stack.citizen_numbers()[0]
+
+    def toggle_card() -> None:
+        if stack.slot.card is None:
+            stack.insert(citizen)
+        else:
+            stack.remove()
+
+    print("demo: press i to insert or pull the ID card (PIN %s); close the window to stop" % "1234")
+    config = kiosk_config.load(stack.config_path)
+    return run(config, lambda post: build_runtime(config, post), keys={"i": toggle_card})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Everything a kiosk talks to, simulated at the wire, for the demo and the tests.
+
+`DemoStack` starts pcscd (or uses the running one) with the virtual reader,
+the reference central service on a fresh SQLite database, a card issuer key
+pair that the kiosk's configuration trusts, a virtual card slot on vpcd, and
+the network printer simulator; and it writes the kiosk configuration that
+points at all of them. `VirtualScreen` is an Xvfb display for a headless run,
+and `run_journey` runs the real `kiosk run --journey` against the stack,
+inserting and pulling the card when the journey's screens ask for it.
+
+None of this runs on a device: it is the development stand-in for the world.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from central.server import RunningCentral, start_in_thread
+from drivers.card_sim.card import CardProfile, SimulatedCard
+from drivers.card_sim.issuer import IssuerKey
+from drivers.card_sim.pcscd import PcscdHandle, ensure_pcscd
+from drivers.card_sim.registry import load_citizens
+from drivers.card_sim.slot import VirtualCardSlot
+from drivers.printer_sim.server import PrinterSimulator
+
+log = logging.getLogger(__name__)
+
+SEED_CITIZENS = Path(__file__).resolve().parent.parent / "central" / "seed" / "citizens.json"
+ID_READER = "Virtual PCD 00 00"
+DEMO_PIN = "1234"
+SCREEN_SIZE = (1024, 600)
+
+
+class DemoStack:
+    def __init__(self, workdir: Path, *, printed_dir: Path | None = None, idle_timeout_s: float = 60.0,
+                 idle_warning_s: float = 15.0, document_timeout_s: float = 20.0) -> None:
+        self.workdir = Path(workdir)
+        self._timeouts = (idle_timeout_s, idle_warning_s, document_timeout_s)
+        self.pcscd: PcscdHandle | None = None
+        self.central: RunningCentral | None = None
+        self.printer: PrinterSimulator | None = None
+        self.slot = VirtualCardSlot()
+        self.issuer = IssuerKey.generate()
+        self.citizens = load_citizens(SEED_CITIZENS)
+        self.config_path = self.workdir / "kiosk.toml"
+        self.printed_dir = Path(printed_dir) if printed_dir else self.workdir / "printed"
+
+    def __enter__(self) -> "DemoStack":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.pcscd = ensure_pcscd(log_path=str(self.workdir / "pcscd.log"))
+            self.central = start_in_thread("sqlite:///%s" % (self.workdir / "central.sqlite3"))
+            self.printer = PrinterSimulator(self.printed_dir).start()
+            self.issuer.save(self.workdir / "issuer.key.pem", self.workdir / "issuer.pub.pem")
+            self._write_config()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.slot.remove()
+        for stop in (self.printer and self.printer.stop, self.central and self.central.stop,
+                     self.pcscd and self.pcscd.stop):
+            if stop:
+                stop()
+
+    def citizen_numbers(self) -> list[str]:
+        return list(self.citizens)
+
+    def insert(self, national_number: str, *, profile: CardProfile = CardProfile.VALID, pin: str = DEMO_PIN) -> None:
+        record = self.citizens[national_number]
+        self.slot.insert(SimulatedCard.for_citizen(record, issuer=self.issuer, profile=profile, pin=pin))
+
+    def remove(self) -> None:
+        self.slot.remove()
+
+    def _write_config(self) -> None:
+        idle, warning, document = self._timeouts
+        self.config_path.write_text(textwrap.dedent("""\
+            # Written by the demo stack: every address below is a simulator on loopback.
+            config_version = 1
+            device_id = "demo-kiosk-01"
+            languages = ["ar", "en"]
+
+            [central]
+            url = "{central}"
+            timeout_s = 5
+
+            [card]
+            trusted_issuers = ["issuer.pub.pem"]
+            reader = "{reader}"
+            pin_timeout_s = 30
+
+            [printer]
+            host = "127.0.0.1"
+            port = {printer}
+
+            [session]
+            idle_timeout_s = {idle}
+            idle_warning_s = {warning}
+            document_timeout_s = {document}
+
+            [outbox]
+            path = "outbox.sqlite3"
+
+            [display]
+            width = {width}
+            height = {height}
+            fullscreen = false
+            """).format(central=self.central.url, reader=ID_READER, printer=self.printer.port,
+                        idle=idle, warning=warning, document=document,
+                        width=SCREEN_SIZE[0], height=SCREEN_SIZE[1]), encoding="utf-8")
+
+
+class VirtualScreen:
+    """An Xvfb display of the kiosk's size, for a run with no screen attached."""
+
+    def __init__(self, size: tuple[int, int] = SCREEN_SIZE) -> None:
+        self.size = size
+        self.display: str | None = None
+        self._process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "VirtualScreen":
+        read_end, write_end = os.pipe()
+        self._process = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "%dx%dx24" % self.size, "-nolisten", "tcp"],
+            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(write_end)
+        with os.fdopen(read_end) as announced:
+            number = announced.readline().strip()     # Xvfb writes it once it accepts clients
+        if not number:
+            self._process.kill()
+            raise RuntimeError("Xvfb did not start (is the xvfb package installed?)")
+        self.display = ":" + number
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
+@dataclass
+class JourneyRun:
+    exit_code: int
+    report: dict
+    out_dir: Path
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def screens_seen(self) -> list[str]:
+        return [s["screen"] for s in self.report.get("screens_seen", [])]
+
+
+def run_journey(stack: DemoStack, journey: Path, out_dir: Path, *, display: str,
+                on_screen: dict[str, Callable[[], None]], timeout_s: float = 240.0) -> JourneyRun:
+    """Run the real kiosk application through `journey`; call `on_screen[name]`
+    when the runner announces that screen (that is where the card goes in or out)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DISPLAY=display)
+    command = [sys.executable, "-m", "kiosk.cli", "run", "--config", str(stack.config_path),
+               "--journey", str(journey), "--out", str(out_dir)]
+    output: list[str] = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          cwd=stack.workdir) as process:
+        killer = threading.Timer(timeout_s, process.kill)
+        killer.start()
+        try:
+            for line in process.stdout:
+                output.append(line.rstrip("\n"))
+                if line.startswith("JOURNEY screen "):
+                    action = on_screen.get(line.split()[2])
+                    if action is not None:
+                        action()
+        finally:
+            killer.cancel()
+        code = process.wait()
+    (out_dir / "kiosk.log").write_text("\n".join(output) + "\n", encoding="utf-8")
+    report_path = out_dir / "journey.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    return JourneyRun(code, report, out_dir, output)
+
