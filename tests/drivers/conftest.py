@@ -1,0 +1,166 @@
+"""Fixtures for the ID card tests: pcscd with vpcd, an issuer, a virtual slot,
+and the real driver watching it. Tests wait on the driver's events or on
+pcscd's reader state, never on sleeps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from smartcard.scard import (
+    SCARD_S_SUCCESS, SCARD_SCOPE_USER, SCARD_STATE_EMPTY, SCARD_STATE_PRESENT,
+    SCARD_STATE_UNAWARE, SCardEstablishContext, SCardGetStatusChange, SCardReleaseContext,
+)
+
+from drivers.card_reader import CardEvent
+from drivers.card_sim.card import SimulatedCard
+from drivers.card_sim.issuer import IssuerKey
+from drivers.card_sim.pcscd import PcscdHandle, ensure_pcscd
+from drivers.card_sim.registry import load_citizens
+from drivers.card_sim.slot import VirtualCardSlot
+from drivers.id_card.trust import TrustStore
+from drivers.pyscard_reader import PyscardCardReader
+
+CITIZENS_FILE = Path(__file__).with_name("citizens.json")
+READER = "Virtual PCD 00 00"
+VPCD_PORT = 35963
+EVENT_TIMEOUT_S = 5.0
+APDU_TIMEOUT_S = 1.0
+
+
+class EventLog:
+    """Collects the driver's events; tests wait on it."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.events: list[CardEvent] = []
+
+    def __call__(self, event: CardEvent) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def count(self, event: CardEvent) -> int:
+        with self._changed:
+            return self.events.count(event)
+
+    def wait_for(self, event: CardEvent, count: int = 1, timeout: float = EVENT_TIMEOUT_S) -> bool:
+        """True once `event` has been seen `count` times."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.events.count(event) >= count, timeout)
+
+
+def wait_for_reader_state(reader: str, *, present: bool, timeout: float = EVENT_TIMEOUT_S) -> bool:
+    """Block on pcscd (SCardGetStatusChange) until `reader` has or lacks a card."""
+    hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
+    assert hresult == SCARD_S_SUCCESS
+    try:
+        deadline = time.monotonic() + timeout
+        known = SCARD_STATE_UNAWARE
+        wanted = SCARD_STATE_PRESENT if present else SCARD_STATE_EMPTY
+        while True:
+            remaining_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+            hresult, states = SCardGetStatusChange(context, remaining_ms, [(reader, known)])
+            if hresult == SCARD_S_SUCCESS and states[0][1] & wanted:
+                return True
+            if remaining_ms == 0 or hresult != SCARD_S_SUCCESS:
+                return False
+            known = states[0][1]
+    finally:
+        SCardReleaseContext(context)
+
+
+class CardSlot:
+    """Puts simulated cards into the watched reader and takes them out again,
+    waiting each time for the driver's own INSERTED / REMOVED event."""
+
+    def __init__(self, slot: VirtualCardSlot, events: EventLog) -> None:
+        self.slot = slot
+        self.events = events
+
+    def insert(self, card: Any) -> Any:
+        inserted = self.events.count(CardEvent.INSERTED)
+        self.slot.insert(card)
+        assert self.events.wait_for(CardEvent.INSERTED, inserted + 1), "driver saw no insertion"
+        return card
+
+    def remove(self) -> None:
+        present = self.events.count(CardEvent.INSERTED) - self.events.count(CardEvent.REMOVED)
+        self.slot.remove()
+        if present > 0:
+            assert self.events.wait_for(CardEvent.REMOVED, self.events.count(CardEvent.INSERTED)), \
+                "driver saw no removal"
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[PcscdHandle]:
+    handle = ensure_pcscd(timeout=15.0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def citizens() -> dict[str, dict[str, Any]]:
+    return load_citizens(CITIZENS_FILE)
+
+
+@pytest.fixture
+def citizen(citizens: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A citizen with Latin names and every optional field."""
+    return citizens["01020304050"]
+
+
+@pytest.fixture(scope="session")
+def issuer() -> IssuerKey:
+    return IssuerKey.generate()
+
+
+@pytest.fixture(scope="session")
+def trust_store(issuer: IssuerKey) -> TrustStore:
+    return TrustStore([issuer.public_key])
+
+
+@pytest.fixture(scope="session")
+def make_card(issuer: IssuerKey):
+    """SimulatedCard.for_citizen with the session's issuer."""
+    def make(citizen: dict[str, Any], **options: Any) -> SimulatedCard:
+        options.setdefault("issuer", issuer)
+        return SimulatedCard.for_citizen(citizen, **options)
+    return make
+
+
+@pytest.fixture
+def slot(pcscd: PcscdHandle) -> Iterator[VirtualCardSlot]:
+    """The vpcd slot of READER, empty at the start and at the end."""
+    if not wait_for_reader_state(READER, present=False, timeout=EVENT_TIMEOUT_S):
+        pytest.fail("another card is in %s (is `kiosk-sim card serve` running?)" % READER)
+    virtual = VirtualCardSlot(port=VPCD_PORT)
+    yield virtual
+    virtual.remove()
+    assert wait_for_reader_state(READER, present=False), "the card did not leave the reader"
+
+
+@pytest.fixture
+def reader(pcscd: PcscdHandle, trust_store: TrustStore) -> Iterator[PyscardCardReader]:
+    driver = PyscardCardReader(trust_store, reader_name=READER, apdu_timeout_s=APDU_TIMEOUT_S)
+    yield driver
+    driver.unwatch()
+    driver.disconnect()
+
+
+@pytest.fixture
+def events(reader: PyscardCardReader) -> Iterator[EventLog]:
+    log = EventLog()
+    reader.watch(log)
+    yield log
+    reader.unwatch()
+
+
+@pytest.fixture
+def card_slot(slot: VirtualCardSlot, events: EventLog) -> Iterator[CardSlot]:
+    helper = CardSlot(slot, events)
+    yield helper
+    helper.remove()
