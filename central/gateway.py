@@ -143,6 +143,16 @@ class GatewaySimulator:
                  body.refund_id, body.payment_id, body.amount_minor, body.currency)
         return Answer(200, _refund_answer(refund))
 
+    def device_charges(self, device_id: str) -> Answer:
+        """Every charge a device made, oldest first, with what was refunded: the
+        merchant's statement that reconciliation works from."""
+        with self._database.reading() as session:
+            charges = session.scalars(
+                select(GatewayCharge).where(GatewayCharge.device_id == device_id).order_by(GatewayCharge.created_at)
+            ).all()
+            return Answer(200, {"device_id": device_id, "charges": [
+                {**_charge_answer(c), "refunded_minor": c.refunded_minor()} for c in charges]})
+
     def get_charge(self, payment_id: str) -> Answer:
         with self._database.reading() as session:
             charge = session.get(GatewayCharge, payment_id)
@@ -162,6 +172,10 @@ def gateway_router(simulator: GatewaySimulator) -> APIRouter:
     @router.post("/refunds")
     def post_refund(body: RefundBody) -> JSONResponse:
         return simulator.refund(body).response()
+
+    @router.get("/devices/{device_id}/charges")
+    def get_device_charges(device_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]) -> JSONResponse:
+        return simulator.device_charges(device_id).response()
 
     @router.get("/charges/{payment_id}")
     def get_charge(payment_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]) -> JSONResponse:

@@ -90,8 +90,7 @@ class JourneyRunner:
         elif "tap" in step:
             self._tap(step, waited)
         elif "screenshot" in step:
-            self._screenshot(step["screenshot"])
-            self._next({})
+            self._next({"screenshot": self._screenshot(step["screenshot"])})
         else:
             self._fail("unknown step %r" % (step,))
 
@@ -170,6 +169,9 @@ class JourneyRunner:
 
 
 def _parents(widget):
+    """The widget and its ancestors, up to the window (whose parent is itself)."""
     while widget is not None:
         yield widget
+        if widget.parent is widget:
+            return
         widget = widget.parent

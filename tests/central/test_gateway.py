@@ -142,3 +142,15 @@ def test_asking_again_under_another_reference_is_the_same_charge(http) -> None:
     body = charge_body()
     first = http.post("/gateway/charges", json=body).json()
     assert http.post("/gateway/charges", json={**body, "reference": "refund-1"}).json() == first
+
+
+def test_device_statement_lists_its_charges_with_refunds(http):
+    for charge_id in ("stmt-1", "stmt-2"):
+        answer = http.post("/gateway/charges", json={
+            "charge_id": charge_id, "amount_minor": 150000, "currency": "SYP",
+            "device_id": "statement-kiosk", "reference": charge_id}).json()
+    http.post("/gateway/refunds", json={"refund_id": "stmt-r", "payment_id": answer["payment_id"],
+                                               "amount_minor": 150000, "currency": "SYP"})
+    statement = http.get("/gateway/devices/statement-kiosk/charges").json()
+    assert [c["charge_id"] for c in statement["charges"]] == ["stmt-1", "stmt-2"]
+    assert [c["refunded_minor"] for c in statement["charges"]] == [0, 150000]

@@ -1,0 +1,69 @@
+"""Whole citizen journeys through the real app: touch events on a real window,
+the card through pcscd, the fee through the gateway, the certificate on the
+printer, central over HTTP."""
+
+import json
+
+import zxingcpp
+from PIL import Image
+
+from tests.screens.conftest import JOURNEYS
+
+ARABIC_JOURNEY = ["attract", "insert_card", "reading_card", "pin_entry", "verifying", "identity", "catalogue",
+                  "confirm", "checking_printer", "paying", "issuing", "printing", "take_card", "attract"]
+
+
+def qr_payloads(png_path):
+    return [r.text for r in zxingcpp.read_barcodes(Image.open(png_path))]
+
+
+def charges(central, stack):
+    return central.get("/gateway/devices/demo-kiosk-01/charges").json()["charges"]
+
+
+def test_arabic_journey_prints_a_verifiable_certificate(stack, journey, central):
+    citizen = stack.citizen_numbers()[0]
+    run = journey("arabic", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert run.screens_seen[-len(ARABIC_JOURNEY):] == ARABIC_JOURNEY
+
+    # One paid charge, nothing refunded.
+    (charge,) = charges(central, stack)
+    assert charge["status"] == "approved" and charge["amount_minor"] == 200000 and charge["refunded_minor"] == 0
+
+    # The certificate and its receipt came out; the QR read off the paper verifies at central.
+    certificate, receipt = stack.printer.wait_for_jobs(2, timeout=10)
+    assert certificate.complete and receipt.complete and certificate.cuts and receipt.cuts
+    (payload,) = qr_payloads(certificate.png_path)
+    assert payload.encode() == certificate.qr_codes[0].data
+    verdict = central.get("/documents/verify", params={"payload": payload}).json()
+    assert verdict["valid"] and verdict["status"] == "issued" and verdict["service_code"] == "family-statement"
+
+    # Every step left a screenshot, and the journey log names them.
+    script = json.loads((JOURNEYS / "arabic.json").read_text())["steps"]
+    report = json.loads((run.out_dir / "journey.json").read_text())
+    shots = [step["screenshot"] for step in report["steps"] if "screenshot" in step]
+    assert len(shots) == sum(1 for step in script if "await" in step or "screenshot" in step)
+    assert all((run.out_dir / shot).stat().st_size > 10_000 for shot in shots)
+
+
+def test_english_journey_greets_the_citizen_by_latin_name(stack, journey, central):
+    citizen = stack.citizen_numbers()[1]
+    run = journey("english", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert "take_card" in run.screens_seen and run.screens_seen[-1] == "attract"
+    (charge,) = charges(central, stack)
+    assert charge["amount_minor"] == 150000 and charge["refunded_minor"] == 0
+    certificate, _receipt = stack.printer.wait_for_jobs(2, timeout=10)
+    (payload,) = qr_payloads(certificate.png_path)
+    assert central.get("/documents/verify", params={"payload": payload}).json()["service_code"] == \
+        "civil-status-extract"
+
+
+def test_card_pulled_mid_journey_ends_the_session_and_charges_nothing(stack, journey, central):
+    citizen = stack.citizen_numbers()[0]
+    run = journey("card-pulled", {"insert_card": lambda: stack.insert(citizen), "catalogue": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert run.screens_seen[-2:] == ["catalogue", "attract"]
+    assert charges(central, stack) == []
+    assert stack.printer.jobs == []
