@@ -34,7 +34,7 @@ from central import signing
 from central.catalogue_store import load_catalogue
 from central.db import Database, sqlite_path
 from central.gateway import GatewaySimulator, gateway_router
-from central.issuing import CertificateRequestBody, Issuer
+from central.issuing import CertificateRequestBody, EligibilityBody, Issuer
 from central.models import IssuedDocumentRecord
 from central.seeding import prepare_database
 from central.wire import Answer
@@ -122,6 +122,10 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
     def catalogue() -> dict:
         with database.reading() as session:
             return load_catalogue(session).to_json()
+
+    @app.post("/api/v1/requests/eligibility")
+    def check_eligibility(body: EligibilityBody) -> JSONResponse:
+        return issuer.eligibility(body).response()
 
     @app.post("/api/v1/requests")
     def submit_request(body: CertificateRequestBody) -> JSONResponse:

@@ -49,6 +49,15 @@ class CertificateRequestBody(Body):
     payment_id: Identifier
 
 
+class EligibilityBody(Body):
+    """Asked before the fee is charged: would this citizen get this document?"""
+
+    device_id: Identifier
+    service_code: Identifier
+    national_number: Annotated[str, Field(pattern=r"^[0-9]{11}$")]
+    card_number: Annotated[str, Field(pattern=r"^SY[0-9]{10}$")]
+
+
 def _answer_of(row: CertificateRequest) -> Answer:
     return Answer(row.http_status, json.loads(row.answer))
 
@@ -56,6 +65,25 @@ def _answer_of(row: CertificateRequest) -> Answer:
 def _answer_text(answer: Answer) -> str:
     """The answer as stored: key order kept, so a retry gets the very same bytes."""
     return json.dumps(answer.body, ensure_ascii=False, separators=(",", ":"))
+
+
+def _holder(session: Session, service_code: str, national_number: str, card_number: str, language: str,
+            now: datetime) -> tuple[Service, Citizen, tuple] | str:
+    """The service, the citizen and the document's fields, or why not."""
+    service = find_service(session, service_code)
+    if service is None:
+        return "unknown_service"
+    citizen = session.get(Citizen, national_number)
+    if citizen is None:
+        return "unknown_citizen"
+    if citizen.card_number != card_number:
+        return "card_mismatch"
+    if citizen.card_expires < now.date():
+        return "card_expired"
+    fields = document_fields(service.code, citizen, language)
+    if isinstance(fields, NotApplicable):
+        return fields.reason
+    return service, citizen, fields
 
 
 class Issuer:
@@ -89,21 +117,21 @@ class Issuer:
                      body.request_id, answer.body["reason"], body.device_id)
         return answer
 
+    def eligibility(self, body: EligibilityBody) -> Answer:
+        """Whether a request would be issued, payment aside; stores nothing."""
+        with self._database.reading() as session:
+            holder = _holder(session, body.service_code, body.national_number, body.card_number, "ar", utc_now())
+        if isinstance(holder, str):
+            log.info("request.not_eligible reason=%s device=%s", holder, body.device_id)
+            return Answer(200, {"eligible": False, "reason": holder})
+        return Answer(200, {"eligible": True})
+
     def _decide(self, session: Session, body: CertificateRequestBody,
                 now: datetime) -> tuple[Answer, IssuedDocumentRecord | None]:
-        service = find_service(session, body.service_code)
-        if service is None:
-            return rejected("unknown_service"), None
-        citizen = session.get(Citizen, body.national_number)
-        if citizen is None:
-            return rejected("unknown_citizen"), None
-        if citizen.card_number != body.card_number:
-            return rejected("card_mismatch"), None
-        if citizen.card_expires < now.date():
-            return rejected("card_expired"), None
-        fields = document_fields(service.code, citizen, body.language)
-        if isinstance(fields, NotApplicable):
-            return rejected(fields.reason), None
+        holder = _holder(session, body.service_code, body.national_number, body.card_number, body.language, now)
+        if isinstance(holder, str):
+            return rejected(holder), None
+        service, citizen, fields = holder
         payment_problem = self._payment_problem(session, body, service)
         if payment_problem is not None:
             return rejected(payment_problem), None

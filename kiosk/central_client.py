@@ -53,6 +53,12 @@ class VoidStatus(enum.Enum):
     UNREACHABLE = "unreachable"   # retry with the same request id
 
 
+class Eligibility(enum.Enum):
+    ELIGIBLE = "eligible"
+    NOT_ELIGIBLE = "not eligible"     # central would refuse this document for this card
+    UNREACHABLE = "unreachable"       # no answer: do not charge
+
+
 class _Garbled(Exception):
     """Central's answer does not have the expected shape."""
 
@@ -141,6 +147,28 @@ class CentralClient:
             log.error("central.answer_garbled call=catalogue")
             raise CentralUnreachable("central's catalogue is unreadable") from None
         return catalogue
+
+    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str) -> Eligibility:
+        """Asked before the fee is charged, so that nobody pays for a document
+        central would refuse, nor while central cannot be reached."""
+        try:
+            response = self._http.post("/requests/eligibility", json={
+                "device_id": self.device_id, "service_code": service_code,
+                "national_number": national_number, "card_number": card_number})
+        except httpx.HTTPError as exc:
+            log.info("central.unreachable call=eligibility error=%s", type(exc).__name__)
+            return Eligibility.UNREACHABLE
+        try:
+            answer = response.json() if response.status_code == 200 else None
+            eligible = answer["eligible"] if isinstance(answer, dict) else None
+        except (ValueError, KeyError):
+            eligible = None
+        if not isinstance(eligible, bool):
+            log.warning("central.unavailable call=eligibility http=%d", response.status_code)
+            return Eligibility.UNREACHABLE
+        if not eligible:
+            log.info("central.not_eligible reason=%s", self._reason(response))
+        return Eligibility.ELIGIBLE if eligible else Eligibility.NOT_ELIGIBLE
 
     def submit_request(self, request_id: str, *, service_code: str, national_number: str, card_number: str,
                        language: str, payment_id: str) -> SubmitResult:

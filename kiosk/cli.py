@@ -2,6 +2,7 @@
 
     kiosk run [--config C] [--journey J.json --out DIR]
     kiosk config check [--config C]
+    kiosk card check [--config C] [--trust ISSUER.pem ...] [--reader NAME]   (PIN on stdin)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from kiosk import card_check
 from kiosk import config as kiosk_config
 from kiosk import fonts, logs
 from kiosk.errors import KioskError
@@ -37,8 +39,26 @@ def main(argv: list[str] | None = None) -> int:
     _config_option(check_config)
     check_config.set_defaults(handler=_config_check)
 
+    card = commands.add_parser("card", help="ID card tools").add_subparsers(dest="what", required=True)
+    check_card = card.add_parser(
+        "check", help="read the card in the ID reader (PIN on stdin) and print one verdict line",
+        description=card_check.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check_card.add_argument("--config", type=Path, default=None,
+                            help="configuration file (default %s when it exists)" % kiosk_config.DEFAULT_PATH)
+    check_card.add_argument("--trust", type=Path, action="append", default=[], metavar="ISSUER.pem",
+                            help="trust this issuer public key (PEM) too; repeatable")
+    check_card.add_argument("--reader", default=None, metavar="NAME",
+                            help="leading part of the ID reader's PC/SC name (overrides the configuration)")
+    check_card.add_argument("-v", "--verbose", action="store_true",
+                            help="log the driver's events (no card data) on stderr")
+    check_card.set_defaults(handler=_card_check)
+
     args = parser.parse_args(argv)
-    logs.setup()
+    if args.command == "card":
+        # stdout is kept for the one verdict line; the log goes to stderr, on request.
+        logs.setup(sys.stderr, logging.INFO if args.verbose else logging.WARNING)
+    else:
+        logs.setup()
     try:
         return args.handler(args, started_at)
     except KioskError as exc:
@@ -56,6 +76,10 @@ def _config_check(args: argparse.Namespace, _started_at: float) -> int:
     fonts.check()
     print("%s: valid (device %s, central %s)" % (args.config, config.device_id, config.central.url))
     return 0
+
+
+def _card_check(args: argparse.Namespace, _started_at: float) -> int:
+    return card_check.run(args.config, args.trust, args.reader)
 
 
 def _run(args: argparse.Namespace, started_at: float) -> int:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -156,6 +157,8 @@ class JourneyRun:
     report: dict
     out_dir: Path
     output: list[str] = field(default_factory=list)
+    # seconds from starting the kiosk process to the runner announcing each screen (first time)
+    announced_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def screens_seen(self) -> list[str]:
@@ -171,6 +174,8 @@ def run_journey(stack: DemoStack, journey: Path, out_dir: Path, *, display: str,
     command = [sys.executable, "-m", "kiosk.cli", "run", "--config", str(stack.config_path),
                "--journey", str(journey), "--out", str(out_dir)]
     output: list[str] = []
+    announced_at: dict[str, float] = {}
+    started = time.monotonic()
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=stack.workdir) as process:
         killer = threading.Timer(timeout_s, process.kill)
@@ -179,6 +184,7 @@ def run_journey(stack: DemoStack, journey: Path, out_dir: Path, *, display: str,
             for line in process.stdout:
                 output.append(line.rstrip("\n"))
                 if line.startswith("JOURNEY screen "):
+                    announced_at.setdefault(line.split()[2], time.monotonic() - started)
                     action = on_screen.get(line.split()[2])
                     if action is not None:
                         action()
@@ -188,5 +194,5 @@ def run_journey(stack: DemoStack, journey: Path, out_dir: Path, *, display: str,
     (out_dir / "kiosk.log").write_text("\n".join(output) + "\n", encoding="utf-8")
     report_path = out_dir / "journey.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
-    return JourneyRun(code, report, out_dir, output)
+    return JourneyRun(code, report, out_dir, output, announced_at)
 

@@ -39,6 +39,19 @@ class ReleaseCard:
     """Disconnect from the card and drop what the driver read."""
 
 
+@dataclass(frozen=True, repr=False)
+class CheckEligibility:
+    """Ask central, before any charge, whether it would issue this document."""
+
+    txn_id: str
+    service_code: str
+    national_number: str
+    card_number: str
+
+    def __repr__(self) -> str:
+        return "CheckEligibility(txn_id=%s, service=%s)" % (self.txn_id, self.service_code)
+
+
 @dataclass(frozen=True)
 class CheckPrinter:
     txn_id: str
@@ -102,6 +115,6 @@ class Audit:
 
 
 Effect = Union[
-    LoadCatalogue, ConnectCard, Authenticate, ReadPhoto, ReleaseCard, CheckPrinter, Charge,
+    LoadCatalogue, ConnectCard, Authenticate, ReadPhoto, ReleaseCard, CheckEligibility, CheckPrinter, Charge,
     IssueDocument, PrintDocument, Refund, VoidDocument, Audit,
 ]

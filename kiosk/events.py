@@ -114,6 +114,12 @@ class ServiceChosen:
 
 
 @dataclass(frozen=True)
+class EligibilityChecked:
+    txn_id: str
+    eligible: bool | None            # None: central could not be asked
+
+
+@dataclass(frozen=True)
 class PrinterChecked:
     txn_id: str
     ready: bool
@@ -143,6 +149,6 @@ class PrintFinished:
 Event = Union[
     Start, Tick, Touched, LanguageChosen, CardInserted, CardRemoved, ReaderLost, ReaderFound,
     CatalogueLoaded, CardConnected, PinDigit, PinErase, PinSubmit, CardAuthenticated, PhotoRead,
-    Continue, Back, Cancel, ServiceChosen, PrinterChecked, PaymentSettled, DocumentAnswered,
+    Continue, Back, Cancel, ServiceChosen, EligibilityChecked, PrinterChecked, PaymentSettled, DocumentAnswered,
     PrintFinished,
 ]

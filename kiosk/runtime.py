@@ -41,7 +41,7 @@ from drivers.receipt_printer import (
 )
 from kiosk import effects as fx
 from kiosk import events as ev
-from kiosk.central_client import CentralClient
+from kiosk.central_client import CentralClient, Eligibility
 from kiosk.document_layout import render_certificate, render_receipt
 from kiosk.documents import IssuedDocument
 from kiosk.errors import CentralError
@@ -174,6 +174,9 @@ class Runtime:
                     lambda: ev.PhotoRead(effect.session_id, None))
         if isinstance(effect, fx.ReleaseCard):
             return "card", lambda: reader.disconnect(), lambda: None
+        if isinstance(effect, fx.CheckEligibility):
+            return ("central", lambda: ev.EligibilityChecked(effect.txn_id, self._eligible(effect)),
+                    lambda: ev.EligibilityChecked(effect.txn_id, None))
         if isinstance(effect, fx.CheckPrinter):
             return ("printer",
                     lambda: ev.PrinterChecked(effect.txn_id, self.devices.printer.status() in READY_STATUSES),
@@ -204,6 +207,12 @@ class Runtime:
         except CentralError as exc:
             log.warning("runtime.catalogue_unavailable error=%s", type(exc).__name__)
             return ev.CatalogueLoaded(None)
+
+    def _eligible(self, effect: fx.CheckEligibility) -> bool | None:
+        answer = self.central.check_eligibility(service_code=effect.service_code,
+                                                national_number=effect.national_number,
+                                                card_number=effect.card_number)
+        return {Eligibility.ELIGIBLE: True, Eligibility.NOT_ELIGIBLE: False}.get(answer)
 
     def _queue(self, kind: str, message_id: str, payload: dict) -> None:
         self.outbox.put(message_id, kind, payload)

@@ -32,6 +32,7 @@ from kiosk.effects import (
     Audit,
     Authenticate,
     Charge,
+    CheckEligibility,
     CheckPrinter,
     ConnectCard,
     Effect,
@@ -53,6 +54,7 @@ from kiosk.events import (
     CatalogueLoaded,
     Continue,
     DocumentAnswered,
+    EligibilityChecked,
     Event,
     LanguageChosen,
     PaymentSettled,
@@ -88,7 +90,7 @@ class Step(enum.Enum):
     IDENTITY = "identity"
     CATALOGUE = "catalogue"
     CONFIRM = "confirm"
-    CHECKING_PRINTER = "checking printer"
+    PREPARING = "preparing"           # central and the printer asked, before any charge
     PAYING = "paying"
     PAYMENT_DECLINED = "payment declined"
     ISSUING = "issuing"
@@ -106,7 +108,7 @@ INTERACTIVE_STEPS = frozenset({
 # Steps in which the ID card is in the reader and belongs to this session.
 CARD_STEPS = frozenset({
     Step.READING_CARD, Step.PIN_ENTRY, Step.VERIFYING, Step.IDENTITY, Step.CATALOGUE,
-    Step.CONFIRM, Step.CHECKING_PRINTER, Step.PAYING, Step.PAYMENT_DECLINED, Step.ISSUING,
+    Step.CONFIRM, Step.PREPARING, Step.PAYING, Step.PAYMENT_DECLINED, Step.ISSUING,
     Step.PRINTING, Step.TAKE_CARD, Step.CARD_REFUSED, Step.FAILED,
 })
 
@@ -152,8 +154,6 @@ class Transaction:
     request_id: str
     payment_id: str | None = None
     charged: bool = False            # the charge may have gone through
-    issued: bool = False
-    printed: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -171,6 +171,7 @@ class View:
     reason: Reason | None = None
     expiry: date | None = None
     refunded: bool = False
+    printed: bool = False           # this session's document came out of the printer
     idle_warning: bool = False
     seconds_left: int | None = None
 
@@ -229,6 +230,7 @@ class Session:
             reason=self._reason,
             expiry=self._expiry,
             refunded=self._refunded,
+            printed=self._printed,
             idle_warning=warning,
             seconds_left=seconds_left,
         )
@@ -395,11 +397,20 @@ class Session:
             self._selected = service
             self.step = Step.CONFIRM
 
+    def _on_EligibilityChecked(self, event: EligibilityChecked) -> list[Effect]:
+        txn = self._live(event.txn_id)
+        if txn is None or self.step is not Step.PREPARING:
+            return []                                # nothing was charged yet
+        if event.eligible is not True:
+            self._txn = None
+            reason = Reason.DOCUMENT_UNAVAILABLE if event.eligible is None else Reason.DOCUMENT_REFUSED
+            return self._fail(reason, refunded=False)
+        return [CheckPrinter(txn.txn_id)]
+
     def _on_PrinterChecked(self, event: PrinterChecked) -> list[Effect]:
         txn = self._live(event.txn_id)
-        if txn is None or self.step is not Step.CHECKING_PRINTER:
-            self._orphans.pop(event.txn_id, None)   # nothing was charged yet
-            return []
+        if txn is None or self.step is not Step.PREPARING:
+            return []                                # nothing was charged yet
         if not event.ready:
             self._txn = None
             return self._fail(Reason.PRINTER_UNAVAILABLE, refunded=False)
@@ -439,7 +450,6 @@ class Session:
             self._txn = None
             reason = Reason.DOCUMENT_REFUSED if event.refused else Reason.DOCUMENT_UNAVAILABLE
             return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(reason, refunded=True)
-        txn.issued = True
         self.step = Step.PRINTING
         return [PrintDocument(txn.txn_id, event.document, txn.service, txn.payment_id or "", self.language)]
 
@@ -449,7 +459,7 @@ class Session:
             return self._settle_orphan(event.txn_id, printed=event.outcome)
         self._txn = None
         if event.outcome.result is PrintResult.PRINTED:
-            txn.printed = True
+            self._printed = True
             self.step = Step.TAKE_CARD
             return [Audit("document.printed", txn.service.code)]
         return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(
@@ -469,6 +479,7 @@ class Session:
         self._reason: Reason | None = None
         self._expiry: date | None = None
         self._refunded = False
+        self._printed = False
         self._last_touch = self._now
 
     def _idle_state(self) -> tuple[bool, int | None]:
@@ -509,8 +520,8 @@ class Session:
         txn_id = self._new_id()
         self._txn = Transaction(txn_id=txn_id, service=service, charge_id=txn_id,
                                 request_id="%s-%s" % (self._device_id, txn_id))
-        self.step = Step.CHECKING_PRINTER
-        return [CheckPrinter(txn_id)]
+        self.step = Step.PREPARING
+        return [CheckEligibility(txn_id, service.code, self._identity.national_number, self._identity.card_number)]
 
     def _refuse_card(self, reason: Reason) -> list[Effect]:
         self._identity = None

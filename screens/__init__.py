@@ -17,7 +17,7 @@ SCREENS: dict[Step, str] = {
     Step.IDENTITY: "identity",
     Step.CATALOGUE: "catalogue",
     Step.CONFIRM: "confirm",
-    Step.CHECKING_PRINTER: "checking_printer",
+    Step.PREPARING: "preparing",
     Step.PAYING: "paying",
     Step.PAYMENT_DECLINED: "payment_declined",
     Step.ISSUING: "issuing",

@@ -53,7 +53,7 @@ def message_for(name: str, view: View) -> Message:
     if name == "insert_card":
         return Message(t("insert_card.title"), t("insert_card.body"),
                        actions=(Action("back", "button.back", Back(), "secondary"),))
-    if name in ("reading_card", "verifying", "checking_printer"):
+    if name in ("reading_card", "verifying", "preparing"):
         return Message(t(name + ".title"), t("busy.keep_card"), busy=True)
     if name in ("paying", "issuing", "printing"):
         return Message(t(name + ".title"), t(name + ".body"), busy=True)
@@ -61,7 +61,8 @@ def message_for(name: str, view: View) -> Message:
         return Message(t("payment_declined.title"), t("payment_declined.body"), actions=(
             Action("retry", "button.retry", Continue()), Action("back", "button.back", Back(), "secondary")))
     if name == "take_card":
-        return Message(t("take_card.title"), _reason_text(view) or t("take_card.done"))
+        return Message(t("take_card.title"),
+                       _reason_text(view) or t("take_card.done" if view.printed else "take_card.ended"))
     if name == "card_refused":
         return Message(t("card_refused.title"), _reason_text(view), actions=(FINISH,))
     if name == "failed":
@@ -83,12 +84,20 @@ class MessageScreen(KioskScreen):
         super().show(view)
         message = message_for(self.name, view)
         self.title, self.body, self.note, self.busy = message.title, message.body, message.note, message.busy
-        self.actions = list(message.actions)
+        if (view.language, message.actions) != self._built_for:
+            self._build_actions(message.actions, view.language)
+
+    _built_for: tuple = ()
+
+    def _build_actions(self, actions: tuple[Action, ...], language: str) -> None:
+        """The buttons, made again only when they change (not on every tick)."""
+        self._built_for = (language, actions)
+        self.actions = list(actions)
         row = self.ids.actions
         row.clear_widgets()
-        for action in message.actions:
-            button = KioskButton(tap_id=action.tap_id, kind=action.kind, language=view.language,
-                                 logical=i18n.text(action.msgid, view.language))
+        for action in actions:
+            button = KioskButton(tap_id=action.tap_id, kind=action.kind, language=language,
+                                 logical=i18n.text(action.msgid, language))
             button.bind(on_release=lambda _b, event=action.event: self.send(event))
             row.add_widget(button)
 

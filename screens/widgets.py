@@ -45,7 +45,7 @@ class BidiText:
         rtl = is_rtl(self.language)
         self.halign = {"start": "right" if rtl else "left", "center": "center",
                        "end": "left" if rtl else "right"}[self.align]
-        room = max(self.width - 2 * self.padding_x, 40)
+        room = max(self.width - self.padding[0] - self.padding[2], 40)
         measurer = CoreLabel(font_name=self.font_name, font_size=self.font_size, bold=self.bold)
         lines = display_lines(self.logical, self.language, room, lambda s: measurer.get_extents(s)[0])
         self.text = "\n".join(lines)

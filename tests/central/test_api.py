@@ -318,3 +318,13 @@ def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(tmp_path, 
 def test_start_on_a_port_in_use_fails_at_once(central) -> None:
     with pytest.raises(OSError):
         start_in_thread("sqlite://", port=central.port)
+
+
+def test_eligibility_answers_without_storing_anything(http: httpx.Client, count_rows) -> None:
+    before = count_rows(CertificateRequest)
+    body = {"device_id": DEVICE_ID, "service_code": "marriage-certificate",
+            "national_number": "01020345693", "card_number": "SY1000000003"}
+    assert http.post("/requests/eligibility", json=body).json() == {"eligible": False, "reason": "not_married"}
+    assert http.post("/requests/eligibility", json={**body, "national_number": "01020345671",
+                                                    "card_number": "SY1000000001"}).json() == {"eligible": True}
+    assert count_rows(CertificateRequest) == before

@@ -12,7 +12,8 @@ import pytest
 from central.server import RunningCentral, start_in_thread
 from drivers.gateway_payment import GatewayPaymentTerminal
 from drivers.payment_terminal import PaymentStatus
-from kiosk.central_client import (CentralClient, CentralUnreachable, SubmitResult, SubmitStatus, VoidStatus)
+from kiosk.central_client import (CentralClient, CentralUnreachable, Eligibility, SubmitResult, SubmitStatus,
+                                  VoidStatus)
 from kiosk.errors import CentralError
 from kiosk.money import Money
 from tests.central.stub_http import StubHttpServer, raw_reply
@@ -198,3 +199,21 @@ def test_central_that_never_answers_is_unreachable_after_the_timeout() -> None:
             assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
     finally:
         stub.stop()
+
+
+@pytest.mark.parametrize("service, citizen, expected", [
+    ("marriage-certificate", OMAR, Eligibility.NOT_ELIGIBLE),        # Omar is single
+    ("marriage-certificate", KHALED, Eligibility.ELIGIBLE),
+    ("birth-certificate", {**OMAR, "card_number": "SY1000000099"}, Eligibility.NOT_ELIGIBLE),
+    ("no-such-service", KHALED, Eligibility.NOT_ELIGIBLE),
+])
+def test_eligibility_is_asked_before_paying(client, service, citizen, expected) -> None:
+    assert client.check_eligibility(service_code=service, **citizen) is expected
+
+
+def test_eligibility_with_central_down_is_unreachable(tmp_path) -> None:
+    running = start_in_thread("sqlite:///%s" % (tmp_path / "c.sqlite3"))
+    url = running.url
+    running.stop()
+    with CentralClient(url, device_id=DEVICE_ID, timeout_s=2) as gone:
+        assert gone.check_eligibility(service_code="birth-certificate", **OMAR) is Eligibility.UNREACHABLE

@@ -88,11 +88,20 @@ def verified(language="ar"):
     return k
 
 
+def prepared(k, service="civil-status-extract"):
+    """From the identity screen to the printer check: central said it would issue."""
+    k.send(ev.Continue())
+    k.send(ev.ServiceChosen(service))
+    (eligibility,) = k.send(ev.Continue())
+    assert isinstance(eligibility, fx.CheckEligibility) and eligibility.national_number == IDENTITY.national_number
+    (check,) = k.send(ev.EligibilityChecked(eligibility.txn_id, True))
+    assert isinstance(check, fx.CheckPrinter)
+    return check
+
+
 def paying():
     k = verified()
-    k.send(ev.Continue())
-    k.send(ev.ServiceChosen("civil-status-extract"))
-    check = k.send(ev.Continue())[0]
+    check = prepared(k)
     charge = k.send(ev.PrinterChecked(check.txn_id, ready=True))[0]
     return k, charge
 
@@ -269,9 +278,7 @@ def test_paper_out_mid_certificate_refunds_and_voids():
 
 def test_printer_not_ready_means_no_charge():
     k = verified()
-    k.send(ev.Continue())
-    k.send(ev.ServiceChosen("civil-status-extract"))
-    check = k.send(ev.Continue())[0]
+    check = prepared(k)
     out = k.send(ev.PrinterChecked(check.txn_id, ready=False))
     assert not any(isinstance(e, fx.Charge) for e in k.effects)
     assert k.step is Step.FAILED and k.session.view().reason is Reason.PRINTER_UNAVAILABLE
@@ -282,7 +289,8 @@ def test_declined_payment_can_be_retried_with_a_new_charge():
     k, charge = paying()
     k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.DECLINED, FEE, charge.charge_id)))
     assert k.step is Step.PAYMENT_DECLINED
-    check = k.send(ev.Continue())[0]
+    eligibility = k.send(ev.Continue())[0]
+    check = k.send(ev.EligibilityChecked(eligibility.txn_id, True))[0]
     second = k.send(ev.PrinterChecked(check.txn_id, ready=True))[0]
     assert isinstance(second, fx.Charge) and second.charge_id != charge.charge_id
 
@@ -360,3 +368,28 @@ def test_reader_unplugged_ends_the_session_and_comes_back_by_itself():
     assert k.session.view().holder_name is None
     k.send(ev.ReaderFound())
     assert k.step is Step.ATTRACT
+
+
+def test_take_card_says_whether_a_document_came_out():
+    k, charge = paying()
+    k.send(approved(charge))
+    k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
+    k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
+    assert k.session.view().printed
+    cancelled = verified()
+    cancelled.send(ev.Cancel())
+    view = cancelled.session.view()
+    assert view.step is Step.TAKE_CARD and not view.printed and view.reason is None
+
+
+@pytest.mark.parametrize("eligible, reason", [(False, Reason.DOCUMENT_REFUSED), (None, Reason.DOCUMENT_UNAVAILABLE)])
+def test_nobody_pays_for_a_document_central_would_not_issue(eligible, reason):
+    k = verified()
+    k.send(ev.Continue())
+    k.send(ev.ServiceChosen("non-conviction"))
+    (eligibility,) = k.send(ev.Continue())
+    assert k.step is Step.PREPARING
+    k.send(ev.EligibilityChecked(eligibility.txn_id, eligible))
+    view = k.session.view()
+    assert view.step is Step.FAILED and view.reason is reason and not view.refunded
+    assert not any(isinstance(e, (fx.CheckPrinter, fx.Charge)) for e in k.effects)

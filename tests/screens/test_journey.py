@@ -10,7 +10,7 @@ from PIL import Image
 from tests.screens.conftest import JOURNEYS
 
 ARABIC_JOURNEY = ["attract", "insert_card", "reading_card", "pin_entry", "verifying", "identity", "catalogue",
-                  "confirm", "checking_printer", "paying", "issuing", "printing", "take_card", "attract"]
+                  "confirm", "preparing", "paying", "issuing", "printing", "take_card", "attract"]
 
 
 def qr_payloads(png_path):
@@ -67,3 +67,25 @@ def test_card_pulled_mid_journey_ends_the_session_and_charges_nothing(stack, jou
     assert run.screens_seen[-2:] == ["catalogue", "attract"]
     assert charges(central, stack) == []
     assert stack.printer.jobs == []
+
+
+def test_forged_card_is_refused_with_its_own_message_and_nothing_is_charged(stack, journey, central):
+    from drivers.card_sim.card import CardProfile
+    citizen = stack.citizen_numbers()[2]
+    run = journey("refused-card", {"insert_card": lambda: stack.insert(citizen, profile=CardProfile.FORGED),
+                                   "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert "identity" not in run.screens_seen and run.screens_seen[-3:] == ["card_refused", "take_card", "attract"]
+    assert any("audit.card.refused detail=card_forged" in line for line in run.output)
+    assert charges(central, stack) == [] and stack.printer.jobs == []
+
+
+def test_declined_payment_can_be_paid_again(stack, journey, central):
+    citizen = stack.citizen_numbers()[4]
+    central.post("/gateway/sim/next-outcome", json={"outcome": "declined"}).raise_for_status()
+    run = journey("payment-declined", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    declined, paid = charges(central, stack)
+    assert declined["status"] == "declined" and paid["status"] == "approved"
+    assert declined["charge_id"] != paid["charge_id"] and paid["refunded_minor"] == 0
+    assert len(stack.printer.wait_for_jobs(2, timeout=10)) == 2
