@@ -21,6 +21,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
+from smartcard.CardConnection import CardConnection
 from smartcard.CardMonitoring import CardMonitor, CardObserver
 from smartcard.Exceptions import NoCardException, SmartcardException
 from smartcard.pcsc.PCSCExceptions import BaseSCardException
@@ -88,6 +89,7 @@ class _Channel:
         self._thread = threading.Thread(target=self._work, name="card-apdu", daemon=True)
         self._thread.start()
         self.broken = False
+        self.t0 = False
 
     def _work(self) -> None:
         while True:
@@ -120,6 +122,7 @@ class _Channel:
             connection = self._reader.createConnection()
             self._connection = connection
             connection.connect()
+            self.t0 = connection.getProtocol() == CardConnection.T0_protocol
 
         try:
             self._call(connect)
@@ -550,7 +553,9 @@ class PyscardCardReader(CardReader):
     def _read_file(self, fid: int, max_size: int, *, optional: bool = False) -> bytes | None:
         """SELECT with FCP, then READ BINARY in 256-byte chunks up to the FCP size.
 
-        The end of the file may come as `6282` or as a short `9000`."""
+        The end of the file may come as `6282` or as a short `9000`. Under T=0
+        a longer Le than what is left only earns a `6Cxx` and a second
+        exchange, so there the last chunk asks for exactly what is left."""
         data, sw = self._exchange(apdu.select_ef(fid, fcp=True))
         if optional and sw == apdu.SW_NOT_FOUND and not data:
             return None
@@ -563,12 +568,13 @@ class PyscardCardReader(CardReader):
         _expect(1 <= fcp.size <= max_size, "file_size")
         content = bytearray()
         while len(content) < fcp.size:
-            data, sw = self._exchange(apdu.read_binary(len(content), apdu.MAX_LE))
+            wanted = min(apdu.MAX_LE, fcp.size - len(content)) if self._require_channel().t0 else apdu.MAX_LE
+            data, sw = self._exchange(apdu.read_binary(len(content), wanted))
             _expect(sw in (apdu.SW_OK, apdu.SW_END_OF_FILE), "read_binary_sw_%04X" % sw)
             _expect(len(data) > 0, "read_binary_empty")
             content += data
             _expect(len(content) <= fcp.size, "file_longer_than_fcp")
-            if len(data) < apdu.MAX_LE or sw == apdu.SW_END_OF_FILE:
+            if len(data) < wanted or sw == apdu.SW_END_OF_FILE:
                 break
         _expect(len(content) == fcp.size, "file_shorter_than_fcp")
         return bytes(content)

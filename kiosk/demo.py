@@ -2,8 +2,8 @@
 
 With a display it is interactive: the kiosk opens in a window and the key
 `i` inserts (and pulls) a citizen's virtual ID card. Without one it starts a
-virtual screen and runs a full journey in Arabic and one in English through
-the journey runner, writing the screenshots to OUT/screens/ and the printed
+virtual screen and runs a full journey in Arabic, one in English, and one
+with a forged card through the journey runner, writing the screenshots to OUT/screens/ and the printed
 documents to OUT/printed/.
 """
 
@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from drivers.card_sim.card import CardProfile
 from kiosk import logs
 from kiosk.demo_stack import DemoStack, VirtualScreen, run_journey
 
@@ -46,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _headless(stack: DemoStack, out: Path) -> int:
     citizens = stack.citizen_numbers()
-    plan = [("arabic", citizens[0]), ("english", citizens[1])]
+    plan = [("arabic", citizens[0], CardProfile.VALID), ("english", citizens[1], CardProfile.VALID),
+            ("refused-card", citizens[2], CardProfile.FORGED)]
     failed = []
     with VirtualScreen() as screen:
-        for name, citizen in plan:
+        for name, citizen, profile in plan:
             run = run_journey(stack, JOURNEYS / (name + ".json"), out / "screens" / name, display=screen.display,
-                              on_screen={"insert_card": lambda c=citizen: stack.insert(c),
+                              on_screen={"insert_card": lambda c=citizen, p=profile: stack.insert(c, profile=p),
                                          "take_card": stack.remove})
             stack.remove()
             print("demo: %s journey %s, screens: %s" % (name, "passed" if run.exit_code == 0 else "FAILED",

@@ -1,0 +1,29 @@
+"""`make bench`: the kiosk's figures, measured on the real stack.
+
+    python -m bench [--card-runs N] [--journey-runs N]
+
+Reports wall times and ratios; nothing here passes or fails on a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from bench import card_read, journey
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--card-runs", type=int, default=30)
+    parser.add_argument("--journey-runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    print(card_read.format_table(card_read.run(args.card_runs)))
+    print()
+    print(journey.report(journey.run(args.journey_runs)))
+
+
+if __name__ == "__main__":
+    main()
