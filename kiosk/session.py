@@ -146,7 +146,7 @@ _VERDICT_REASONS = {
 
 @dataclass
 class Transaction:
-    """One paid request: from the printer check to the printed document."""
+    """One paid request: from asking central to the printed document."""
 
     txn_id: str
     service: Service
@@ -209,7 +209,6 @@ class Session:
         self._catalogue_asked_at = 0.0
         self._reader_present = True
         self._card_present = False
-        self._out_of_service: Reason | None = None
         self._orphans: dict[str, Transaction] = {}
         self._now = 0.0
         self._clear()

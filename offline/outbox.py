@@ -79,6 +79,12 @@ class Outbox:
             ).fetchall()
         return [OutboxMessage(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
+    def message_ids(self, kind: str) -> list[str]:
+        """Every message of `kind`, delivered or not, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT message_id FROM outbox WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
+        return [r[0] for r in rows]
+
     def record_attempt(self, message_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE message_id = ?", (message_id,))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
@@ -38,15 +37,6 @@ def sample_job() -> PrintJob:
                             TextBlock("SERIAL CERT-2025-000123", centered=True)))
 
 
-@pytest.fixture
-def simulator(tmp_path: Path):
-    with PrinterSimulator(tmp_path) as sim:
-        yield sim
-
-
-@pytest.fixture
-def printer(simulator: PrinterSimulator) -> EscposReceiptPrinter:
-    return EscposReceiptPrinter("127.0.0.1", simulator.port, timeout_s=2.0)
 
 
 # --- what goes over the wire ----------------------------------------------------

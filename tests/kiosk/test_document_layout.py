@@ -7,14 +7,11 @@ picture (the QR code read back from the rendered PNG) and by its parts
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
 
-from drivers.escpos_printer import EscposReceiptPrinter
-from drivers.printer_sim.server import PrinterSimulator
 from drivers.receipt_printer import PrintResult, QrBlock, RasterBlock
 from kiosk.bidi_text import display_line, display_lines
 from kiosk.document_layout import (
@@ -49,15 +46,6 @@ def sample_document() -> IssuedDocument:
     )
 
 
-@pytest.fixture
-def simulator(tmp_path: Path):
-    with PrinterSimulator(tmp_path) as sim:
-        yield sim
-
-
-@pytest.fixture
-def printer(simulator: PrinterSimulator) -> EscposReceiptPrinter:
-    return EscposReceiptPrinter("127.0.0.1", simulator.port, timeout_s=5.0)
 
 
 @pytest.mark.parametrize("language", ["ar", "en"])

@@ -99,3 +99,12 @@ def test_waiter_gives_up_after_its_timeout_and_the_message_stays(tmp_path):
         assert [m.message_id for m in outbox.pending()] == ["m"]
     finally:
         sync.stop()
+
+
+def test_messages_of_a_kind_are_found_delivered_or_not(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    outbox.put("r1", "refund", {})
+    outbox.put("q1", "certificate_request", {})
+    outbox.put("r2", "refund", {})
+    outbox.mark_delivered("r1", {"status": "refunded"})
+    assert outbox.message_ids("refund") == ["r1", "r2"]

@@ -1,0 +1,102 @@
+"""The runtime on the real stack without a screen: what happens to the money
+when a device fails after the citizen has paid.
+
+The test thread plays Kivy's part: every result the workers post is run
+here, one at a time, as the app's Clock would run it.
+"""
+
+import queue
+import time
+
+import httpx
+import pytest
+
+from kiosk import config as kiosk_config
+from kiosk import events as ev
+from kiosk.app import build_runtime
+from kiosk.demo_stack import DEMO_PIN, DemoStack
+from kiosk.session import Reason, Step
+
+WAIT_S = 30
+
+
+class Kiosk:
+    def __init__(self, stack: DemoStack) -> None:
+        self.stack = stack
+        self.posted: queue.Queue = queue.Queue()
+        self.runtime = build_runtime(kiosk_config.load(stack.config_path), self.posted.put)
+
+    @property
+    def view(self):
+        return self.runtime.session.view()
+
+    def run_until(self, step: Step) -> None:
+        """Run posted results on this thread until the session reaches `step`."""
+        deadline = time.monotonic() + WAIT_S
+        while self.view.step is not step:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail("the kiosk stayed on %s instead of reaching %s" % (self.view.step, step))
+            try:
+                self.posted.get(timeout=remaining)()
+            except queue.Empty:
+                continue
+
+    def pay_for(self, citizen: str, service: str) -> None:
+        self.runtime.start()
+        self.run_until(Step.ATTRACT)
+        self.runtime.dispatch(ev.LanguageChosen("ar"))
+        self.stack.insert(citizen)
+        self.run_until(Step.PIN_ENTRY)
+        for digit in DEMO_PIN:
+            self.runtime.dispatch(ev.PinDigit(digit))
+        self.runtime.dispatch(ev.PinSubmit())
+        self.run_until(Step.IDENTITY)
+        self.runtime.dispatch(ev.Continue())
+        self.runtime.dispatch(ev.ServiceChosen(service))
+        self.runtime.dispatch(ev.Continue())
+
+    def outbox_answer(self, kind: str) -> dict:
+        """Central's (or the gateway's) answer to the outbox's one message of `kind`,
+        once the sync worker has delivered it."""
+        (message_id,) = self.runtime.outbox.message_ids(kind)
+        answer = self.runtime.sync.wait_for_answer(message_id, timeout=WAIT_S)
+        assert answer is not None, "%s not delivered" % kind
+        return answer
+
+
+@pytest.fixture
+def kiosk(tmp_path):
+    with DemoStack(tmp_path / "stack") as stack:
+        kiosk = Kiosk(stack)
+        yield kiosk
+        kiosk.runtime.stop()
+
+
+def statement(stack):
+    return httpx.get(stack.central.url + "/api/v1/gateway/devices/demo-kiosk-01/charges").json()["charges"]
+
+
+def test_paper_out_mid_certificate_refunds_the_fee_and_voids_the_document(kiosk):
+    kiosk.pay_for(kiosk.stack.citizen_numbers()[0], "civil-status-extract")
+    kiosk.run_until(Step.ISSUING)                    # paid; the certificate comes next
+    kiosk.stack.printer.run_out_of_paper_after(4000)
+    kiosk.run_until(Step.FAILED)
+    assert kiosk.view.reason is Reason.PRINT_FAILED and kiosk.view.refunded
+    assert kiosk.outbox_answer("refund") == {"status": "refunded"}
+    assert kiosk.outbox_answer("void_request")["status"] == "voided"
+    (charge,) = statement(kiosk.stack)
+    assert charge["refunded_minor"] == charge["amount_minor"] == 150000
+
+
+def test_lost_payment_answer_is_settled_by_a_refund_through_the_outbox(kiosk):
+    httpx.post(kiosk.stack.central.url + "/api/v1/gateway/sim/next-outcome",
+               json={"outcome": "lost"}).raise_for_status()
+    kiosk.pay_for(kiosk.stack.citizen_numbers()[0], "birth-certificate")
+    kiosk.run_until(Step.FAILED)
+    assert kiosk.view.reason is Reason.PAYMENT_FAILED and kiosk.view.refunded
+    assert kiosk.stack.printer.jobs == []
+    assert kiosk.outbox_answer("refund") == {"status": "refunded"}
+    (charge,) = statement(kiosk.stack)
+    # The money did move, though its answer was lost; it came back, once.
+    assert charge["status"] == "approved" and charge["refunded_minor"] == charge["amount_minor"]
