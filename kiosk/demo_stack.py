@@ -43,9 +43,9 @@ SCREEN_SIZE = (1024, 600)
 
 class DemoStack:
     def __init__(self, workdir: Path, *, printed_dir: Path | None = None, idle_timeout_s: float = 60.0,
-                 idle_warning_s: float = 15.0, document_timeout_s: float = 20.0) -> None:
+                 idle_warning_s: float = 15.0, pin_timeout_s: float = 30.0, document_timeout_s: float = 20.0) -> None:
         self.workdir = Path(workdir)
-        self._timeouts = (idle_timeout_s, idle_warning_s, document_timeout_s)
+        self._timeouts = (idle_timeout_s, idle_warning_s, pin_timeout_s, document_timeout_s)
         self.pcscd: PcscdHandle | None = None
         self.central: RunningCentral | None = None
         self.printer: PrinterSimulator | None = None
@@ -86,7 +86,7 @@ class DemoStack:
         self.slot.remove()
 
     def _write_config(self) -> None:
-        idle, warning, document = self._timeouts
+        idle, warning, pin, document = self._timeouts
         self.config_path.write_text(textwrap.dedent("""\
             # Written by the demo stack: every address below is a simulator on loopback.
             config_version = 1
@@ -100,7 +100,7 @@ class DemoStack:
             [card]
             trusted_issuers = ["issuer.pub.pem"]
             reader = "{reader}"
-            pin_timeout_s = 30
+            pin_timeout_s = {pin}
 
             [printer]
             host = "127.0.0.1"
@@ -119,7 +119,7 @@ class DemoStack:
             height = {height}
             fullscreen = false
             """).format(central=self.central.url, reader=ID_READER, printer=self.printer.port,
-                        idle=idle, warning=warning, document=document,
+                        idle=idle, warning=warning, pin=pin, document=document,
                         width=SCREEN_SIZE[0], height=SCREEN_SIZE[1]), encoding="utf-8")
 
 

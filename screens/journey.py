@@ -4,6 +4,7 @@ A journey is JSON: ``{"name": "...", "steps": [...]}``; each step is one of
 
     {"await": "pin_entry", "timeout": 20}     wait for a screen (default 15 s), then screenshot it
     {"await": "identity", "photo": true}      ... and for the card's photo to be on it
+    {"await": "pin_entry", "view": {"tries_left": 2}}   ... and for the session's view to show that
     {"tap": "lang_ar", "timeout": 5}          touch the widget with that tap_id, once it can be touched
     {"pin": "1234"}                           touch those keypad digits one by one
     {"screenshot": "label"}                   screenshot what is shown now
@@ -18,6 +19,7 @@ happen in time.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -97,7 +99,9 @@ class JourneyRunner:
     def _await(self, step: dict, waited: float) -> None:
         target = step["await"]
         view = self.app.view
-        arrived = self.app.screen_name == target and (not step.get("photo") or (view and view.photo))
+        arrived = (self.app.screen_name == target and view is not None
+                   and (not step.get("photo") or view.photo is not None)
+                   and all(_plain(getattr(view, key, None)) == value for key, value in step.get("view", {}).items()))
         if arrived:
             if self._frames_at_match is None:
                 self._frames_at_match = Clock.frames_displayed
@@ -166,6 +170,11 @@ class JourneyRunner:
         (self.out_dir / "journey.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
         print("JOURNEY %s %s" % (report["result"], self.name), flush=True)
         self.app.stop()
+
+
+def _plain(value):
+    """A view value as JSON writes it: an enum by its value."""
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def _parents(widget):

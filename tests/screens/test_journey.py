@@ -89,3 +89,24 @@ def test_declined_payment_can_be_paid_again(stack, journey, central):
     assert declined["status"] == "declined" and paid["status"] == "approved"
     assert declined["charge_id"] != paid["charge_id"] and paid["refunded_minor"] == 0
     assert len(stack.printer.wait_for_jobs(2, timeout=10)) == 2
+
+
+def test_wrong_pin_shows_the_tries_left_then_the_right_pin_opens(stack, journey):
+    citizen = stack.citizen_numbers()[3]
+    run = journey("wrong-pin", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert run.screens_seen[-7:] == ["pin_entry", "verifying", "pin_entry", "verifying", "identity", "take_card",
+                                     "attract"]
+    assert not any("9999" in line or "1234" in line for line in run.output)
+
+
+def test_silence_at_the_pin_screen_warns_then_ends_the_session(tmp_path, screen):
+    from kiosk.demo_stack import DemoStack, run_journey
+    with DemoStack(tmp_path / "stack", pin_timeout_s=2, idle_warning_s=2) as stack:
+        citizen = stack.citizen_numbers()[0]
+        run = run_journey(stack, JOURNEYS / "idle.json", tmp_path / "idle", display=screen.display,
+                          on_screen={"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert run.screens_seen[-3:] == ["pin_entry", "take_card", "attract"]
+    warned = next(step for step in run.report["steps"] if step["step"].get("view") == {"idle_warning": True})
+    assert (run.out_dir / warned["screenshot"]).is_file()
