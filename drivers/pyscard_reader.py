@@ -8,6 +8,10 @@ against specs/national-id-card.md; anything outside it is UNREADABLE.
 The PIN is turned into its block at once, sent, and the block wiped; it is
 never logged, stored or put in a message. Logs carry event names and verdicts,
 never card data.
+
+The watch follows the reader through pcscd and outlives both: a reader
+unplugged or pcscd gone is READER_LOST, their return READER_FOUND (and
+INSERTED for a card already in), with no restart of the kiosk.
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ import traceback
 from typing import Any, Callable
 
 from smartcard.CardConnection import CardConnection
-from smartcard.CardMonitoring import CardMonitor, CardObserver
 from smartcard.Exceptions import NoCardException, SmartcardException
 from smartcard.pcsc.PCSCExceptions import BaseSCardException
 from smartcard.pcsc.PCSCPart10 import CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_VERIFY_PIN_DIRECT
-from smartcard.ReaderMonitoring import ReaderMonitor, ReaderObserver
+from smartcard.ReaderMonitoring import ReaderObserver
 from smartcard.scard import (
-    SCARD_S_SUCCESS, SCARD_SCOPE_USER, SCARD_STATE_PRESENT, SCARD_STATE_UNAWARE,
-    SCARD_STATE_UNKNOWN, SCardEstablishContext, SCardGetStatusChange, SCardReleaseContext,
+    SCARD_E_CANCELLED, SCARD_E_NO_READERS_AVAILABLE, SCARD_E_TIMEOUT, SCARD_E_UNKNOWN_READER,
+    SCARD_S_SUCCESS, SCARD_SCOPE_USER, SCARD_STATE_CHANGED, SCARD_STATE_IGNORE,
+    SCARD_STATE_PRESENT, SCARD_STATE_UNAVAILABLE, SCARD_STATE_UNAWARE, SCARD_STATE_UNKNOWN,
+    SCardCancel, SCardEstablishContext, SCardGetStatusChange, SCardListReaders,
+    SCardReleaseContext,
 )
 from smartcard.System import readers as list_readers
 
@@ -55,6 +61,8 @@ MAX_PHOTO_SIZE = 0x8000          # READ BINARY offsets are 15 bits
 MAX_RESPONSE_SIZE = 4096         # one command's answer, GET RESPONSE chain included
 MAX_GET_RESPONSES = 16
 PIN_PAD_ENTRY_S = 30             # how long the citizen has on the reader's PIN pad
+WATCH_POLL_S = 1.0               # the watch's pace, as pyscard's own monitors: every wait, every retry
+WATCH_MIN_GAP_S = 0.05           # the least time between two looks at pcscd
 
 
 class _Unreadable(Exception):
@@ -208,7 +216,7 @@ class PyscardCardReader(CardReader):
         self._watch_lock = threading.RLock()
         self._on_event: Callable[[CardEvent], None] | None = None
         self._events: queue.SimpleQueue[CardEvent | None] | None = None
-        self._card_observer: _CardEvents | None = None
+        self._watcher: _Watcher | None = None
 
     def __repr__(self) -> str:
         return "PyscardCardReader(reader_name=%r, status=%s)" % (self._reader_prefix, self._status.name)
@@ -268,7 +276,8 @@ class PyscardCardReader(CardReader):
 
     def watch(self, on_event: Callable[[CardEvent], None]) -> None:
         """Deliver events on a thread of our own. A card already in the reader
-        is reported as INSERTED at once."""
+        is reported as INSERTED at once. The watch outlives the reader and
+        pcscd: both may go and come back (READER_LOST, READER_FOUND)."""
         self.unwatch()
         with self._state_lock:
             name = self._find_reader_name()
@@ -282,13 +291,18 @@ class PyscardCardReader(CardReader):
         threading.Thread(target=self._dispatch, args=(events, on_event),
                          name="card-events", daemon=True).start()
         _READERS.subscribe(self)
-        self._card_observer = _CardEvents(self)
-        CardMonitor().addObserver(self._card_observer)      # reports present cards at once
+        watcher = _Watcher(self, self._reader_prefix, name)
+        with self._state_lock:
+            self._watcher = watcher
+            watcher.start()
 
     def unwatch(self) -> None:
-        card_observer, self._card_observer = self._card_observer, None
-        if card_observer is not None:
-            _quietly(lambda: CardMonitor().deleteObserver(card_observer))
+        with self._state_lock:                 # no report from the watcher after this
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.stopping.set()
+        if watcher is not None:
+            watcher.stop()
         _READERS.unsubscribe(self)
         with self._watch_lock:                 # waits for a callback in progress
             events, self._events, self._on_event = self._events, None, None
@@ -316,36 +330,45 @@ class PyscardCardReader(CardReader):
         if events is not None:
             events.put(event)
 
-    def _cards_changed(self, added: list[Any], removed: list[Any]) -> None:
-        with self._state_lock:
-            if self._reader_name is None:
-                self._find_reader_name()
-            ours = self._reader_name
-            if ours is None:
-                return
-            if self._card_present and any(str(card.reader) == ours for card in removed):
-                self._card_present = False
-                self._set_status(ReaderStatus.NO_CARD if self._reader_present else ReaderStatus.NO_READER)
-                self._emit(CardEvent.REMOVED)
-            if not self._card_present and any(str(card.reader) == ours for card in added):
-                self._card_present = True
-                self._reader_present = True
-                self._set_status(ReaderStatus.READY)
-                self._emit(CardEvent.INSERTED)
+    # Transitions, from the watcher or a pyscard-style reader notification.
+    # Each is called with _state_lock held and does nothing when nothing changed.
+
+    def _reader_lost(self) -> None:
+        if not self._reader_present:
+            return
+        self._reader_present = False
+        self._card_present = False             # the card went with the reader: no REMOVED
+        self._set_status(ReaderStatus.NO_READER)
+        self._emit(CardEvent.READER_LOST)
+
+    def _reader_found(self, name: str) -> None:
+        if self._reader_present:
+            return
+        self._reader_name = name
+        self._reader_present = True
+        self._set_status(ReaderStatus.READY if self._card_present else ReaderStatus.NO_CARD)
+        self._emit(CardEvent.READER_FOUND)
+
+    def _card_seen(self, present: bool) -> None:
+        if present == self._card_present:
+            return
+        self._card_present = present
+        if present:
+            self._reader_present = True
+            self._set_status(ReaderStatus.READY)
+            self._emit(CardEvent.INSERTED)
+        else:
+            self._set_status(ReaderStatus.NO_CARD if self._reader_present else ReaderStatus.NO_READER)
+            self._emit(CardEvent.REMOVED)
 
     def _readers_changed(self, added: list[Any], removed: list[Any]) -> None:
         with self._state_lock:
             ours = self._reader_name
-            if ours is not None and any(str(r) == ours for r in removed) and self._reader_present:
-                self._reader_present = False
-                self._set_status(ReaderStatus.NO_READER)
-                self._emit(CardEvent.READER_LOST)
-            if not self._reader_present and any(str(r).startswith(self._reader_prefix) for r in added):
-                self._reader_present = True
-                self._find_reader_name()
-                if not self._card_present:
-                    self._set_status(ReaderStatus.NO_CARD)
-                self._emit(CardEvent.READER_FOUND)
+            if ours is not None and any(str(r) == ours for r in removed):
+                self._reader_lost()
+            found = next((str(r) for r in added if str(r).startswith(self._reader_prefix)), None)
+            if found is not None:
+                self._reader_found(found)
 
     # -- card operations ----------------------------------------------------------------
 
@@ -653,37 +676,176 @@ def _pin_verify_structure() -> bytes:
     return header + bytes(template)
 
 
-# --- pyscard observers ------------------------------------------------------------------------
+# --- watching the reader through pcscd ---------------------------------------------------
 
-class _CardEvents(CardObserver):
-    def __init__(self, reader: PyscardCardReader) -> None:
-        super().__init__()
-        self._reader = reader
+_PNP_NOTIFICATION = "\\\\?PnP?\\Notification"       # pcscd's pseudo-reader: the reader list changed
+_STATE_UNSURE = SCARD_STATE_UNKNOWN | SCARD_STATE_UNAVAILABLE | SCARD_STATE_IGNORE
 
-    def update(self, observable: Any, handlers: Any) -> None:
-        added, removed = handlers
-        self._reader._cards_changed(list(added), list(removed))
+
+class _Watcher:
+    """Follows one reader through pcscd on a thread of its own and reports
+    to the driver when the reader or its card comes or goes.
+
+    Not pyscard's CardMonitor and ReaderMonitor: when pcscd goes away both
+    threads end for good without a word to their observers (pyscard issue
+    #82). CardMonitor's is a process-wide singleton, never started again and
+    never stopped (it waits 60 s at a time with nothing to cancel it);
+    ReaderMonitor's shares its state between instances and cannot be safely
+    stopped and started again. This uses pyscard's PC/SC calls instead: one
+    context, established again whenever pcscd is back (tried every
+    WATCH_POLL_S while it is away); every wait for a change bounded by
+    WATCH_POLL_S and ended at once by SCardCancel when the watch stops.
+    """
+
+    def __init__(self, driver: PyscardCardReader, prefix: str, reader: str | None) -> None:
+        self._driver = driver
+        self._prefix = prefix
+        self._reader = reader                  # our reader, as last reported to the driver
+        self._card = False                     # a card in it, as last reported
+        self._pcscd_up: bool | None = None
+        self.stopping = threading.Event()
+        self._context_lock = threading.Lock()
+        self._context: Any = None
+        self._thread = threading.Thread(target=self._run, name="card-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop looking at pcscd; waits (bounded) for the thread to end."""
+        self.stopping.set()
+        with self._context_lock:
+            if self._context is not None:
+                _quietly_scard(lambda: SCardCancel(self._context))
+        if self._thread is not threading.current_thread():
+            self._thread.join(WATCH_POLL_S + 1.0)
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                context = self._open()
+                if context is not None:
+                    try:
+                        self._follow(context)
+                    finally:
+                        self._close()
+                if not self.stopping.is_set():
+                    self._report_reader(None)          # pcscd went away, or was never there
+            except Exception as exc:
+                _log_unexpected("watch", exc)
+            self.stopping.wait(WATCH_POLL_S)
+
+    def _open(self) -> Any:
+        hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
+        if hresult != SCARD_S_SUCCESS:
+            self._pcscd(False, hresult)
+            return None
+        with self._context_lock:
+            self._context = context
+        self._pcscd(True, hresult)
+        return context
+
+    def _close(self) -> None:
+        with self._context_lock:
+            context, self._context = self._context, None
+        if context is not None:
+            _quietly_scard(lambda: SCardReleaseContext(context))
+
+    def _follow(self, context: Any) -> None:
+        """Watch through one context until pcscd goes away or the watch stops."""
+        known = SCARD_STATE_UNAWARE            # our reader's state as pcscd last told it
+        pnp = SCARD_STATE_UNAWARE
+        while not self.stopping.is_set():
+            hresult, names = SCardListReaders(context, [])
+            if hresult == SCARD_E_NO_READERS_AVAILABLE:
+                names = []
+            elif hresult != SCARD_S_SUCCESS:
+                self._pcscd(False, hresult)
+                return
+            ours = next((name for name in names if name.startswith(self._prefix)), None)
+            if ours != self._reader:
+                known = SCARD_STATE_UNAWARE
+            self._report_reader(ours)
+            asked = [(_PNP_NOTIFICATION, pnp)] + ([(ours, known)] if ours else [])
+            hresult, states = SCardGetStatusChange(context, int(WATCH_POLL_S * 1000), asked)
+            if hresult == SCARD_E_CANCELLED:
+                return
+            if hresult in (SCARD_E_TIMEOUT, SCARD_E_UNKNOWN_READER):  # nothing new, or the list moved
+                self.stopping.wait(WATCH_MIN_GAP_S)
+                continue
+            if hresult == SCARD_E_NO_READERS_AVAILABLE:
+                self.stopping.wait(WATCH_POLL_S)
+                continue
+            if hresult != SCARD_S_SUCCESS:
+                self._pcscd(False, hresult)
+                return
+            news = False
+            for name, state, _atr in states:
+                news = news or bool(state & SCARD_STATE_CHANGED)
+                state &= ~SCARD_STATE_CHANGED
+                if name == _PNP_NOTIFICATION:
+                    pnp = state
+                elif name == ours:
+                    news = news or state != known
+                    known = state
+                    if not state & _STATE_UNSURE:          # a reader going away: the list says
+                        self._report_card(bool(state & SCARD_STATE_PRESENT))
+            # Never faster than WATCH_MIN_GAP_S; a wake with nothing new waits a full round.
+            self.stopping.wait(WATCH_MIN_GAP_S if news else WATCH_POLL_S)
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def _report_reader(self, name: str | None) -> None:
+        with self._driver._state_lock:
+            if self.stopping.is_set() or name == self._reader:
+                return
+            if self._reader is not None:
+                self._driver._reader_lost()
+            self._reader, self._card = name, False
+            if name is not None:
+                self._driver._reader_found(name)
+
+    def _report_card(self, present: bool) -> None:
+        with self._driver._state_lock:
+            if self.stopping.is_set() or present == self._card:
+                return
+            self._card = present
+            self._driver._card_seen(present)
+
+    def _pcscd(self, up: bool, hresult: int) -> None:
+        """Log pcscd going away and coming back (transitions only)."""
+        if up == self._pcscd_up:
+            return
+        if not up:
+            log.warning("card.pcscd_unavailable hresult=%08X", hresult & 0xFFFFFFFF)
+        elif self._pcscd_up is not None:
+            log.info("card.pcscd_available")
+        self._pcscd_up = up
+
+
+def _quietly_scard(call: Callable[[], Any]) -> None:
+    """A PC/SC call whose failure changes nothing (cancel, release)."""
+    try:
+        call()
+    except Exception:  # pyscard's bindings can raise odd types on a dead context
+        pass
 
 
 class _ReaderEvents(ReaderObserver):
-    """The one observer of pyscard's ReaderMonitor, fanned out to our readers.
-
-    Registered once and never removed: pyscard's ReaderMonitor shares state
-    between instances, and stopping and restarting its polling thread can
-    leave two threads running."""
+    """A pyscard reader notification (added, removed) fanned out to our
+    watching readers. The watcher reports directly; this is the way in for
+    a notification from elsewhere (the tests feed one)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._subscribers: set[PyscardCardReader] = set()
-        self._registered = False
 
     def subscribe(self, reader: PyscardCardReader) -> None:
         with self._lock:
             self._subscribers.add(reader)
-            if not self._registered:
-                ReaderMonitor().addObserver(self)
-                self._registered = True
 
     def unsubscribe(self, reader: PyscardCardReader) -> None:
         with self._lock:
