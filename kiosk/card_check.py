@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 
 EXIT_VALID = 0
 EXIT_NOT_VALID = 1
-EXIT_USAGE = 2
 PIN_PROMPT = "PIN: "
 DEFAULT_APDU_TIMEOUT_S = 5.0
 

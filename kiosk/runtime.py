@@ -44,7 +44,7 @@ from kiosk import events as ev
 from kiosk.central_client import CentralClient, Eligibility
 from kiosk.document_layout import render_certificate, render_receipt
 from kiosk.documents import IssuedDocument
-from kiosk.errors import CentralError
+from kiosk.errors import CentralError, QueueError
 from kiosk.money import Money
 from kiosk.session import Session, View
 from offline.outbox import Outbox
@@ -89,6 +89,7 @@ class Runtime:
         self._today = today
         self.clock = clock
         self._listeners: list[Callable[[View], None]] = []
+        self._shown: View | None = None
         self._workers = {
             name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
             for name in WORKERS
@@ -110,6 +111,17 @@ class Runtime:
     def listen(self, on_view: Callable[[View], None]) -> None:
         self._listeners.append(on_view)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every effect handed out so far has been carried out."""
+        done = [worker.submit(lambda: None) for worker in self._workers.values()]
+        deadline = time.monotonic() + timeout
+        try:
+            for marker in done:
+                marker.result(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return False
+        return True
+
     # ------------------------------------------------------------ events
 
     def dispatch(self, event: ev.Event) -> None:
@@ -117,8 +129,10 @@ class Runtime:
         for effect in self.session.handle(event):
             self._carry_out(effect)
         view = self.session.view()
-        for listener in self._listeners:
-            listener(view)
+        if view != self._shown:          # most ticks and touches change nothing on screen
+            self._shown = view
+            for listener in self._listeners:
+                listener(view)
 
     def tick(self) -> None:
         self.dispatch(ev.Tick(self.clock()))
@@ -215,7 +229,16 @@ class Runtime:
         return {Eligibility.ELIGIBLE: True, Eligibility.NOT_ELIGIBLE: False}.get(answer)
 
     def _queue(self, kind: str, message_id: str, payload: dict) -> None:
-        self.outbox.put(message_id, kind, payload)
+        """Into the outbox for the sync worker; when the outbox cannot store it
+        (a full disk), one delivery attempt at once, so a refund is not lost
+        with the disk."""
+        try:
+            self.outbox.put(message_id, kind, payload)
+        except QueueError as exc:
+            log.error("runtime.outbox_unwritable kind=%s id=%s error=%s", kind, message_id, exc)
+            if self.sync.deliver_now(message_id, kind, payload) is None:
+                log.critical("runtime.unsettled kind=%s id=%s", kind, message_id)
+            return
         self.sync.wake()
 
     def _issue(self, effect: fx.IssueDocument) -> ev.Event:

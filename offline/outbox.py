@@ -61,49 +61,41 @@ class Outbox:
 
     def put(self, message_id: str, kind: str, payload: dict) -> None:
         """Store a message durably; storing the same id again changes nothing."""
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO outbox (message_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
-                    (message_id, kind, json.dumps(payload, ensure_ascii=False), time.time()),
-                )
-            except sqlite3.Error as exc:     # a full disk, a broken file
-                raise QueueError("cannot store message %s: %s" % (message_id, exc)) from exc
+        self._run("INSERT OR IGNORE INTO outbox (message_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                  (message_id, kind, json.dumps(payload, ensure_ascii=False), time.time()))
         log.info("outbox.stored id=%s kind=%s", message_id, kind)
 
     def pending(self) -> list[OutboxMessage]:
         """Undelivered messages, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT message_id, kind, payload, attempts FROM outbox WHERE delivered_at IS NULL ORDER BY seq"
-            ).fetchall()
+        rows = self._run("SELECT message_id, kind, payload, attempts FROM outbox "
+                         "WHERE delivered_at IS NULL ORDER BY seq")
         return [OutboxMessage(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
     def message_ids(self, kind: str) -> list[str]:
         """Every message of `kind`, delivered or not, oldest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT message_id FROM outbox WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in self._run("SELECT message_id FROM outbox WHERE kind = ? ORDER BY seq", (kind,))]
 
     def record_attempt(self, message_id: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE message_id = ?", (message_id,))
+        self._run("UPDATE outbox SET attempts = attempts + 1 WHERE message_id = ?", (message_id,))
 
     def mark_delivered(self, message_id: str, answer: dict) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE outbox SET delivered_at = ?, answer = ? WHERE message_id = ? AND delivered_at IS NULL",
-                (time.time(), json.dumps(answer, ensure_ascii=False), message_id),
-            )
+        self._run("UPDATE outbox SET delivered_at = ?, answer = ? WHERE message_id = ? AND delivered_at IS NULL",
+                  (time.time(), json.dumps(answer, ensure_ascii=False), message_id))
         log.info("outbox.delivered id=%s", message_id)
 
     def answer(self, message_id: str) -> dict | None:
         """Central's answer to a delivered message, None while it is pending."""
+        rows = self._run("SELECT answer FROM outbox WHERE message_id = ? AND delivered_at IS NOT NULL",
+                         (message_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def _run(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        """One statement; a full disk or a broken file is a QueueError."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT answer FROM outbox WHERE message_id = ? AND delivered_at IS NOT NULL", (message_id,)
-            ).fetchone()
-        return json.loads(row[0]) if row else None
+            try:
+                return self._db.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise QueueError("the outbox cannot %s: %s" % (sql.split()[0].lower(), exc)) from exc
 
     def close(self) -> None:
         with self._lock:

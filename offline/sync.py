@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Callable
 
-from kiosk.errors import CentralError
+from kiosk.errors import CentralError, QueueError
 from offline.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -51,23 +51,28 @@ class SyncWorker:
             self._answered.wait_for(lambda: self._outbox.answer(message_id) is not None, timeout=timeout)
         return self._outbox.answer(message_id)
 
+    def deliver_now(self, message_id: str, kind: str, payload: dict) -> dict | None:
+        """One delivery attempt, here and now: for a message the outbox could
+        not store (a full disk), so that it is at least tried once."""
+        try:
+            answer = self._deliver(kind, payload)
+        except CentralError as exc:
+            # Central will never take this message: its refusal is the answer.
+            log.error("sync.message_refused id=%s kind=%s error=%s", message_id, kind, exc)
+            return {"status": "failed", "reason": "refused"}
+        except Exception:  # an unexpected fault must not stop the worker
+            log.exception("sync.deliver_crashed id=%s kind=%s", message_id, kind)
+            return None
+        self._set_online(answer is not None)
+        return answer
+
     def drain_once(self) -> bool:
         """Deliver what can be delivered now; True when nothing is left."""
         for message in self._outbox.pending():
             self._outbox.record_attempt(message.message_id)
-            try:
-                answer = self._deliver(message.kind, message.payload)
-            except CentralError as exc:
-                # Central will never take this message: keep its refusal as the answer.
-                log.error("sync.message_refused id=%s kind=%s error=%s", message.message_id, message.kind, exc)
-                answer = {"status": "failed", "reason": "refused"}
-            except Exception:  # an unexpected fault must not stop the worker
-                log.exception("sync.deliver_crashed id=%s kind=%s", message.message_id, message.kind)
-                answer = None
+            answer = self.deliver_now(message.message_id, message.kind, message.payload)
             if answer is None:
-                self._set_online(False)
                 return False
-            self._set_online(True)
             self._outbox.mark_delivered(message.message_id, answer)
             with self._answered:
                 self._answered.notify_all()
@@ -80,6 +85,10 @@ class SyncWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            done = self.drain_once()
+            try:
+                done = self.drain_once()
+            except QueueError as exc:             # the store failed: try again at the next round
+                log.error("sync.outbox_unreadable error=%s", exc)
+                done = False
             self._wake.wait(timeout=None if done else self._retry_s)
             self._wake.clear()

@@ -14,6 +14,33 @@ os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_NO_CONFIG", "1")
 
 
+@pytest.fixture(scope="session")
+def pcscd():
+    """pcscd with the vpcd readers: the running one, or one started for the session."""
+    from drivers.card_sim.pcscd import ensure_pcscd
+    handle = ensure_pcscd(timeout=15.0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def issuer():
+    """The card issuer key pair the tests' kiosk trusts."""
+    from drivers.card_sim.issuer import IssuerKey
+    return IssuerKey.generate()
+
+
+@pytest.fixture(scope="session")
+def make_card(issuer):
+    """SimulatedCard.for_citizen(citizen, ...) signed by the session's issuer unless told."""
+    from drivers.card_sim.card import SimulatedCard
+
+    def make(citizen, **options):
+        options.setdefault("issuer", issuer)
+        return SimulatedCard.for_citizen(citizen, **options)
+    return make
+
+
 @pytest.fixture
 def simulator(tmp_path):
     """The network printer simulator on a free loopback port."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from drivers.id_card.trust import key_id, public_key_der
+from drivers.id_card.trust import key_id
 
 
 class IssuerKey:
@@ -48,10 +48,6 @@ class IssuerKey:
     def public_pem(self) -> bytes:
         return self.public_key.public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-
-    @property
-    def public_der(self) -> bytes:
-        return public_key_der(self.public_key)
 
     @property
     def key_id(self) -> bytes:

@@ -46,7 +46,6 @@ SW_INS_NOT_SUPPORTED = 0x6D00
 SW_CLA_NOT_SUPPORTED = 0x6E00
 SW1_MORE_DATA = 0x61        # 61xx: GET RESPONSE with Le = xx
 SW1_WRONG_LE = 0x6C         # 6Cxx: repeat with Le = xx
-SW1_WRONG_PIN = 0x63        # 63Cx: x tries left
 
 _MEANINGS = {
     SW_OK: "success",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from smartcard.scard import (
@@ -16,9 +16,8 @@ from smartcard.scard import (
 )
 
 from drivers.card_reader import CardEvent
-from drivers.card_sim.card import SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
-from drivers.card_sim.pcscd import PcscdHandle, ensure_pcscd
+from drivers.card_sim.pcscd import PcscdHandle
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.id_card.trust import TrustStore
@@ -96,13 +95,6 @@ class CardSlot:
 
 
 @pytest.fixture(scope="session")
-def pcscd() -> Iterator[PcscdHandle]:
-    handle = ensure_pcscd(timeout=15.0)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture(scope="session")
 def citizens() -> dict[str, dict[str, Any]]:
     return load_citizens(CITIZENS_FILE)
 
@@ -114,22 +106,8 @@ def citizen(citizens: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def issuer() -> IssuerKey:
-    return IssuerKey.generate()
-
-
-@pytest.fixture(scope="session")
 def trust_store(issuer: IssuerKey) -> TrustStore:
     return TrustStore([issuer.public_key])
-
-
-@pytest.fixture(scope="session")
-def make_card(issuer: IssuerKey):
-    """SimulatedCard.for_citizen with the session's issuer."""
-    def make(citizen: dict[str, Any], **options: Any) -> SimulatedCard:
-        options.setdefault("issuer", issuer)
-        return SimulatedCard.for_citizen(citizen, **options)
-    return make
 
 
 @pytest.fixture
@@ -144,19 +122,34 @@ def slot(pcscd: PcscdHandle) -> Iterator[VirtualCardSlot]:
 
 
 @pytest.fixture
-def reader(pcscd: PcscdHandle, trust_store: TrustStore) -> Iterator[PyscardCardReader]:
-    driver = PyscardCardReader(trust_store, reader_name=READER, apdu_timeout_s=APDU_TIMEOUT_S)
-    yield driver
-    driver.unwatch()
-    driver.disconnect()
+def make_reader(pcscd: PcscdHandle, trust_store: TrustStore) -> Iterator[Callable[[str], PyscardCardReader]]:
+    """PyscardCardReader for a reader name; each one is unwatched and disconnected at the end."""
+    made: list[PyscardCardReader] = []
+
+    def make(name: str) -> PyscardCardReader:
+        made.append(PyscardCardReader(trust_store, reader_name=name, apdu_timeout_s=APDU_TIMEOUT_S))
+        return made[-1]
+    yield make
+    for driver in made:
+        driver.unwatch()
+        driver.disconnect()
+
+
+def watched(reader: PyscardCardReader) -> EventLog:
+    """The reader's events from now on (the reader's fixture unwatches it)."""
+    log = EventLog()
+    reader.watch(log)
+    return log
 
 
 @pytest.fixture
-def events(reader: PyscardCardReader) -> Iterator[EventLog]:
-    log = EventLog()
-    reader.watch(log)
-    yield log
-    reader.unwatch()
+def reader(make_reader: Callable[[str], PyscardCardReader]) -> PyscardCardReader:
+    return make_reader(READER)
+
+
+@pytest.fixture
+def events(reader: PyscardCardReader) -> EventLog:
+    return watched(reader)
 
 
 @pytest.fixture

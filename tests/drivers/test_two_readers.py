@@ -13,10 +13,9 @@ import pytest
 from drivers.card_reader import CardEvent, CardVerdict, ConnectResult, ReaderStatus
 from drivers.card_sim.pcscd import PcscdHandle
 from drivers.card_sim.slot import VirtualCardSlot
-from drivers.id_card.trust import TrustStore
 from drivers.pyscard_reader import PyscardCardReader
 from tests.drivers.conftest import (
-    APDU_TIMEOUT_S, EVENT_TIMEOUT_S, CardSlot, EventLog, wait_for_reader_state,
+    EVENT_TIMEOUT_S, CardSlot, EventLog, wait_for_reader_state, watched,
 )
 
 PAYMENT_READER = "Virtual PCD 00 01"
@@ -28,19 +27,13 @@ PAYMENT_CITIZEN = "09080706050"
 
 
 @pytest.fixture
-def payment_reader(pcscd: PcscdHandle, trust_store: TrustStore) -> Iterator[PyscardCardReader]:
-    driver = PyscardCardReader(trust_store, reader_name=PAYMENT_READER, apdu_timeout_s=APDU_TIMEOUT_S)
-    yield driver
-    driver.unwatch()
-    driver.disconnect()
+def payment_reader(make_reader) -> PyscardCardReader:
+    return make_reader(PAYMENT_READER)
 
 
 @pytest.fixture
-def payment_events(payment_reader: PyscardCardReader) -> Iterator[EventLog]:
-    log = EventLog()
-    payment_reader.watch(log)
-    yield log
-    payment_reader.unwatch()
+def payment_events(payment_reader: PyscardCardReader) -> EventLog:
+    return watched(payment_reader)
 
 
 @pytest.fixture

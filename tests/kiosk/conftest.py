@@ -14,7 +14,7 @@ import pytest
 
 from drivers.card_sim.card import SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
-from drivers.card_sim.pcscd import PcscdHandle, ensure_pcscd
+from drivers.card_sim.pcscd import PcscdHandle
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.card_sim.vpcd import VirtualCard
@@ -67,21 +67,9 @@ class IdSlot:
 
 
 @pytest.fixture(scope="session")
-def pcscd() -> Iterator[PcscdHandle]:
-    handle = ensure_pcscd(timeout=15.0)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture(scope="session")
 def citizen() -> dict[str, Any]:
     """A seed citizen with Latin names and every optional field."""
     return load_citizens(SEED_CITIZENS)["01020345671"]
-
-
-@pytest.fixture(scope="session")
-def issuer() -> IssuerKey:
-    return IssuerKey.generate()
 
 
 @pytest.fixture(scope="session")
@@ -117,12 +105,9 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def make_card(issuer: IssuerKey, citizen: dict[str, Any]) -> Callable[..., SimulatedCard]:
-    """SimulatedCard.for_citizen for the seed citizen, signed by `issuer` unless told."""
-    def make(**options: Any) -> SimulatedCard:
-        options.setdefault("issuer", issuer)
-        return SimulatedCard.for_citizen(citizen, **options)
-    return make
+def make_card(make_card: Callable[..., SimulatedCard], citizen: dict[str, Any]) -> Callable[..., SimulatedCard]:
+    """The shared make_card, for the seed citizen."""
+    return lambda **options: make_card(citizen, **options)
 
 
 @pytest.fixture

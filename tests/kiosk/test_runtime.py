@@ -100,3 +100,15 @@ def test_lost_payment_answer_is_settled_by_a_refund_through_the_outbox(kiosk):
     (charge,) = statement(kiosk.stack)
     # The money did move, though its answer was lost; it came back, once.
     assert charge["status"] == "approved" and charge["refunded_minor"] == charge["amount_minor"]
+
+
+def test_full_disk_after_payment_still_refunds_the_fee(kiosk):
+    kiosk.pay_for(kiosk.stack.citizen_numbers()[0], "birth-certificate")
+    kiosk.run_until(Step.PAYING)                     # the charge is on its way
+    kiosk.runtime.outbox.close()                     # ... and the outbox can store nothing more
+    kiosk.run_until(Step.FAILED)
+    assert kiosk.view.reason is Reason.DOCUMENT_UNAVAILABLE and kiosk.view.refunded
+    assert kiosk.runtime.wait_idle(WAIT_S)           # the refund, tried at once without the outbox
+    (charge,) = statement(kiosk.stack)
+    assert charge["status"] == "approved" and charge["refunded_minor"] == charge["amount_minor"]
+    assert kiosk.stack.printer.jobs == []

@@ -1,5 +1,6 @@
 """The outbox keeps every message until central has answered it, once."""
 
+import logging
 import threading
 
 import pytest
@@ -108,3 +109,31 @@ def test_messages_of_a_kind_are_found_delivered_or_not(tmp_path):
     outbox.put("r2", "refund", {})
     outbox.mark_delivered("r1", {"status": "refunded"})
     assert outbox.message_ids("refund") == ["r1", "r2"]
+
+
+def test_a_broken_store_is_a_queue_error_and_the_worker_carries_on(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    outbox.close()                                  # as good as a full disk or a pulled card
+    with pytest.raises(QueueError):
+        outbox.put("m", "refund", {})
+    with pytest.raises(QueueError):
+        outbox.pending()
+    sync = SyncWorker(outbox, lambda kind, payload: {"status": "refunded"}, retry_s=60)
+    assert sync.deliver_now("m", "refund", {}) == {"status": "refunded"}
+
+    failed = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("sync.outbox_unreadable"):
+                failed.set()
+
+    watch = Watch()
+    logging.getLogger("offline.sync").addHandler(watch)
+    try:
+        sync.start()
+        assert failed.wait(10)
+        assert sync._thread.is_alive()              # it logged the failure and waits for the next round
+    finally:
+        sync.stop()
+        logging.getLogger("offline.sync").removeHandler(watch)
