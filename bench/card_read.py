@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drivers.card_reader import CardEvent, CardVerdict, ConnectResult
+from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult
 from drivers.card_sim.card import CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.pcscd import ensure_pcscd

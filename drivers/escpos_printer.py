@@ -35,7 +35,7 @@ from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import Dummy, Network
 from PIL import Image
 
-from drivers.receipt_printer import (
+from kiosk.ports.receipt_printer import (
     PrinterStatus, PrintJob, PrintOutcome, PrintResult, QrBlock, RasterBlock, ReceiptPrinter, TextBlock,
 )
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from drivers.payment_terminal import (PaymentOutcome, PaymentStatus, PaymentTerminal, RefundOutcome,
+from kiosk.ports.payment_terminal import (PaymentOutcome, PaymentStatus, PaymentTerminal, RefundOutcome,
                                       RefundStatus)
 from kiosk.errors import PaymentError
 from kiosk.money import Money

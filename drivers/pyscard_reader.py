@@ -39,7 +39,7 @@ from smartcard.scard import (
 )
 from smartcard.System import readers as list_readers
 
-from drivers.card_reader import (
+from kiosk.ports.card_reader import (
     CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult, Identity, ReaderStatus,
 )
 from drivers.id_card import apdu

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
-from drivers.card_reader import CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus
+from kiosk.ports.card_reader import CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus
 from drivers.id_card.errors import PinFormatError
 from drivers.id_card.pin import pin_block
 from drivers.id_card.trust import TrustStore

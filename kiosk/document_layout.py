@@ -26,7 +26,7 @@ from typing import Sequence
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-from drivers.receipt_printer import PrintJob, QrBlock, RasterBlock
+from kiosk.ports.receipt_printer import PrintJob, QrBlock, RasterBlock
 from kiosk import i18n
 from kiosk.bidi_text import display_line, display_lines, is_rtl
 from kiosk.documents import IssuedDocument

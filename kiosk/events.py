@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from drivers.card_reader import CardReadResult, ConnectResult
-from drivers.payment_terminal import PaymentOutcome
-from drivers.receipt_printer import PrintOutcome
+from kiosk.ports.card_reader import CardReadResult, ConnectResult
+from kiosk.ports.payment_terminal import PaymentOutcome
+from kiosk.ports.receipt_printer import PrintOutcome
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
 

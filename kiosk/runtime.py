@@ -20,20 +20,20 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from drivers.card_reader import (
+from kiosk.ports.card_reader import (
     CardEvent,
     CardReader,
     CardReadResult,
     CardVerdict,
     ConnectResult,
 )
-from drivers.payment_terminal import (
+from kiosk.ports.payment_terminal import (
     PaymentOutcome,
     PaymentStatus,
     PaymentTerminal,
     RefundStatus,
 )
-from drivers.receipt_printer import (
+from kiosk.ports.receipt_printer import (
     PrinterStatus,
     PrintOutcome,
     PrintResult,

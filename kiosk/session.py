@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from drivers.card_reader import CardVerdict, ConnectResult, Identity
-from drivers.payment_terminal import PaymentOutcome, PaymentStatus
-from drivers.receipt_printer import PrintOutcome, PrintResult
+from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
+from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
+from kiosk.ports.receipt_printer import PrintOutcome, PrintResult
 from kiosk.catalogue import Catalogue, Service
 from kiosk.effects import (
     Audit,

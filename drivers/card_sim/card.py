@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from drivers.card_reader import Identity
+from kiosk.ports.card_reader import Identity
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.portrait import portrait_jpeg
 from drivers.id_card import apdu

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from typing import Iterable, Iterator
 
-from drivers.card_reader import Identity
+from kiosk.ports.card_reader import Identity
 from drivers.id_card.errors import MalformedCardData
 
 PROFILE_VERSION = 1

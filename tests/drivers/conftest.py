@@ -15,7 +15,7 @@ from smartcard.scard import (
     SCARD_STATE_UNAWARE, SCardEstablishContext, SCardGetStatusChange, SCardReleaseContext,
 )
 
-from drivers.card_reader import CardEvent
+from kiosk.ports.card_reader import CardEvent
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.pcscd import PcscdHandle
 from drivers.card_sim.registry import load_citizens

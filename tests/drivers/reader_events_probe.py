@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 
-from drivers.card_reader import CardEvent
+from kiosk.ports.card_reader import CardEvent
 from drivers.id_card.trust import TrustStore
 from drivers.pyscard_reader import PyscardCardReader
 

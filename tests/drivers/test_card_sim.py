@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from drivers.card_reader import CardEvent, CardVerdict, ConnectResult
+from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult
 from drivers.card_sim import cli
 from drivers.card_sim import pcscd as daemon
 from drivers.card_sim.card import ATR_T0, ATR_T1, CardProfile, SimulatedCard

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from drivers.escpos_printer import EscposReceiptPrinter, status_from_answers
 from drivers.printer_sim.decoder import Cut, StatusQuery, TextLine, decode
 from drivers.printer_sim.server import PaperLevel, PrinterSimulator
-from drivers.receipt_printer import (
+from kiosk.ports.receipt_printer import (
     PrinterStatus, PrintJob, PrintResult, QrBlock, RasterBlock, TextBlock,
 )
 

@@ -11,7 +11,7 @@ import pytest
 
 from central.server import RunningCentral, start_in_thread
 from drivers.gateway_payment import GatewayPaymentTerminal
-from drivers.payment_terminal import PaymentStatus, RefundStatus
+from kiosk.ports.payment_terminal import PaymentStatus, RefundStatus
 from kiosk.errors import PaymentError
 from kiosk.money import Money
 from tests.central.stub_http import StubHttpServer, raw_reply

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.card_reader import Identity
+from kiosk.ports.card_reader import Identity
 from drivers.id_card.errors import MalformedCardData
 from drivers.id_card.tlv import (
     REQUIRED_TAGS, Tag, decode_identity, encode_identity, encode_length, encode_tlv, iter_tlv,

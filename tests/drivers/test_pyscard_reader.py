@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from drivers.card_reader import CardEvent, CardVerdict, ConnectResult, ReaderStatus
+from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult, ReaderStatus
 from drivers.card_sim.card import CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.id_card import apdu

@@ -34,7 +34,7 @@ from smartcard.scard import (
 )
 
 from drivers import pyscard_reader
-from drivers.card_reader import CardEvent, ReaderStatus
+from kiosk.ports.card_reader import CardEvent, ReaderStatus
 from drivers.card_sim.card import SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.slot import VirtualCardSlot

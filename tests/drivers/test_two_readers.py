@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from drivers.card_reader import CardEvent, CardVerdict, ConnectResult, ReaderStatus
+from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult, ReaderStatus
 from drivers.card_sim.pcscd import PcscdHandle
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.pyscard_reader import PyscardCardReader

@@ -11,7 +11,7 @@ import pytest
 
 from central.server import RunningCentral, start_in_thread
 from drivers.gateway_payment import GatewayPaymentTerminal
-from drivers.payment_terminal import PaymentStatus
+from kiosk.ports.payment_terminal import PaymentStatus
 from kiosk.central_client import (CentralClient, CentralUnreachable, Eligibility, SubmitResult, SubmitStatus,
                                   VoidStatus)
 from kiosk.errors import CentralError

@@ -12,7 +12,7 @@ import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
 
-from drivers.receipt_printer import PrintResult, QrBlock, RasterBlock
+from kiosk.ports.receipt_printer import PrintResult, QrBlock, RasterBlock
 from kiosk.bidi_text import display_line, display_lines
 from kiosk.document_layout import (
     TITLE, VALUE, line_image, render_certificate, render_receipt,

@@ -5,9 +5,9 @@ import itertools
 
 import pytest
 
-from drivers.card_reader import CardReadResult, CardVerdict, ConnectResult, Identity
-from drivers.payment_terminal import PaymentOutcome, PaymentStatus
-from drivers.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
+from kiosk.ports.card_reader import CardReadResult, CardVerdict, ConnectResult, Identity
+from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
+from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
 from kiosk import effects as fx
 from kiosk import events as ev
 from kiosk.catalogue import Catalogue, Service
