@@ -30,17 +30,26 @@ apt:
 
 venv: $(VENV)/.installed
 
+# The device package in editable mode with every extra, and the checkout on the
+# path for what the device never installs: central and the simulators, with
+# their commands.
 $(VENV)/.installed: setup.py
 	[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[central,sim,dev]'
+	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/citizen-kiosk-checkout.pth"
+	for tool in kiosk-central:central.cli kiosk-sim:drivers.demo.sim_cli; do \
+		printf '#!%s\nimport sys\nfrom %s import main\nsys.exit(main())\n' "$(CURDIR)/$(PY)" "$${tool#*:}" \
+			> $(VENV)/bin/$${tool%%:*}; \
+		chmod +x $(VENV)/bin/$${tool%%:*}; \
+	done
 	touch $@
 
 test: install
 	$(PY) -m pytest
 
 demo: install
-	$(PY) -m kiosk.demo --out demo-out
+	$(PY) -m drivers.demo --out demo-out
 
 bench: install
 	$(PY) -m bench

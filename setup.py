@@ -1,15 +1,34 @@
+"""citizen-kiosk: the device's firmware, and nothing the device does not run.
+
+`pip install citizen-kiosk` installs the kiosk (its core, drivers, screens and
+outbox) with the libraries a Raspberry Pi needs for them. The reference
+central service (`central/`) and the simulators (`drivers/card_sim`,
+`drivers/printer_sim`, `drivers/demo`) are development tools that run from a
+source checkout: the extras `[central]`, `[sim]` and `[dev]` bring the
+libraries they need, and `make install` sets all of it up.
+
+Every device is found by name through the entry points below, so adding a
+printer model adds a driver and one line here, never an edit of the core.
+"""
+
 from setuptools import find_packages, setup
+
+# Not part of the device: they stay in the source checkout.
+DEVELOPMENT_ONLY = ["central", "central.*", "drivers.card_sim", "drivers.card_sim.*", "drivers.printer_sim",
+                    "drivers.printer_sim.*", "drivers.demo", "drivers.demo.*"]
+
+CENTRAL_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "sqlalchemy>=2.0,<3", "pydantic>=2"]
 
 setup(
     name="citizen-kiosk",
     version="0.1.0",
     description="Self-service government kiosk: national ID, certificates, card payment, printed documents",
     python_requires=">=3.11",
-    packages=find_packages(include=["kiosk*", "drivers*", "screens*", "offline*", "central*"]),
+    packages=find_packages(include=["kiosk*", "drivers*", "screens*", "offline*"], exclude=DEVELOPMENT_ONLY),
+    py_modules=[],
     package_data={
         "kiosk": ["locale/*/LC_MESSAGES/*.po"],
         "screens": ["*.kv"],
-        "central": ["seed/*.json"],
     },
     install_requires=[
         "kivy==2.3.1",
@@ -20,27 +39,52 @@ setup(
         "arabic-reshaper>=3.0,<4",
         "babel>=2.14",
         "cryptography>=42",
-        "httpx>=0.27,<1",
+        "requests>=2.31,<3",
         "pillow>=10",
         "qrcode>=7.4",
-        # reference central service
-        "fastapi>=0.110",
-        "uvicorn>=0.29",
-        "sqlalchemy>=2.0,<3",
     ],
     extras_require={
+        # the reference central service, run from a checkout
+        "central": CENTRAL_REQUIRES,
+        # the simulators and the demo stack, which also run central
+        "sim": CENTRAL_REQUIRES,
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "zxing-cpp>=2.2",
+            "build>=1.0",
         ],
     },
     entry_points={
         "console_scripts": [
             "kiosk=kiosk.cli:main",
-            "kiosk-central=central.cli:main",
-            "kiosk-sim=drivers.sim_cli:main",
+        ],
+        # One group per port: `<port>.backend = "<name>"` in kiosk.toml picks the factory.
+        "kiosk.card_readers": [
+            "pyscard=drivers.pyscard_reader:from_config",
+            "fake=drivers.fakes.card_reader:from_config",
+        ],
+        "kiosk.payment_terminals": [
+            "gateway=drivers.gateway_payment:from_config",
+            "fake=drivers.fakes.payment_terminal:from_config",
+        ],
+        "kiosk.receipt_printers": [
+            "escpos=drivers.escpos_printer:from_config",
+            "fake=drivers.fakes.receipt_printer:from_config",
+        ],
+        "kiosk.cabinets": [
+            "none=kiosk.ports.cabinet:no_cabinet",
+            "fake=drivers.fakes.cabinet:from_config",
+        ],
+        "kiosk.outboxes": [
+            "sqlite=offline.delivery:from_config",
+        ],
+        "kiosk.frontends": [
+            "kivy=screens.launch:run",
+        ],
+        "kiosk.tools": [
+            "card-check=drivers.card_check:run",
         ],
     },
 )

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiosk.demo_stack import DemoStack, VirtualScreen, run_journey
+from drivers.demo.stack import DemoStack, VirtualScreen, run_journey
 
 JOURNEY = Path(__file__).resolve().parent.parent / "journeys" / "arabic.json"
 _VERDICT = re.compile(r"card\.verdict verdict=valid apdus=(\d+)")

@@ -38,10 +38,11 @@ from central.issuing import CertificateRequestBody, EligibilityBody, Issuer
 from central.models import IssuedDocumentRecord
 from central.seeding import prepare_database
 from central.wire import Answer
+from kiosk import wire
+from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
 
-_ID_IN_PATH = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 
 def _invalid_input(_request: Request, exc: Exception) -> JSONResponse:
@@ -67,7 +68,7 @@ def _verify_document(database: Database, public_key: Ed25519PublicKey, payload: 
         record = session.get(IssuedDocumentRecord, claims["sn"])
     if record is None or record.service_code != claims["svc"]:
         return Answer(422, {"status": "invalid", "valid": False, "reason": "unknown_document"})
-    return Answer(200, {"status": "voided" if record.voided_at else "issued", "valid": True,
+    return Answer(200, {"status": AnswerStatus.VOIDED if record.voided_at else AnswerStatus.ISSUED, "valid": True,
                         "serial": record.serial, "service_code": record.service_code,
                         "issued_at": record.issued_at, "voided_at": record.voided_at,
                         "holder_initials": claims["hi"], "claims": claims})
@@ -94,7 +95,7 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
         database.dispose()
 
     app = FastAPI(title="Citizen kiosk central (reference)", version="1", lifespan=lifespan,
-                  docs_url="/api/v1/docs", openapi_url="/api/v1/openapi.json", redoc_url=None)
+                  docs_url=wire.API + "/docs", openapi_url=wire.API + "/openapi.json", redoc_url=None)
     app.add_exception_handler(RequestValidationError, _invalid_input)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.state.database = database
@@ -114,32 +115,32 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
                  response.status_code, (time.perf_counter() - started) * 1000)
         return response
 
-    @app.get("/api/v1/health")
+    @app.get(wire.HEALTH)
     def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/api/v1/catalogue")
+    @app.get(wire.CATALOGUE)
     def catalogue() -> dict:
         with database.reading() as session:
             return load_catalogue(session).to_json()
 
-    @app.post("/api/v1/requests/eligibility")
+    @app.post(wire.ELIGIBILITY)
     def check_eligibility(body: EligibilityBody) -> JSONResponse:
         return issuer.eligibility(body).response()
 
-    @app.post("/api/v1/requests")
+    @app.post(wire.REQUESTS)
     def submit_request(body: CertificateRequestBody) -> JSONResponse:
         return issuer.submit(body).response()
 
-    @app.post("/api/v1/requests/{request_id}/void")
-    def void_request(request_id: Annotated[str, PathParam(pattern=_ID_IN_PATH)]) -> JSONResponse:
+    @app.post(wire.VOID)
+    def void_request(request_id: Annotated[str, PathParam(pattern=wire.ID_PATTERN)]) -> JSONResponse:
         return issuer.void(request_id).response()
 
-    @app.get("/api/v1/documents/verify")
+    @app.get(wire.VERIFY_DOCUMENT)
     def verify_document(payload: Annotated[str, Query(min_length=1, max_length=1000)]) -> JSONResponse:
         return _verify_document(database, public_key, payload).response()
 
-    @app.get("/api/v1/signing-key")
+    @app.get(wire.SIGNING_KEY)
     def signing_key_pem() -> PlainTextResponse:
         return PlainTextResponse(public_pem, media_type="application/x-pem-file")
 

@@ -33,6 +33,7 @@ from central.models import CertificateRequest, Citizen, GatewayCharge, IssuedDoc
 from central.wire import Answer, Body, Identifier, body_digest, canonical_json, conflict, rejected
 from kiosk.catalogue import Service
 from kiosk.documents import IssuedDocument
+from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Issuer:
                                       national_number=citizen.national_number, payment_id=body.payment_id,
                                       issued_at=document.issued_at,
                                       document=canonical_json(document.to_json()).decode("utf-8"))
-        return Answer(200, {"status": "issued", "document": document.to_json()}), record
+        return Answer(200, {"status": AnswerStatus.ISSUED, "document": document.to_json()}), record
 
     @staticmethod
     def _payment_problem(session: Session, body: CertificateRequestBody, service: Service) -> str | None:
@@ -194,5 +195,5 @@ class Issuer:
                     document.voided_at = now
                 log.info("request.voided request_id=%s serial=%s", request_id,
                          document.serial if document else "none")
-            return Answer(200, {"status": "voided", "request_id": request_id,
+            return Answer(200, {"status": AnswerStatus.VOIDED, "request_id": request_id,
                                 "serial": document.serial if document else None, "voided_at": stored.voided_at})

@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-# A kiosk-chosen id (request, charge, refund, device): safe in a URL and a log line.
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+from kiosk.wire import ID_PATTERN, AnswerStatus
+
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 Currency = Literal["SYP", "USD", "EUR"]
 AmountMinor = Annotated[int, Field(gt=0, le=10 ** 12)]
 
@@ -33,12 +34,12 @@ class Answer:
 
 def rejected(reason: str, *, http_status: int = 422) -> Answer:
     """A refusal with a stable reason code (never personal data)."""
-    return Answer(http_status, {"status": "rejected", "reason": reason})
+    return Answer(http_status, {"status": AnswerStatus.REJECTED, "reason": reason})
 
 
 def conflict(reason: str) -> Answer:
     """An id used again with a different body: a bug in the caller, never retried."""
-    return Answer(409, {"status": "conflict", "reason": reason})
+    return Answer(409, {"status": AnswerStatus.CONFLICT, "reason": reason})
 
 
 def canonical_json(value: Any) -> bytes:

@@ -20,24 +20,28 @@ socket:
   into a dead link), and it tells whether the paper ran out meanwhile.
 
 Link failures (refused, reset, timeout, no answer) are values: DISCONNECTED.
+
+python-escpos is imported on first use, on the printer's worker thread: its
+capability database takes longer to load than the rest of the kiosk's start.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from escpos.capabilities import Profile
-from escpos.constants import QR_ECLEVEL_M, RT_STATUS
-from escpos.exceptions import DeviceNotFoundError
-from escpos.printer import Dummy, Network
 from PIL import Image
 
 from kiosk.ports.receipt_printer import (
     PrinterStatus, PrintJob, PrintOutcome, PrintResult, QrBlock, RasterBlock, ReceiptPrinter, TextBlock,
 )
+
+if TYPE_CHECKING:
+    from escpos.capabilities import Profile
+    from escpos.printer import Network
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,13 @@ _PAPER_OUT = 0x60                    # n=4: paper-end sensor
 
 class _NoAnswer(Exception):
     """The printer closed the link instead of answering."""
+
+
+def _link_failures() -> tuple[type[BaseException], ...]:
+    """What a pulled cable, a refused connection or a silent printer raises."""
+    from escpos.exceptions import DeviceNotFoundError
+
+    return (DeviceNotFoundError, OSError, _NoAnswer)
 
 
 def status_from_answers(printer: int, offline_cause: int, paper: int) -> PrinterStatus:
@@ -80,6 +91,8 @@ def _profile(paper_width: int) -> Profile:
     With the width known, escpos refuses an image wider than the paper
     instead of printing a warning on stdout at every image.
     """
+    from escpos.capabilities import Profile
+
     profile = Profile()
     data = copy.deepcopy(profile.profile_data)
     data["media"]["width"]["pixels"] = paper_width
@@ -96,13 +109,21 @@ class EscposReceiptPrinter(ReceiptPrinter):
         self.port = port
         self.timeout_s = timeout_s
         self.paper_width = paper_width
-        self._profile = _profile(paper_width)
-        self._network = Network(host, port, timeout=timeout_s, profile=self._profile)
         self._lock = threading.Lock()
         self._last_status: Optional[PrinterStatus] = None
 
     def __repr__(self) -> str:
         return "EscposReceiptPrinter(%s:%d)" % (self.host, self.port)
+
+    @functools.cached_property
+    def _profile(self) -> Profile:
+        return _profile(self.paper_width)
+
+    @functools.cached_property
+    def _network(self) -> Network:
+        from escpos.printer import Network
+
+        return Network(self.host, self.port, timeout=self.timeout_s, profile=self._profile)
 
     # -- ReceiptPrinter --------------------------------------------------------------
 
@@ -112,7 +133,7 @@ class EscposReceiptPrinter(ReceiptPrinter):
             try:
                 self._network.open()
                 status = self._query()
-            except (DeviceNotFoundError, OSError, _NoAnswer):
+            except _link_failures():
                 status = PrinterStatus.DISCONNECTED
             finally:
                 self._close()
@@ -137,7 +158,7 @@ class EscposReceiptPrinter(ReceiptPrinter):
                     self._network._raw(chunk)          # the transport's write (sendall)
                     sent += len(chunk)
                 after = self._note(self._query())
-            except (DeviceNotFoundError, OSError, _NoAnswer):
+            except _link_failures():
                 return self._failed(self._note(PrinterStatus.DISCONNECTED), sent)
             finally:
                 self._close()
@@ -155,6 +176,9 @@ class EscposReceiptPrinter(ReceiptPrinter):
         than the paper, text other than printable ASCII, a QR module size
         outside 1..16).
         """
+        from escpos.constants import QR_ECLEVEL_M
+        from escpos.printer import Dummy
+
         commands = Dummy(profile=self._profile)
         commands.hw("INIT")
         for block in job.blocks:
@@ -192,6 +216,8 @@ class EscposReceiptPrinter(ReceiptPrinter):
     # -- the link ---------------------------------------------------------------------------------
 
     def _ask(self, n: int) -> int:
+        from escpos.constants import RT_STATUS
+
         answer = self._network.query_status(RT_STATUS + bytes([n]))
         if not answer:
             raise _NoAnswer()
@@ -216,3 +242,8 @@ class EscposReceiptPrinter(ReceiptPrinter):
                      self._last_status.name if self._last_status else "-", status.name)
             self._last_status = status
         return status
+
+
+def from_config(config) -> EscposReceiptPrinter:
+    """The `escpos` printer backend: a network ESC/POS printer at `printer.host`:`printer.port`."""
+    return EscposReceiptPrinter(config.printer.host, config.printer.port, timeout_s=config.printer.timeout_s)

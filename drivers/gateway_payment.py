@@ -4,20 +4,30 @@ The gateway (central/gateway.py simulates one) answers a charge_id or a
 refund_id idempotently, so after a lost answer the caller asks again with
 the same id. What the link did decides the outcome:
 
-- the request never left (no connection): FAILED, nothing was charged;
+- the request never left (no connection could be made: refused, timed out,
+  the gateway's certificate refused): FAILED, nothing was charged;
 - the gateway says so (503 with ``"charged": false``): FAILED;
 - the request left but no readable answer came back (timeout, dropped
   connection, another 5xx, garbled JSON): UNKNOWN, ask again;
 - an answer that can never succeed (the charge_id reused with another
   amount, a body the gateway calls invalid): PaymentError.
+
+Every call has a timeout, TLS certificates are always verified, and nothing
+is retried by the transport: a charge or a refund is asked again only by its
+caller, under the same id.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import ssl
 from typing import Any
 
-import httpx
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from kiosk.ports.payment_terminal import (PaymentOutcome, PaymentStatus, PaymentTerminal, RefundOutcome,
                                       RefundStatus)
@@ -26,8 +36,47 @@ from kiosk.money import Money
 
 log = logging.getLogger(__name__)
 
+# Connecting takes at most this long (or timeout_s, when shorter); waiting for
+# the answer takes up to timeout_s.
+CONNECT_TIMEOUT_S = 3.0
+
+# What the transport itself may raise: requests' errors, the odd urllib3 error
+# that requests lets through unwrapped, and an OSError (a pinned CA file gone).
+_TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
 # Raised before a byte of the request was sent: the gateway cannot have acted on it.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_UNUSABLE_URL = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                 requests.exceptions.MissingSchema)
+# The causes, inside requests' ConnectionError, of a connection that was never made:
+# urllib3's ConnectTimeoutError covers a refused or unroutable connection and an
+# unknown name too (NewConnectionError and NameResolutionError are kinds of it).
+_NOT_CONNECTED = (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ClosedPoolError,
+                  ssl.SSLCertVerificationError)
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Whether `exc` was raised before the request left the kiosk.
+
+    requests raises ConnectionError both for a connection that could not be made
+    and for one dropped after the request was sent, so the cause decides: the
+    urllib3 error inside (unwrapped from MaxRetryError, a proxy error, a TLS error)
+    must be one of a connection never made. A TLS error counts only when the
+    gateway's certificate was refused, which happens in the handshake, before the
+    request; any other TLS error may come while the answer is read. Anything that
+    cannot be told apart counts as sent (UNKNOWN), which is always safe to ask again.
+    """
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, *_UNUSABLE_URL)):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    cause: object = exc.args[0] if exc.args else None
+    if isinstance(cause, urllib3.exceptions.MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, urllib3.exceptions.ProxyError):
+        cause = cause.original_error
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        cause = cause.args[0] if cause.args else None
+    return isinstance(cause, _NOT_CONNECTED)
 
 
 def _reason(answer: Any) -> str:
@@ -36,21 +85,40 @@ def _reason(answer: Any) -> str:
 
 
 class GatewayPaymentTerminal(PaymentTerminal):
-    def __init__(self, base_url: str, *, device_id: str, timeout_s: float = 60.0) -> None:
+    """The gateway's API for one kiosk, over one session.
+
+    `ca_file` (a PEM file of certificate authorities) pins the gateway's CA: its
+    certificate is then checked against it instead of the system's authorities.
+    """
+
+    def __init__(self, base_url: str, *, device_id: str, timeout_s: float = 60.0,
+                 ca_file: str | os.PathLike[str] | None = None) -> None:
         self._device_id = device_id
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1/gateway", timeout=timeout_s)
+        self._base = base_url.rstrip("/") + "/api/v1/gateway"
+        self._timeout = (min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
+        if ca_file is not None and not os.path.exists(ca_file):
+            raise FileNotFoundError("the gateway's CA file %s does not exist" % os.fspath(ca_file))
+        self._http = requests.Session()
+        self._http.verify = os.fspath(ca_file) if ca_file is not None else True
+        for scheme in ("http://", "https://"):
+            # Sent once: a charge is never repeated behind its caller's back.
+            self._http.mount(scheme, HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False)))
 
     def close(self) -> None:
         self._http.close()
 
-    def _post(self, path: str, body: dict) -> httpx.Response | PaymentStatus:
-        """The gateway's response, or FAILED (not sent) / UNKNOWN (sent, no answer)."""
+    def _post(self, path: str, body: dict) -> requests.Response | PaymentStatus:
+        """The gateway's response, or FAILED (not sent) / UNKNOWN (sent, no answer).
+
+        `verify` is passed on each call so that a CA bundle named in the environment
+        (REQUESTS_CA_BUNDLE) cannot replace a pinned CA. Redirects are not followed."""
         try:
-            return self._http.post(path, json=body)
-        except _NOT_SENT as exc:
-            log.warning("payment.gateway_unreachable path=%s error=%s", path, type(exc).__name__)
-            return PaymentStatus.FAILED
-        except httpx.HTTPError as exc:
+            return self._http.post(self._base + path, json=body, timeout=self._timeout, verify=self._http.verify,
+                                   allow_redirects=False)
+        except _TRANSPORT_ERRORS as exc:
+            if _never_sent(exc):
+                log.warning("payment.gateway_unreachable path=%s error=%s", path, type(exc).__name__)
+                return PaymentStatus.FAILED
             log.warning("payment.answer_lost path=%s error=%s", path, type(exc).__name__)
             return PaymentStatus.UNKNOWN
 
@@ -109,3 +177,9 @@ class GatewayPaymentTerminal(PaymentTerminal):
             log.error("payment.answer_garbled refund_id=%s", refund_id)
             return outcome(RefundStatus.FAILED)
         return outcome(RefundStatus.REFUNDED)
+
+
+def from_config(config) -> GatewayPaymentTerminal:
+    """The `gateway` payment backend: the gateway beside central at `central.url`, waiting up to
+    `payment.timeout_s` for an answer."""
+    return GatewayPaymentTerminal(config.central.url, device_id=config.device_id, timeout_s=config.payment.timeout_s)

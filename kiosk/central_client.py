@@ -6,29 +6,60 @@ is part of normal life: it comes back as a value (UNREACHABLE, or None from
 central answers idempotently. :class:`~kiosk.errors.CentralError` is kept for
 an answer that can never succeed (a request id reused with another body, a
 body central calls invalid). Nothing here logs or raises with personal data.
+
+Every call has a timeout, TLS certificates are always verified (against the
+system's authorities, or against central's own CA when the kiosk pins it),
+and only the catalogue, a GET, is ever retried by the transport: a POST is
+sent once, and the outbox asks again later under the same request id.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-import httpx
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
+from kiosk import wire
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
 from kiosk.errors import CentralError
+from kiosk.messages import MessageKind
+from kiosk.ports.central import Central, Eligibility
+from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
 
-# The outbox message kinds `deliver` knows.
-CERTIFICATE_REQUEST = "certificate_request"
-VOID_REQUEST = "void_request"
-
 _RETRY_LATER = frozenset({408, 425, 429})
+
+# Connecting takes at most this long (or timeout_s, when shorter); waiting for
+# the answer takes up to timeout_s.
+CONNECT_TIMEOUT_S = 3.0
+
+# What the transport itself may raise: requests' errors, the odd urllib3 error
+# that requests lets through unwrapped, and an OSError (a pinned CA file gone).
+_TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+def _no_retries() -> Retry:
+    """Each request is sent once; an error or a 5xx goes back to the caller as it came."""
+    return Retry(total=0, read=False, redirect=False)
+
+
+def _catalogue_retries() -> Retry:
+    """The catalogue is a GET and may be asked twice more: when the connection could not
+    be made, or central answered 502, 503 or 504. A read that timed out is not asked
+    again (the timeout is already the longest wait), nor is a Retry-After obeyed (it
+    could hold the kiosk for as long as central likes); the last 5xx answer is returned."""
+    return Retry(total=2, connect=2, read=False, status=2, other=0, redirect=False, backoff_factor=0.2,
+                 status_forcelist=frozenset({502, 503, 504}), allowed_methods=frozenset({"GET"}),
+                 respect_retry_after_header=False, raise_on_status=False)
 
 
 class CentralUnreachable(CentralError):
@@ -51,12 +82,6 @@ class SubmitResult:
 class VoidStatus(enum.Enum):
     VOIDED = "voided"
     UNREACHABLE = "unreachable"   # retry with the same request id
-
-
-class Eligibility(enum.Enum):
-    ELIGIBLE = "eligible"
-    NOT_ELIGIBLE = "not eligible"     # central would refuse this document for this card
-    UNREACHABLE = "unreachable"       # no answer: do not charge
 
 
 class _Garbled(Exception):
@@ -86,19 +111,19 @@ def _document(data: Any) -> IssuedDocument:
     return IssuedDocument.from_json(data)
 
 
-def _checked_answer(kind: str, message: dict, answer: Any) -> dict:
+def _checked_answer(kind: MessageKind, message: dict, answer: Any) -> dict:
     """`answer` when it is a well-formed final answer to `message`, else _Garbled."""
     if not isinstance(answer, dict):
         raise _Garbled("answer is not an object")
     status = answer.get("status")
-    if status == "rejected" and kind == CERTIFICATE_REQUEST:
+    if status == AnswerStatus.REJECTED and kind is MessageKind.CERTIFICATE_REQUEST:
         if not isinstance(answer.get("reason"), str) or not answer["reason"]:
             raise _Garbled("rejection without a reason")
-    elif status == "issued" and kind == CERTIFICATE_REQUEST:
+    elif status == AnswerStatus.ISSUED and kind is MessageKind.CERTIFICATE_REQUEST:
         document = _document(answer.get("document"))
         if document.request_id != message["request_id"] or document.service_code != message["service_code"]:
             raise _Garbled("document is for another request")
-    elif status == "voided" and kind == VOID_REQUEST:
+    elif status == AnswerStatus.VOIDED and kind is MessageKind.VOID_REQUEST:
         if answer.get("request_id") != message["request_id"]:
             raise _Garbled("void of another request")
     else:
@@ -106,13 +131,36 @@ def _checked_answer(kind: str, message: dict, answer: Any) -> dict:
     return answer
 
 
-class CentralClient:
-    """Central's API for one kiosk. Safe to share between threads."""
+class CentralClient(Central):
+    """Central's API for one kiosk, over HTTP. Safe to share between threads: the session is
+    set up once here and not changed afterwards, and its connection pool is
+    thread-safe.
 
-    def __init__(self, base_url: str, *, device_id: str, timeout_s: float = 10.0) -> None:
+    `ca_file` (a PEM file of certificate authorities) pins central's CA: central's
+    certificate is then checked against it instead of the system's authorities.
+    """
+
+    def __init__(self, base_url: str, *, device_id: str, timeout_s: float = 10.0,
+                 ca_file: str | os.PathLike[str] | None = None) -> None:
         self.device_id = device_id
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=timeout_s,
-                                  headers={"user-agent": "citizen-kiosk/%s" % device_id})
+        self._base = base_url.rstrip("/")
+        self._timeout = (min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
+        if ca_file is not None and not os.path.exists(ca_file):
+            raise FileNotFoundError("central's CA file %s does not exist" % os.fspath(ca_file))
+        self._http = requests.Session()
+        self._http.verify = os.fspath(ca_file) if ca_file is not None else True
+        self._http.headers["User-Agent"] = "citizen-kiosk/%s" % device_id
+        self._http.mount("http://", HTTPAdapter(max_retries=_no_retries()))
+        self._http.mount("https://", HTTPAdapter(max_retries=_no_retries()))
+        # The longest matching prefix picks the adapter: only the catalogue gets retries.
+        self._http.mount(self._base + wire.CATALOGUE, HTTPAdapter(max_retries=_catalogue_retries()))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One call to central with the timeouts and TLS settings every call has. `verify`
+        is passed on each call so that a CA bundle named in the environment
+        (REQUESTS_CA_BUNDLE) cannot replace a pinned CA. Redirects are not followed."""
+        return self._http.request(method, self._base + path, timeout=self._timeout, verify=self._http.verify,
+                                  allow_redirects=False, **kwargs)
 
     def close(self) -> None:
         self._http.close()
@@ -127,8 +175,8 @@ class CentralClient:
         """The services and their fees. Raises CentralUnreachable (a CentralError) when
         central cannot be reached or answers something unreadable."""
         try:
-            response = self._http.get("/catalogue")
-        except httpx.HTTPError as exc:
+            response = self._call("GET", wire.CATALOGUE)
+        except _TRANSPORT_ERRORS as exc:
             log.warning("central.unreachable call=catalogue error=%s", type(exc).__name__)
             raise CentralUnreachable("central unreachable (%s)" % type(exc).__name__) from None
         if response.status_code != 200:
@@ -152,10 +200,10 @@ class CentralClient:
         """Asked before the fee is charged, so that nobody pays for a document
         central would refuse, nor while central cannot be reached."""
         try:
-            response = self._http.post("/requests/eligibility", json={
+            response = self._call("POST", wire.ELIGIBILITY, json={
                 "device_id": self.device_id, "service_code": service_code,
                 "national_number": national_number, "card_number": card_number})
-        except httpx.HTTPError as exc:
+        except _TRANSPORT_ERRORS as exc:
             log.info("central.unreachable call=eligibility error=%s", type(exc).__name__)
             return Eligibility.UNREACHABLE
         try:
@@ -174,67 +222,73 @@ class CentralClient:
                        language: str, payment_id: str) -> SubmitResult:
         """Ask for the certificate paid by `payment_id`. UNREACHABLE means: ask again
         later with the same request_id and the same details (never a second document)."""
-        answer = self.deliver(CERTIFICATE_REQUEST, {
+        answer = self.deliver(MessageKind.CERTIFICATE_REQUEST, {
             "request_id": request_id, "service_code": service_code, "national_number": national_number,
             "card_number": card_number, "language": language, "payment_id": payment_id})
         if answer is None:
             return SubmitResult(SubmitStatus.UNREACHABLE)
-        if answer["status"] == "issued":
+        if answer["status"] == AnswerStatus.ISSUED:
             return SubmitResult(SubmitStatus.ISSUED, document=_document(answer["document"]))
         return SubmitResult(SubmitStatus.REJECTED, reason=answer["reason"])
 
     def void_request(self, request_id: str) -> VoidStatus:
         """Void the document of `request_id`: it could not be delivered and was refunded."""
-        answer = self.deliver(VOID_REQUEST, {"request_id": request_id})
+        answer = self.deliver(MessageKind.VOID_REQUEST, {"request_id": request_id})
         return VoidStatus.UNREACHABLE if answer is None else VoidStatus.VOIDED
 
-    def deliver(self, kind: str, payload: dict) -> dict | None:
+    def deliver(self, kind: MessageKind | str, payload: dict) -> dict | None:
         """Send one outbox message and return central's final answer as JSON.
 
-        `kind` "certificate_request": `payload` is the body of POST /requests
-        (``device_id`` is filled in when missing); the answer is
+        `kind` is a MessageKind or its value. CERTIFICATE_REQUEST: `payload` is the
+        body of POST /requests (``device_id`` is filled in when missing); the answer is
         ``{"status": "issued", "document": ...}`` or ``{"status": "rejected", "reason": ...}``.
-        `kind` "void_request": `payload` is ``{"request_id": ...}``; the answer is
-        ``{"status": "voided", ...}``.
+        VOID_REQUEST: `payload` is ``{"request_id": ...}``; the answer is
+        ``{"status": "voided", ...}``. Any other kind is not central's: CentralError.
         None: central cannot take it now (retry later). CentralError: never will.
         """
-        if kind == CERTIFICATE_REQUEST:
+        try:
+            kind = MessageKind(kind)
+        except (ValueError, TypeError):
+            raise CentralError("unknown outbox message kind %r" % (kind,)) from None
+        if kind is MessageKind.CERTIFICATE_REQUEST:
             message = {"device_id": self.device_id, **payload}
-            path = "/requests"
-        elif kind == VOID_REQUEST:
+            path = wire.REQUESTS
+        elif kind is MessageKind.VOID_REQUEST:
             message = dict(payload)
-            path = "/requests/%s/void" % quote(str(payload.get("request_id", "")), safe="")
+            path = wire.void_path(str(payload.get("request_id", "")))
         else:
-            raise CentralError("unknown outbox message kind %r" % kind)
+            raise CentralError("outbox message kind %r is not for central" % kind.value)
         request_id = message.get("request_id")
         if not isinstance(request_id, str) or not request_id:
-            raise CentralError("%s without a request id" % kind)
+            raise CentralError("%s without a request id" % kind.value)
 
         try:
-            response = self._http.post(path, json=message if kind == CERTIFICATE_REQUEST else None)
-        except httpx.HTTPError as exc:
-            log.info("central.unreachable kind=%s request_id=%s error=%s", kind, request_id, type(exc).__name__)
+            response = self._call("POST", path, json=message if kind is MessageKind.CERTIFICATE_REQUEST else None)
+        except _TRANSPORT_ERRORS as exc:
+            log.info("central.unreachable kind=%s request_id=%s error=%s", kind.value, request_id,
+                     type(exc).__name__)
             return None
         code = response.status_code
         if code >= 500 or code in _RETRY_LATER:
-            log.warning("central.unavailable kind=%s request_id=%s http=%d", kind, request_id, code)
+            log.warning("central.unavailable kind=%s request_id=%s http=%d", kind.value, request_id, code)
             return None
         if code not in (200, 422):
             reason = self._reason(response)
-            log.error("central.refused kind=%s request_id=%s http=%d reason=%s", kind, request_id, code, reason)
-            raise CentralError("central refused %s %s: HTTP %d, %s" % (kind, request_id, code, reason))
+            log.error("central.refused kind=%s request_id=%s http=%d reason=%s", kind.value, request_id, code,
+                      reason)
+            raise CentralError("central refused %s %s: HTTP %d, %s" % (kind.value, request_id, code, reason))
         try:
             answer = _checked_answer(kind, message, response.json())
         except (ValueError, _Garbled) as exc:  # ValueError: not JSON at all
-            log.error("central.answer_garbled kind=%s request_id=%s http=%d problem=%s", kind, request_id, code,
+            log.error("central.answer_garbled kind=%s request_id=%s http=%d problem=%s", kind.value, request_id, code,
                       exc if isinstance(exc, _Garbled) else "not JSON")
             return None
-        if answer["status"] == "rejected":
+        if answer["status"] == AnswerStatus.REJECTED:
             log.info("central.rejected request_id=%s reason=%s", request_id, answer["reason"])
         return answer
 
     @staticmethod
-    def _reason(response: httpx.Response) -> str:
+    def _reason(response: requests.Response) -> str:
         """Central's reason code for a refusal, for a log line (codes only, never values)."""
         try:
             reason = response.json().get("reason")

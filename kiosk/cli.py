@@ -13,12 +13,21 @@ import sys
 import time
 from pathlib import Path
 
-from kiosk import card_check
+from kiosk import app, backends
 from kiosk import config as kiosk_config
 from kiosk import fonts, logs
 from kiosk.errors import KioskError
 
 log = logging.getLogger("kiosk")
+
+CARD_CHECK_HELP = """\
+Read the card in the ID reader as the kiosk would (power up, SELECT, VERIFY,
+EF.ID and EF.ID_SIG, both authenticity checks, the expiry) and print one
+line, with no personal data: `valid apdus=7`, `forged apdus=6`, `wrong PIN
+(2 tries left) apdus=1`, `no card in reader "NAME"`, `no reader`, ... Exit 0
+only for a valid card, 1 for any other verdict, 2 for a usage or
+configuration problem. The PIN is read from standard input, never echoed.
+The check is the card backend's own tool (`kiosk.tools` entry points)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--journey", type=Path, help="drive the app through this scripted journey (JSON)")
     run.add_argument("--out", type=Path, default=Path("journey-out"),
                      help="where a journey writes its screenshots and log")
+    run.add_argument("--frontend", default="kivy", help="the user interface to start (default %(default)s)")
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("config", help="configuration tools").add_subparsers(dest="what", required=True)
@@ -42,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     card = commands.add_parser("card", help="ID card tools").add_subparsers(dest="what", required=True)
     check_card = card.add_parser(
         "check", help="read the card in the ID reader (PIN on stdin) and print one verdict line",
-        description=card_check.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=CARD_CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     check_card.add_argument("--config", type=Path, default=None,
                             help="configuration file (default %s when it exists)" % kiosk_config.DEFAULT_PATH)
     check_card.add_argument("--trust", type=Path, action="append", default=[], metavar="ISSUER.pem",
@@ -79,18 +89,17 @@ def _config_check(args: argparse.Namespace, _started_at: float) -> int:
 
 
 def _card_check(args: argparse.Namespace, _started_at: float) -> int:
-    return card_check.run(args.config, args.trust, args.reader)
+    run = backends.load_tool("card-check")
+    return run(args.config, args.trust, args.reader)
 
 
 def _run(args: argparse.Namespace, started_at: float) -> int:
     config = kiosk_config.load(args.config)
     fonts.check()
-    from kiosk.app import build_runtime
-    from screens.launch import run
-
     if args.journey is not None and not args.journey.is_file():
         raise kiosk_config.ConfigError("no journey file %s" % args.journey)
-    return run(config, lambda post: build_runtime(config, post), journey=args.journey, out=args.out,
+    run = backends.load_frontend(args.frontend)
+    return run(config, lambda post: app.build_runtime(config, post), journey=args.journey, out=args.out,
                started_at=started_at)
 
 

@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiosk import backends
 from kiosk.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
@@ -31,6 +32,7 @@ class CentralConfig:
 @dataclass(frozen=True)
 class CardConfig:
     trusted_issuers: tuple[Path, ...]
+    backend: str = "pyscard"
     reader: str = ""  # name (or leading part of it) of the ID-card reader; "" = the first
     pin_timeout_s: float = 30.0
     apdu_timeout_s: float = 5.0
@@ -44,9 +46,15 @@ class PaymentConfig:
 
 @dataclass(frozen=True)
 class PrinterConfig:
-    host: str
+    host: str = ""     # the network printer's address, for the escpos backend
+    backend: str = "escpos"
     port: int = 9100
     timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class CabinetConfig:
+    backend: str = "none"
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class OutboxConfig:
+    backend: str = "sqlite"
     path: Path = Path("/var/lib/kiosk/outbox.sqlite3")
 
 
@@ -77,6 +86,7 @@ class KioskConfig:
     config_version: int = CONFIG_VERSION
     languages: tuple[str, ...] = ("ar", "en")
     payment: PaymentConfig = field(default_factory=PaymentConfig)
+    cabinet: CabinetConfig = field(default_factory=CabinetConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
@@ -87,7 +97,6 @@ class KioskConfig:
 
 
 SUPPORTED_LANGUAGES = ("ar", "en")
-PAYMENT_BACKENDS = ("gateway",)
 
 # Migrations from an older config_version: each takes the raw table of
 # version N and returns that of version N + 1.
@@ -132,8 +141,12 @@ def _check(config: KioskConfig) -> None:
     for pem in config.card.trusted_issuers:
         if not pem.is_file():
             raise ConfigError("`card.trusted_issuers`: no such file %s" % pem)
-    if config.payment.backend not in PAYMENT_BACKENDS:
-        raise ConfigError("`payment.backend` %r is not one of %s" % (config.payment.backend, ", ".join(PAYMENT_BACKENDS)))
+    for key, name in (("card.backend", config.card.backend), ("payment.backend", config.payment.backend),
+                      ("printer.backend", config.printer.backend), ("cabinet.backend", config.cabinet.backend),
+                      ("outbox.backend", config.outbox.backend)):
+        backends.find(backends.GROUPS[key], name, key=key)   # named and installed; imported only when built
+    if config.printer.backend == "escpos" and not config.printer.host:
+        raise ConfigError("missing key `printer.host` (the escpos printer's address)")
     if not config.central.url.startswith(("http://", "https://")):
         raise ConfigError("`central.url` must start with http:// or https://")
     for key, value in (

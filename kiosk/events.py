@@ -94,13 +94,24 @@ class PhotoRead:
 
 
 @dataclass(frozen=True)
-class Continue:
-    """The citizen tapped the main button of an informative screen."""
+class ShowServices:
+    """The citizen has seen their name and photo and goes on to the services."""
+
+
+@dataclass(frozen=True)
+class Pay:
+    """The citizen confirmed the service and its fee: prepare, then charge."""
+
+
+@dataclass(frozen=True)
+class RetryPayment:
+    """After a declined payment, the citizen tries again (another card)."""
 
 
 @dataclass(frozen=True)
 class Back:
-    pass
+    """The citizen goes back one screen (insert card to attract, confirm or a
+    declined payment to the services)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,6 @@ class PrintFinished:
 Event = Union[
     Start, Tick, Touched, LanguageChosen, CardInserted, CardRemoved, ReaderLost, ReaderFound,
     CatalogueLoaded, CardConnected, PinDigit, PinErase, PinSubmit, CardAuthenticated, PhotoRead,
-    Continue, Back, Cancel, ServiceChosen, EligibilityChecked, PrinterChecked, PaymentSettled, DocumentAnswered,
+    ShowServices, Pay, RetryPayment, Back, Cancel, ServiceChosen, EligibilityChecked, PrinterChecked, PaymentSettled, DocumentAnswered,
     PrintFinished,
 ]

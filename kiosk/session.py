@@ -22,11 +22,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable
+from typing import Any, Callable
 
-from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
-from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
-from kiosk.ports.receipt_printer import PrintOutcome, PrintResult
 from kiosk.catalogue import Catalogue, Service
 from kiosk.effects import (
     Audit,
@@ -52,11 +49,11 @@ from kiosk.events import (
     CardInserted,
     CardRemoved,
     CatalogueLoaded,
-    Continue,
     DocumentAnswered,
     EligibilityChecked,
     Event,
     LanguageChosen,
+    Pay,
     PaymentSettled,
     PhotoRead,
     PinDigit,
@@ -66,11 +63,16 @@ from kiosk.events import (
     PrintFinished,
     ReaderFound,
     ReaderLost,
+    RetryPayment,
     ServiceChosen,
+    ShowServices,
     Start,
     Tick,
     Touched,
 )
+from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
+from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
+from kiosk.ports.receipt_printer import PrintOutcome, PrintResult
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,35 @@ class Session:
         self._orphans: dict[str, Transaction] = {}
         self._now = 0.0
         self._clear()
+        # Which method handles which event: one entry per event type.
+        self._handlers: dict[type, Callable[[Any], list[Effect] | None]] = {
+            Start: self._on_start,
+            Tick: self._on_tick,
+            Touched: self._on_touched,
+            LanguageChosen: self._on_language_chosen,
+            CatalogueLoaded: self._on_catalogue_loaded,
+            ReaderLost: self._on_reader_lost,
+            ReaderFound: self._on_reader_found,
+            CardInserted: self._on_card_inserted,
+            CardRemoved: self._on_card_removed,
+            CardConnected: self._on_card_connected,
+            PinDigit: self._on_pin_digit,
+            PinErase: self._on_pin_erase,
+            PinSubmit: self._on_pin_submit,
+            CardAuthenticated: self._on_card_authenticated,
+            PhotoRead: self._on_photo_read,
+            ShowServices: self._on_show_services,
+            Back: self._on_back,
+            Cancel: self._on_cancel,
+            ServiceChosen: self._on_service_chosen,
+            Pay: self._on_pay,
+            RetryPayment: self._on_retry_payment,
+            EligibilityChecked: self._on_eligibility_checked,
+            PrinterChecked: self._on_printer_checked,
+            PaymentSettled: self._on_payment_settled,
+            DocumentAnswered: self._on_document_answered,
+            PrintFinished: self._on_print_finished,
+        }
 
     # ------------------------------------------------------------ the view
 
@@ -243,18 +274,17 @@ class Session:
 
     def handle(self, event: Event) -> list[Effect]:
         before = self.step
-        handler = getattr(self, "_on_" + type(event).__name__)
-        effects: list[Effect] = handler(event) or []
+        effects: list[Effect] = self._handlers[type(event)](event) or []
         if self.step is not before:
             log.info("session.step from=%s to=%s", before.name, self.step.name)
         return effects
 
-    def _on_Start(self, event: Start) -> list[Effect]:
+    def _on_start(self, event: Start) -> list[Effect]:
         self._now = event.now
         self._catalogue_asked_at = event.now
         return [LoadCatalogue()]
 
-    def _on_Tick(self, event: Tick) -> list[Effect]:
+    def _on_tick(self, event: Tick) -> list[Effect]:
         self._now = event.now
         effects: list[Effect] = []
         if self._catalogue is None and self.step in (Step.OUT_OF_SERVICE, Step.STARTING) \
@@ -269,11 +299,11 @@ class Session:
                 effects += self._end_session(reason)
         return effects
 
-    def _on_Touched(self, event: Touched) -> None:
+    def _on_touched(self, event: Touched) -> None:
         self._now = event.now
         self._last_touch = event.now
 
-    def _on_LanguageChosen(self, event: LanguageChosen) -> None:
+    def _on_language_chosen(self, event: LanguageChosen) -> None:
         if event.language not in self._languages:
             return
         self.language = event.language
@@ -281,23 +311,23 @@ class Session:
             self.step = Step.INSERT_CARD
             self._last_touch = self._now
 
-    def _on_CatalogueLoaded(self, event: CatalogueLoaded) -> None:
+    def _on_catalogue_loaded(self, event: CatalogueLoaded) -> None:
         if event.catalogue is not None and event.catalogue.services:
             self._catalogue = event.catalogue
         self._update_service_state()
 
-    def _on_ReaderLost(self, event: ReaderLost) -> list[Effect]:
+    def _on_reader_lost(self, event: ReaderLost) -> list[Effect]:
         self._reader_present = False
         self._card_present = False
         effects = self._end_session(None) if self.step in CARD_STEPS else []
         self._update_service_state()
         return effects
 
-    def _on_ReaderFound(self, event: ReaderFound) -> None:
+    def _on_reader_found(self, event: ReaderFound) -> None:
         self._reader_present = True
         self._update_service_state()
 
-    def _on_CardInserted(self, event: CardInserted) -> list[Effect]:
+    def _on_card_inserted(self, event: CardInserted) -> list[Effect]:
         self._card_present = True
         if self.step not in (Step.ATTRACT, Step.INSERT_CARD):
             return []
@@ -306,11 +336,11 @@ class Session:
         self.step = Step.READING_CARD
         return [ConnectCard(self._session_id)]
 
-    def _on_CardRemoved(self, event: CardRemoved) -> list[Effect]:
+    def _on_card_removed(self, event: CardRemoved) -> list[Effect]:
         self._card_present = False
         return self._end_session(None) if self.step in CARD_STEPS else []
 
-    def _on_CardConnected(self, event: CardConnected) -> list[Effect]:
+    def _on_card_connected(self, event: CardConnected) -> list[Effect]:
         if event.session_id != self._session_id or self.step is not Step.READING_CARD:
             return []
         if event.result is ConnectResult.CONNECTED:
@@ -321,16 +351,16 @@ class Session:
             return self._end_session(None)
         return self._refuse_card(Reason.CARD_UNREADABLE)
 
-    def _on_PinDigit(self, event: PinDigit) -> None:
+    def _on_pin_digit(self, event: PinDigit) -> None:
         if self.step is Step.PIN_ENTRY and event.digit in "0123456789" and len(event.digit) == 1 \
                 and len(self._pin) < PIN_MAX_DIGITS:
             self._pin.append(event.digit)
 
-    def _on_PinErase(self, event: PinErase) -> None:
+    def _on_pin_erase(self, event: PinErase) -> None:
         if self.step is Step.PIN_ENTRY and self._pin:
             self._pin.pop()
 
-    def _on_PinSubmit(self, event: PinSubmit) -> list[Effect]:
+    def _on_pin_submit(self, event: PinSubmit) -> list[Effect]:
         if self.step is not Step.PIN_ENTRY or len(self._pin) < PIN_MIN_DIGITS:
             return []
         pin = "".join(self._pin)
@@ -338,7 +368,7 @@ class Session:
         self.step = Step.VERIFYING
         return [Authenticate(self._session_id, pin)]
 
-    def _on_CardAuthenticated(self, event: CardAuthenticated) -> list[Effect]:
+    def _on_card_authenticated(self, event: CardAuthenticated) -> list[Effect]:
         if event.session_id != self._session_id or self.step is not Step.VERIFYING:
             return []
         result = event.result
@@ -359,18 +389,21 @@ class Session:
         reason = _VERDICT_REASONS.get(result.verdict, Reason.CARD_UNREADABLE)
         return self._refuse_card(reason)
 
-    def _on_PhotoRead(self, event: PhotoRead) -> None:
+    def _on_photo_read(self, event: PhotoRead) -> None:
         if event.session_id == self._session_id and self._identity is not None:
             self._photo = event.photo
 
-    def _on_Continue(self, event: Continue) -> list[Effect]:
+    def _on_show_services(self, event: ShowServices) -> None:
         if self.step is Step.IDENTITY:
             self.step = Step.CATALOGUE
-        elif self.step in (Step.CONFIRM, Step.PAYMENT_DECLINED):
-            return self._pay()
-        return []
 
-    def _on_Back(self, event: Back) -> None:
+    def _on_pay(self, event: Pay) -> list[Effect]:
+        return self._pay() if self.step is Step.CONFIRM else []
+
+    def _on_retry_payment(self, event: RetryPayment) -> list[Effect]:
+        return self._pay() if self.step is Step.PAYMENT_DECLINED else []
+
+    def _on_back(self, event: Back) -> None:
         if self.step is Step.CONFIRM:
             self._selected = None
             self.step = Step.CATALOGUE
@@ -380,7 +413,7 @@ class Session:
             self._txn = None
             self.step = Step.CATALOGUE
 
-    def _on_Cancel(self, event: Cancel) -> list[Effect]:
+    def _on_cancel(self, event: Cancel) -> list[Effect]:
         if self.step is Step.INSERT_CARD:
             self._to_attract()
             return []
@@ -388,7 +421,7 @@ class Session:
             return self._end_session(None)
         return []
 
-    def _on_ServiceChosen(self, event: ServiceChosen) -> None:
+    def _on_service_chosen(self, event: ServiceChosen) -> None:
         if self.step is not Step.CATALOGUE or self._catalogue is None:
             return
         service = self._catalogue.get(event.code)
@@ -396,7 +429,7 @@ class Session:
             self._selected = service
             self.step = Step.CONFIRM
 
-    def _on_EligibilityChecked(self, event: EligibilityChecked) -> list[Effect]:
+    def _on_eligibility_checked(self, event: EligibilityChecked) -> list[Effect]:
         txn = self._live(event.txn_id)
         if txn is None or self.step is not Step.PREPARING:
             return []                                # nothing was charged yet
@@ -406,7 +439,7 @@ class Session:
             return self._fail(reason, refunded=False)
         return [CheckPrinter(txn.txn_id)]
 
-    def _on_PrinterChecked(self, event: PrinterChecked) -> list[Effect]:
+    def _on_printer_checked(self, event: PrinterChecked) -> list[Effect]:
         txn = self._live(event.txn_id)
         if txn is None or self.step is not Step.PREPARING:
             return []                                # nothing was charged yet
@@ -417,7 +450,7 @@ class Session:
         txn.charged = True
         return [Charge(txn.txn_id, txn.service.fee, txn.charge_id, reference=txn.request_id)]
 
-    def _on_PaymentSettled(self, event: PaymentSettled) -> list[Effect]:
+    def _on_payment_settled(self, event: PaymentSettled) -> list[Effect]:
         outcome = event.outcome
         txn = self._live(event.txn_id)
         if txn is None:
@@ -441,7 +474,7 @@ class Session:
         self._txn = None
         return [self._refund(txn)] + self._fail(Reason.PAYMENT_FAILED, refunded=True)
 
-    def _on_DocumentAnswered(self, event: DocumentAnswered) -> list[Effect]:
+    def _on_document_answered(self, event: DocumentAnswered) -> list[Effect]:
         txn = self._live(event.txn_id)
         if txn is None:
             return self._settle_orphan(event.txn_id, document=event)
@@ -452,7 +485,7 @@ class Session:
         self.step = Step.PRINTING
         return [PrintDocument(txn.txn_id, event.document, txn.service, txn.payment_id or "", self.language)]
 
-    def _on_PrintFinished(self, event: PrintFinished) -> list[Effect]:
+    def _on_print_finished(self, event: PrintFinished) -> list[Effect]:
         txn = self._live(event.txn_id)
         if txn is None:
             return self._settle_orphan(event.txn_id, printed=event.outcome)

@@ -6,7 +6,7 @@ from kivy.lang import Builder
 from kivy.properties import StringProperty
 
 from kiosk import i18n
-from kiosk.events import Back, Continue
+from kiosk.events import Back, Pay
 from kiosk.session import View
 from screens.base import KioskScreen
 
@@ -23,7 +23,7 @@ class ConfirmScreen(KioskScreen):
                                  fee=i18n.format_money(view.selected.fee, view.language))
 
     def pay(self) -> None:
-        self.send(Continue())
+        self.send(Pay())
 
     def back(self) -> None:
         self.send(Back())

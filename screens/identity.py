@@ -8,7 +8,7 @@ from kivy.lang import Builder
 from kivy.properties import ObjectProperty, StringProperty
 
 from kiosk import i18n
-from kiosk.events import Cancel, Continue
+from kiosk.events import Cancel, ShowServices
 from kiosk.session import View
 from screens.base import KioskScreen
 
@@ -32,7 +32,7 @@ class IdentityScreen(KioskScreen):
     _photo_bytes = None
 
     def go_on(self) -> None:
-        self.send(Continue())
+        self.send(ShowServices())
 
     def cancel(self) -> None:
         self.send(Cancel())

@@ -26,15 +26,36 @@ import os
 import time
 from pathlib import Path
 
+from kivy.base import EventLoop
 from kivy.clock import Clock
 from kivy.core.window import Window
-from kivy.tests.common import UnitTestTouch
+from kivy.input.motionevent import MotionEvent
 
 log = logging.getLogger(__name__)
 
 DEFAULT_AWAIT_S = 15.0
 DEFAULT_TAP_S = 5.0
 FRAMES_BEFORE_SCREENSHOT = 3
+
+
+class Tap(MotionEvent):
+    """One finger on the screen at (x, y) in window pixels, through Kivy's own
+    input path, as a touchscreen's driver would deliver it."""
+
+    def __init__(self, x: float, y: float) -> None:
+        super().__init__("journey", 1, {"x": x / (Window.width - 1.0), "y": y / (Window.height - 1.0)},
+                         is_touch=True, type_id="touch")
+        self.profile = ["pos"]
+
+    def depack(self, args: dict) -> None:
+        self.sx, self.sy = args["x"], args["y"]
+        super().depack(args)
+
+    def touch_down(self) -> None:
+        EventLoop.post_dispatch_input("begin", self)
+
+    def touch_up(self) -> None:
+        EventLoop.post_dispatch_input("end", self)
 
 
 class JourneyRunner:
@@ -51,7 +72,7 @@ class JourneyRunner:
         self._seen: list[dict] = []
         self._log: list[dict] = []
         self._frames_at_match: int | None = None
-        self._touch: UnitTestTouch | None = None
+        self._touch: Tap | None = None
         self._shots = 0
         self._event = None
 
@@ -122,7 +143,7 @@ class JourneyRunner:
                 self._fail("nothing to tap named %s on screen %s" % (step["tap"], self.app.screen_name))
             return
         x, y = widget.to_window(*widget.center)
-        self._touch = UnitTestTouch(x, y)
+        self._touch = Tap(x, y)
         self._touch.touch_down()
 
     def _find(self, tap_id: str):

@@ -68,12 +68,12 @@ class KioskApp(App):
     font_regular = StringProperty(str(fonts.SCREEN_REGULAR))
     font_bold = StringProperty(str(fonts.SCREEN_BOLD))
 
-    def __init__(self, make_runtime: Callable[[Callable[[Callable[[], None]], None]], "Runtime"],
-                 *, on_started: Callable[["KioskApp"], None] | None = None, **kwargs) -> None:
+    def __init__(self, runtime: "Runtime", *, on_started: Callable[["KioskApp"], None] | None = None,
+                 **kwargs) -> None:
+        """`runtime` is started already, and posts its results through Kivy's Clock."""
         super().__init__(**kwargs)
-        self._make_runtime = make_runtime
+        self.runtime = runtime
         self._on_started = on_started
-        self.runtime: "Runtime | None" = None
         self.manager: ScreenManager | None = None
 
     # ------------------------------------------------------------ Kivy
@@ -85,20 +85,16 @@ class KioskApp(App):
         self.manager.transition = NoTransition()
         for name in dict.fromkeys(SCREENS.values()):
             self.manager.add_widget(_CLASSES.get(name, MessageScreen)(name=name))
-        self.runtime = self._make_runtime(_post_to_ui)
         self.runtime.listen(self._show)
+        self._show(self.runtime.session.view())
         Window.bind(on_touch_down=self._touched)
         Clock.schedule_interval(lambda _dt: self.runtime.tick(), 1.0)
         return root
 
     def on_start(self) -> None:
-        self.runtime.start()
         if self._on_started is not None:
             self._on_started(self)
 
-    def on_stop(self) -> None:
-        if self.runtime is not None:
-            self.runtime.stop()
 
     # ------------------------------------------------------------ for the screens
 
@@ -129,7 +125,3 @@ class KioskApp(App):
             log.info("screen.shown name=%s", name)
         self.screen_name = name
 
-
-def _post_to_ui(call: Callable[[], None]) -> None:
-    """From any thread: run `call` on Kivy's thread at the next frame."""
-    Clock.schedule_once(lambda _dt: call(), 0)

@@ -2,7 +2,10 @@
 elsewhere, and optionally a scripted journey.
 
 Kivy reads its settings when first imported, so this module sets them before
-it imports anything else from Kivy.
+it imports anything else from Kivy. The runtime is built and started before
+Kivy opens its window: central's catalogue, the card reader's watch and the
+outbox get going while the window comes up, and their answers wait on
+Kivy's Clock for the first frame.
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")
 
+    from kivy.clock import Clock
+
+    def post_to_ui(call: Callable[[], None]) -> None:
+        """From any thread: run `call` on Kivy's thread at the next frame."""
+        Clock.schedule_once(lambda _dt: call(), 0)
+
+    runtime = make_runtime(post_to_ui)
+    runtime.start()
+
     from screens.journey import JourneyRunner
     from screens.kiosk_app import KioskApp
 
@@ -55,5 +67,8 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
             runner.append(JourneyRunner(app, script, out or Path("journey-out"), started_at=started_at))
             runner[0].start()
 
-    KioskApp(make_runtime, on_started=on_started).run()
+    try:
+        KioskApp(runtime, on_started=on_started).run()
+    finally:
+        runtime.stop()
     return runner[0].exit_code if runner else 0

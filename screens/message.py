@@ -13,7 +13,7 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, StringProperty
 
 from kiosk import i18n
-from kiosk.events import Back, Cancel, Continue, Event
+from kiosk.events import Back, Cancel, Event, RetryPayment
 from kiosk.session import Reason, View
 from screens.base import KioskScreen
 from screens.widgets import KioskButton
@@ -59,7 +59,7 @@ def message_for(name: str, view: View) -> Message:
         return Message(t(name + ".title"), t(name + ".body"), busy=True)
     if name == "payment_declined":
         return Message(t("payment_declined.title"), t("payment_declined.body"), actions=(
-            Action("retry", "button.retry", Continue()), Action("back", "button.back", Back(), "secondary")))
+            Action("retry", "button.retry", RetryPayment()), Action("back", "button.back", Back(), "secondary")))
     if name == "take_card":
         return Message(t("take_card.title"),
                        _reason_text(view) or t("take_card.done" if view.printed else "take_card.ended"))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-from PIL import Image
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class PrinterStatus(enum.Enum):

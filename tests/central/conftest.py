@@ -6,7 +6,6 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -14,6 +13,7 @@ from central.db import Database
 from central.models import Base
 from central.seeding import SEED_DIR
 from central.server import RunningCentral, start_in_thread
+from tests.central.stub_http import ApiClient
 
 DEVICE_ID = "kiosk-test-01"
 
@@ -31,8 +31,8 @@ def central(central_db_url: str) -> Iterator[RunningCentral]:
 
 
 @pytest.fixture(scope="module")
-def http(central: RunningCentral) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=central.url + "/api/v1", timeout=10) as client:
+def http(central: RunningCentral) -> Iterator[ApiClient]:
+    with ApiClient(central.url + "/api/v1", timeout_s=10) as client:
         yield client
 
 
@@ -61,7 +61,7 @@ def new_id(prefix: str) -> str:
 
 
 @pytest.fixture
-def pay(http: httpx.Client) -> Callable[..., str]:
+def pay(http: ApiClient) -> Callable[..., str]:
     """Charge through the gateway simulator; returns the payment id."""
     def pay(amount_minor: int, *, currency: str = "SYP", device_id: str = DEVICE_ID,
             outcome: str | None = None) -> str:
@@ -75,7 +75,7 @@ def pay(http: httpx.Client) -> Callable[..., str]:
 
 
 @pytest.fixture
-def fees(http: httpx.Client) -> dict[str, int]:
+def fees(http: ApiClient) -> dict[str, int]:
     return {s["code"]: s["fee"]["amount_minor"] for s in http.get("/catalogue").json()["services"]}
 
 

@@ -7,7 +7,6 @@ import sqlite3
 import threading
 import uuid
 
-import httpx
 import pytest
 
 from central import signing
@@ -17,6 +16,9 @@ from central.registry import import_citizens, parse_registry
 from central.server import start_in_thread
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
+from tests.central.stub_http import ApiClient
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 DEVICE_ID = "kiosk-test-01"   # the device the conftest's payments are made for
 
@@ -28,11 +30,11 @@ def field_values(document: IssuedDocument, label_en: str) -> list[str]:
     return [f.value for f in document.fields if f.label["en"] == label_en]
 
 
-def test_health(http: httpx.Client) -> None:
+def test_health(http: ApiClient) -> None:
     assert http.get("/health").json() == {"status": "ok"}
 
 
-def test_catalogue_has_the_six_kinds_with_fees_in_minor_units(http: httpx.Client) -> None:
+def test_catalogue_has_the_six_kinds_with_fees_in_minor_units(http: ApiClient) -> None:
     catalogue = Catalogue.from_json(http.get("/catalogue").json())
     assert tuple(s.code for s in catalogue.services) == KINDS
     for service in catalogue.services:
@@ -234,7 +236,7 @@ def test_bad_input_is_a_400_that_names_the_field_not_the_value(http, request_bod
 
 
 def test_body_that_is_not_json_is_a_400(http) -> None:
-    response = http.post("/requests", content=b'{"request_id": ', headers={"content-type": "application/json"})
+    response = http.post("/requests", data=b'{"request_id": ', headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json()["reason"] == "invalid_input"
 
@@ -300,7 +302,7 @@ def test_logs_carry_no_personal_data(http, request_body, seed_citizens, caplog, 
 
 def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(tmp_path, caplog) -> None:
     path = tmp_path / "central.sqlite3"
-    with start_in_thread("sqlite:///%s" % path) as broken, httpx.Client(base_url=broken.url + "/api/v1") as http:
+    with start_in_thread("sqlite:///%s" % path) as broken, ApiClient(broken.url + "/api/v1") as http:
         with sqlite3.connect(path) as connection:
             connection.execute("DROP TABLE criminal_records")
         payment = http.post("/gateway/charges", json={"charge_id": "c-1", "amount_minor": 250000, "currency": "SYP",
@@ -320,7 +322,7 @@ def test_start_on_a_port_in_use_fails_at_once(central) -> None:
         start_in_thread("sqlite://", port=central.port)
 
 
-def test_eligibility_answers_without_storing_anything(http: httpx.Client, count_rows) -> None:
+def test_eligibility_answers_without_storing_anything(http: ApiClient, count_rows) -> None:
     before = count_rows(CertificateRequest)
     body = {"device_id": DEVICE_ID, "service_code": "marriage-certificate",
             "national_number": "01020345693", "card_number": "SY1000000003"}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
 from central.db import Database
 from central.models import GatewayCharge
+from tests.central.stub_http import ApiClient
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 
 def charge_body(amount_minor: int = 150000, **overrides: object) -> dict:
@@ -22,7 +24,7 @@ def refund_body(payment_id: str, amount_minor: int, **overrides: object) -> dict
             "currency": "SYP", **overrides}
 
 
-def script(http: httpx.Client, outcome: str, device_id: str | None = None) -> None:
+def script(http: ApiClient, outcome: str, device_id: str | None = None) -> None:
     body = {"outcome": outcome} if device_id is None else {"outcome": outcome, "device_id": device_id}
     assert http.post("/gateway/sim/next-outcome", json=body).status_code == 200
 

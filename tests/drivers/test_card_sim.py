@@ -31,6 +31,8 @@ from drivers.id_card.trust import TrustStore
 from drivers.pyscard_reader import PyscardCardReader
 from tests.drivers.conftest import CITIZENS_FILE, READER, EventLog
 
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -252,7 +254,7 @@ def card_server(slot: VirtualCardSlot, tmp_path: Path) -> Iterator[str]:
     keygen = _parse(["card", "keygen", "--out", str(tmp_path)])
     assert keygen.run(keygen) == 0
     process = subprocess.Popen(
-        [sys.executable, "-m", "drivers.sim_cli", "card", "serve", "--registry", str(CITIZENS_FILE),
+        [sys.executable, "-m", "drivers.demo.sim_cli", "card", "serve", "--registry", str(CITIZENS_FILE),
          "--issuer-key", str(tmp_path / cli.PRIVATE_KEY_FILE), "--control", "127.0.0.1:0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -19,6 +19,8 @@ from kiosk.ports.receipt_printer import (
     PrinterStatus, PrintJob, PrintResult, QrBlock, RasterBlock, TextBlock,
 )
 
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
+
 STATUS_QUERIES = b"\x10\x04\x01\x10\x04\x02\x10\x04\x04"
 PAYLOAD = "KV1.eyJzZXJpYWwiOiJDRVJULTIwMjUtMDAwMTIzIn0." + "q8Zr4Tn0Wd2Lk7Hs5Vb1" * 10
 

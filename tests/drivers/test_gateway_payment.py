@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
+import requests
+import urllib3
 
 from central.server import RunningCentral, start_in_thread
-from drivers.gateway_payment import GatewayPaymentTerminal
+from drivers.gateway_payment import GatewayPaymentTerminal, _never_sent
 from kiosk.ports.payment_terminal import PaymentStatus, RefundStatus
 from kiosk.errors import PaymentError
 from kiosk.money import Money
-from tests.central.stub_http import StubHttpServer, raw_reply
+from tests.central.stub_http import (StubHttpServer, raw_reply, self_signed_certificate, server_tls,
+                                     unanswered_port)
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 DEVICE_ID = "kiosk-pay-test"
 FEE = Money.of(150000, "SYP")
@@ -35,13 +41,13 @@ def terminal(central: RunningCentral) -> Iterator[GatewayPaymentTerminal]:
 
 
 def script(central: RunningCentral, outcome: str) -> None:
-    response = httpx.post(central.url + "/api/v1/gateway/sim/next-outcome",
-                          json={"outcome": outcome, "device_id": DEVICE_ID})
+    response = requests.post(central.url + "/api/v1/gateway/sim/next-outcome",
+                             json={"outcome": outcome, "device_id": DEVICE_ID}, timeout=10)
     assert response.status_code == 200
 
 
 def gateway_charge(central: RunningCentral, payment_id: str) -> dict:
-    return httpx.get(central.url + "/api/v1/gateway/charges/" + payment_id).json()
+    return requests.get(central.url + "/api/v1/gateway/charges/" + payment_id, timeout=10).json()
 
 
 def new_id(prefix: str) -> str:
@@ -109,6 +115,7 @@ def closed_port_url() -> str:
 
 
 def test_gateway_down_is_failed_for_charge_and_refund() -> None:
+    """Connection refused: a ConnectionError caused by urllib3's NewConnectionError."""
     terminal = GatewayPaymentTerminal(closed_port_url(), device_id=DEVICE_ID, timeout_s=2)
     try:
         assert terminal.charge(FEE, charge_id="charge-1", reference="req-1").status is PaymentStatus.FAILED
@@ -141,7 +148,104 @@ def test_gateway_that_never_answers_is_unknown_after_the_timeout() -> None:
     stub = StubHttpServer(hold=True)
     terminal = GatewayPaymentTerminal(stub.url, device_id=DEVICE_ID, timeout_s=0.2)
     try:
+        started = time.monotonic()
         assert terminal.charge(FEE, charge_id="charge-1", reference="req-1").status is PaymentStatus.UNKNOWN
+        assert terminal.refund("pay_1", FEE, refund_id="refund-1").status is RefundStatus.FAILED
+        assert time.monotonic() - started < 5
+        assert len(stub.requests) == 2   # both were sent: the charge may have been made
     finally:
         terminal.close()
         stub.stop()
+
+
+def test_gateway_that_never_accepts_the_connection_is_failed_after_the_connect_timeout() -> None:
+    """A connect timeout is a ConnectionError and a Timeout at once: the request never left."""
+    with unanswered_port() as url:
+        terminal = GatewayPaymentTerminal(url, device_id=DEVICE_ID, timeout_s=0.3)
+        try:
+            started = time.monotonic()
+            assert terminal.charge(FEE, charge_id="charge-1", reference="req-1").status is PaymentStatus.FAILED
+            assert terminal.refund("pay_1", FEE, refund_id="refund-1").status is RefundStatus.FAILED
+            assert time.monotonic() - started < 5
+        finally:
+            terminal.close()
+
+
+def test_connect_timeout_is_a_few_seconds_at_most_and_the_read_timeout_is_the_configured_one() -> None:
+    terminal = GatewayPaymentTerminal("http://127.0.0.1:9", device_id=DEVICE_ID, timeout_s=60)
+    try:
+        assert terminal._timeout == (3.0, 60)
+    finally:
+        terminal.close()
+
+
+@pytest.mark.parametrize("status", ["502 Bad Gateway", "503 Service Unavailable", "504 Gateway Timeout"])
+def test_charges_and_refunds_are_sent_once_whatever_the_answer(status) -> None:
+    stub = StubHttpServer(raw_reply(status, b'{"status": "error"}'))
+    terminal = GatewayPaymentTerminal(stub.url, device_id=DEVICE_ID)
+    try:
+        assert terminal.charge(FEE, charge_id="charge-1", reference="req-1").status is PaymentStatus.UNKNOWN
+        assert stub.request_lines == ["POST /api/v1/gateway/charges"]
+        assert terminal.refund("pay_1", FEE, refund_id="refund-1").status is RefundStatus.FAILED
+        assert stub.request_lines == ["POST /api/v1/gateway/charges", "POST /api/v1/gateway/refunds"]
+    finally:
+        terminal.close()
+        stub.stop()
+
+
+APPROVED = raw_reply("200 OK", b'{"status": "approved", "charge_id": "charge-1", "payment_id": "pay_1",'
+                               b' "amount_minor": 150000, "currency": "SYP"}')
+
+
+def test_tls_certificates_are_verified_and_a_refused_one_means_nothing_was_sent(tmp_path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    stub = StubHttpServer(APPROVED, tls=server_tls(cert, key))
+    terminal = GatewayPaymentTerminal(stub.url, device_id=DEVICE_ID)
+    try:
+        assert terminal._http.verify is True
+        assert terminal.charge(FEE, charge_id="charge-1", reference="req-1").status is PaymentStatus.FAILED
+        assert stub.requests == []
+    finally:
+        terminal.close()
+        stub.stop()
+
+
+def test_a_pinned_ca_is_trusted(tmp_path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    stub = StubHttpServer(APPROVED, tls=server_tls(cert, key))
+    terminal = GatewayPaymentTerminal(stub.url, device_id=DEVICE_ID, ca_file=cert)
+    try:
+        outcome = terminal.charge(FEE, charge_id="charge-1", reference="req-1")
+        assert (outcome.status, outcome.payment_id) == (PaymentStatus.APPROVED, "pay_1")
+    finally:
+        terminal.close()
+        stub.stop()
+
+
+def test_a_missing_ca_file_is_refused_at_once(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        GatewayPaymentTerminal("https://127.0.0.1:9", device_id=DEVICE_ID, ca_file=tmp_path / "nothing.pem")
+
+
+def _via_pool(reason: Exception) -> urllib3.exceptions.MaxRetryError:
+    return urllib3.exceptions.MaxRetryError(None, "/api/v1/gateway/charges", reason)
+
+
+# The rarer failures, built the way requests and urllib3 build them (the common ones
+# are met for real above: refused, connect timeout, read timeout, dropped, cut short,
+# certificate refused).
+@pytest.mark.parametrize("exc, never_sent", [
+    (requests.exceptions.ConnectionError(urllib3.exceptions.ClosedPoolError(None, "pool closed")), True),
+    (requests.exceptions.ProxyError(_via_pool(urllib3.exceptions.ProxyError(
+        "proxy down", urllib3.exceptions.NewConnectionError(None, "refused")))), True),
+    (requests.exceptions.ProxyError(_via_pool(urllib3.exceptions.ProxyError(
+        "proxy dropped", urllib3.exceptions.ProtocolError("reset")))), False),
+    (requests.exceptions.SSLError(_via_pool(urllib3.exceptions.SSLError(
+        ssl.SSLError(1, "decryption failed or bad record mac")))), False),
+    (requests.exceptions.InvalidSchema("no adapter for ftp://"), True),
+    (requests.exceptions.ContentDecodingError("bad gzip"), False),
+    (urllib3.exceptions.DecodeError("bad gzip"), False),
+], ids=["pool closed", "proxy unreachable", "proxy dropped", "TLS broken mid-answer", "bad scheme",
+        "undecodable", "raw urllib3 error"])
+def test_what_counts_as_never_sent(exc, never_sent) -> None:
+    assert _never_sent(exc) is never_sent

@@ -20,6 +20,8 @@ from drivers.printer_sim.decoder import (
 from drivers.printer_sim.renderer import render
 from drivers.printer_sim.server import PaperLevel, PrinterSimulator
 
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
+
 ESC, GS, DLE = b"\x1b", b"\x1d", b"\x10"
 
 

@@ -6,6 +6,8 @@ import datetime as dt
 import io
 import logging
 import time
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
@@ -13,13 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from kiosk.config import CardConfig
 from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult, ReaderStatus
 from drivers.card_sim.card import CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.id_card import apdu
 from drivers.id_card.errors import PinFormatError
-from drivers.pyscard_reader import _READERS, PyscardCardReader
+from drivers.pcsc_watch import READER_NOTIFICATIONS
+from drivers.pyscard_reader import PyscardCardReader, from_config
 from tests.drivers.conftest import APDU_TIMEOUT_S, READER, CardSlot, EventLog
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 TODAY = dt.date(2026, 1, 15)
 PIN = "1234"
@@ -331,7 +337,7 @@ def test_malformed_pin_is_refused_before_the_card_sees_it(card_slot: CardSlot,
 def test_pin_pad_path_on_a_reader_without_pin_pad(card_slot: CardSlot, reader: PyscardCardReader,
                                                   make_card, citizen: dict[str, Any], caplog) -> None:
     # vpcd has no PIN pad: GET_FEATURE_REQUEST is refused, so the read is UNREADABLE.
-    caplog.set_level(logging.INFO, logger="drivers.pyscard_reader")
+    caplog.set_level(logging.INFO, logger="drivers")
     card = card_slot.insert(ScriptedCard(make_card(citizen)))
     result = read(reader, pin=None)
     assert (result.verdict, result.apdu_count) == (CardVerdict.UNREADABLE, 0)
@@ -350,11 +356,21 @@ def test_no_personal_data_or_pin_in_logs_or_state(card_slot: CardSlot, reader: P
     assert result.verdict is CardVerdict.VALID
     assert reader.read_photo() is not None
     text = "\n".join(record.getMessage() for record in caplog.records)
-    text += repr(result) + repr(reader) + repr(vars(reader)) + repr(vars(reader._channel))
+    text += repr(result) + repr(reader) + repr(vars(reader)) + repr(vars(reader._channel)) + repr(vars(reader._session))
     for private in (secret, "735191", "2673519", citizen["national_number"], citizen["card_number"],
                     citizen["given_name_ar"], citizen["family_name_ar"], "Samer"):
         assert private not in text
     assert "card.verdict verdict=valid apdus=7" in text
+
+
+def test_from_config_takes_the_card_section(tmp_path: Path, issuer: IssuerKey) -> None:
+    pem = tmp_path / "issuer.pub.pem"
+    pem.write_bytes(issuer.public_pem)
+    config = SimpleNamespace(card=CardConfig(trusted_issuers=(pem,), reader="Acme PIN pad", apdu_timeout_s=2.5))
+    reader = from_config(config)
+    assert isinstance(reader, PyscardCardReader)
+    assert (reader._reader_prefix, reader._timeout_s) == ("Acme PIN pad", 2.5)
+    assert reader._trust.key_ids == {issuer.key_id}
 
 
 # --- events and readers --------------------------------------------------------------------
@@ -418,13 +434,13 @@ def test_reader_is_chosen_by_name_prefix(card_slot: CardSlot, make_card, citizen
 def test_reader_lost_and_found(reader: PyscardCardReader, events: EventLog) -> None:
     # The vpcd readers cannot be unplugged without stopping the shared
     # pcscd, so feed pyscard's reader-monitor notification directly.
-    _READERS.update(None, ([], [READER]))
+    READER_NOTIFICATIONS.update(None, ([], [READER]))
     assert events.wait_for(CardEvent.READER_LOST)
     assert reader.status is ReaderStatus.NO_READER
-    _READERS.update(None, ([READER], []))
+    READER_NOTIFICATIONS.update(None, ([READER], []))
     assert events.wait_for(CardEvent.READER_FOUND)
     assert reader.status is ReaderStatus.NO_CARD
-    _READERS.update(None, (["Virtual PCD 00 01"], []))      # another reader: nothing for us
+    READER_NOTIFICATIONS.update(None, (["Virtual PCD 00 01"], []))      # another reader: nothing for us
     assert events.events == [CardEvent.READER_LOST, CardEvent.READER_FOUND]
 
 

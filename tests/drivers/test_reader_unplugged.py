@@ -33,14 +33,17 @@ from smartcard.scard import (
     SCARD_STATE_UNKNOWN,
 )
 
-from drivers import pyscard_reader
+from drivers import pcsc_channel, pcsc_watch
 from kiosk.ports.card_reader import CardEvent, ReaderStatus
 from drivers.card_sim.card import SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.id_card.trust import TrustStore
-from drivers.pyscard_reader import _PNP_NOTIFICATION, WATCH_POLL_S, PyscardCardReader
+from drivers.pcsc_watch import PNP_NOTIFICATION, WATCH_POLL_S
+from drivers.pyscard_reader import PyscardCardReader
 from tests.drivers.conftest import EventLog
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE_MODULE = "tests.drivers.reader_events_probe"
@@ -447,7 +450,7 @@ class FakePcscd:
                     return SCARD_E_CANCELLED, []
                 answer, any_news = [], False
                 for name, current in asked:
-                    if name == _PNP_NOTIFICATION:
+                    if name == PNP_NOTIFICATION:
                         state, news = 0, self._generation != generation
                     else:
                         state = (SCARD_STATE_UNKNOWN | SCARD_STATE_UNAVAILABLE if name not in self._readers
@@ -469,10 +472,10 @@ def fake_pcscd(monkeypatch: pytest.MonkeyPatch) -> FakePcscd:
     for name, call in (("SCardEstablishContext", fake.establish),
                        ("SCardReleaseContext", fake.release), ("SCardCancel", fake.cancel),
                        ("SCardListReaders", fake.list_readers),
-                       ("SCardGetStatusChange", fake.get_status_change),
-                       ("list_readers", fake.readers)):
-        monkeypatch.setattr(pyscard_reader, name, call)
-    monkeypatch.setattr(pyscard_reader, "WATCH_POLL_S", FAKE_POLL_S)
+                       ("SCardGetStatusChange", fake.get_status_change)):
+        monkeypatch.setattr(pcsc_watch, name, call)
+    monkeypatch.setattr(pcsc_channel, "list_readers", fake.readers)
+    monkeypatch.setattr(pcsc_watch, "WATCH_POLL_S", FAKE_POLL_S)
     return fake
 
 
@@ -509,5 +512,5 @@ def test_usb_reader_unplugged_and_replugged_with_the_card_in(fake_pcscd: FakePcs
         reader.unwatch()
         stopped_in = time.monotonic() - started
     # SCardCancel ends the wait at once, and the watch's thread is gone.
-    assert not watcher._thread.is_alive()
+    assert not watcher.is_alive()
     assert stopped_in < FAKE_POLL_S / 2

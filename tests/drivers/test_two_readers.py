@@ -18,6 +18,8 @@ from tests.drivers.conftest import (
     EVENT_TIMEOUT_S, CardSlot, EventLog, wait_for_reader_state, watched,
 )
 
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
+
 PAYMENT_READER = "Virtual PCD 00 01"
 PAYMENT_VPCD_PORT = 35964
 TODAY = dt.date(2026, 1, 15)

@@ -18,6 +18,8 @@ from drivers.card_sim.issuer import IssuerKey
 from kiosk import config as kiosk_config
 from tests.kiosk.conftest import READER, REPO, IdSlot
 
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
+
 VALID = "valid apdus=7"     # VERIFY, SELECT + 2 READ (EF.ID), SELECT + READ (EF.ID_SIG), INTERNAL AUTHENTICATE
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,8 +16,12 @@ from kiosk.ports.payment_terminal import PaymentStatus
 from kiosk.central_client import (CentralClient, CentralUnreachable, Eligibility, SubmitResult, SubmitStatus,
                                   VoidStatus)
 from kiosk.errors import CentralError
+from kiosk.messages import MessageKind
 from kiosk.money import Money
-from tests.central.stub_http import StubHttpServer, raw_reply
+from tests.central.stub_http import (StubHttpServer, raw_reply, self_signed_certificate, server_tls,
+                                     unanswered_port)
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 DEVICE_ID = "kiosk-client-test"
 KHALED = {"national_number": "01020345671", "card_number": "SY1000000001"}
@@ -89,16 +94,18 @@ def test_deliver_sends_outbox_messages(central, client) -> None:
     request_id = new_id()
     message = {"request_id": request_id, "service_code": "residence-certificate", "language": "en",
                "payment_id": paid(central.url, client, "residence-certificate"), **OMAR}
-    answer = client.deliver("certificate_request", message)
+    answer = client.deliver(MessageKind.CERTIFICATE_REQUEST, message)
     assert answer["status"] == "issued" and answer["document"]["request_id"] == request_id
-    assert client.deliver("certificate_request", message) == answer
-    voided = client.deliver("void_request", {"request_id": request_id})
+    assert client.deliver("certificate_request", message) == answer   # a kind read back from the outbox by name
+    voided = client.deliver(MessageKind.VOID_REQUEST, {"request_id": request_id})
     assert voided["status"] == "voided" and voided["serial"] == answer["document"]["serial"]
+    assert client.deliver("void_request", {"request_id": request_id}) == voided
 
 
-def test_deliver_refuses_an_unknown_kind(client) -> None:
+@pytest.mark.parametrize("kind", ["parcel", MessageKind.REFUND, "refund", None])
+def test_deliver_refuses_a_kind_that_is_not_centrals(client, kind) -> None:
     with pytest.raises(CentralError):
-        client.deliver("parcel", {"request_id": new_id()})
+        client.deliver(kind, {"request_id": new_id()})
 
 
 def test_request_id_reused_with_another_body_can_never_succeed(central, client) -> None:
@@ -171,8 +178,9 @@ def test_garbled_answer_is_unreachable_with_a_log_event_not_a_crash(reply, caplo
         with CentralClient(stub.url, device_id=DEVICE_ID) as client, caplog.at_level(logging.INFO):
             result = submit(client, "req-1", KHALED, "birth-certificate", "pay_1")
             assert result == SubmitResult(SubmitStatus.UNREACHABLE)
-            assert client.deliver("certificate_request", {"request_id": "req-1", "service_code": "birth-certificate",
-                                                          "payment_id": "pay_1", "language": "ar", **KHALED}) is None
+            assert client.deliver(MessageKind.CERTIFICATE_REQUEST, {
+                "request_id": "req-1", "service_code": "birth-certificate", "payment_id": "pay_1", "language": "ar",
+                **KHALED}) is None
             with pytest.raises(CentralUnreachable):
                 client.fetch_catalogue()
     finally:
@@ -196,9 +204,104 @@ def test_central_that_never_answers_is_unreachable_after_the_timeout() -> None:
     stub = StubHttpServer(hold=True)
     try:
         with CentralClient(stub.url, device_id=DEVICE_ID, timeout_s=0.2) as client:
+            started = time.monotonic()
             assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
+            assert client.void_request("req-1") is VoidStatus.UNREACHABLE
+            assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+            with pytest.raises(CentralUnreachable):
+                client.fetch_catalogue()
+            assert time.monotonic() - started < 5
+        assert len(stub.requests) == 4   # a read that timed out is not asked again, not even the catalogue
     finally:
         stub.stop()
+
+
+def test_central_that_never_accepts_the_connection_is_unreachable_after_the_connect_timeout() -> None:
+    with unanswered_port() as url, CentralClient(url, device_id=DEVICE_ID, timeout_s=0.3) as client:
+        started = time.monotonic()
+        assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
+        assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+        with pytest.raises(CentralUnreachable):
+            client.fetch_catalogue()   # tried three times
+        assert time.monotonic() - started < 8
+
+
+def test_connect_timeout_is_a_few_seconds_at_most_and_the_read_timeout_is_the_configured_one() -> None:
+    with CentralClient("http://127.0.0.1:9", device_id=DEVICE_ID, timeout_s=30) as client:
+        assert client._timeout == (3.0, 30)
+    with CentralClient("http://127.0.0.1:9", device_id=DEVICE_ID, timeout_s=0.5) as client:
+        assert client._timeout == (0.5, 0.5)
+
+
+CATALOGUE = {"services": [{"code": "birth-certificate", "names": {"ar": "بيان ولادة", "en": "Birth certificate"},
+                           "fee": {"amount_minor": 150000, "currency": "SYP"}}]}
+
+
+@pytest.mark.parametrize("status", ["502 Bad Gateway", "503 Service Unavailable", "504 Gateway Timeout"])
+def test_the_catalogue_is_asked_again_after_a_busy_answer(status) -> None:
+    stub = StubHttpServer([raw_reply(status, b"busy", content_type="text/plain"),
+                           raw_reply("200 OK", json.dumps(CATALOGUE).encode())])
+    try:
+        with CentralClient(stub.url, device_id=DEVICE_ID) as client:
+            assert client.fetch_catalogue().get("birth-certificate").fee == Money.of(150000, "SYP")
+        assert stub.request_lines == ["GET /api/v1/catalogue"] * 2
+    finally:
+        stub.stop()
+
+
+def test_get_is_retried_on_503_but_post_is_sent_once() -> None:
+    # A Retry-After of an hour is not obeyed: the kiosk would hang on it.
+    stub = StubHttpServer(raw_reply("503 Service Unavailable", b'{"status": "error"}', headers={"Retry-After": "3600"}))
+    try:
+        with CentralClient(stub.url, device_id=DEVICE_ID) as client:
+            started = time.monotonic()
+            with pytest.raises(CentralUnreachable, match="HTTP 503"):
+                client.fetch_catalogue()
+            assert stub.request_lines == ["GET /api/v1/catalogue"] * 3   # the first try and two more
+            stub.request_lines.clear()
+            assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
+            assert client.void_request("req-1") is VoidStatus.UNREACHABLE
+            assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+            assert stub.request_lines == ["POST /api/v1/requests", "POST /api/v1/requests/req-1/void",
+                                          "POST /api/v1/requests/eligibility"]
+            assert time.monotonic() - started < 10
+    finally:
+        stub.stop()
+
+
+def test_tls_certificates_are_verified_by_default(tmp_path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    stub = StubHttpServer(raw_reply("200 OK", b'{"eligible": true}'), tls=server_tls(cert, key))
+    try:
+        with CentralClient(stub.url, device_id=DEVICE_ID) as client:
+            assert client._http.verify is True
+            assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+            assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
+            with pytest.raises(CentralUnreachable):
+                client.fetch_catalogue()
+        assert stub.requests == []   # nothing was said to a server whose certificate was refused
+        with CentralClient(stub.url, device_id=DEVICE_ID, ca_file=cert) as pinned:
+            assert pinned.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.ELIGIBLE
+    finally:
+        stub.stop()
+
+
+def test_a_pinned_ca_is_not_replaced_by_a_bundle_named_in_the_environment(tmp_path, monkeypatch) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    (tmp_path / "other").mkdir()
+    other, _ = self_signed_certificate(tmp_path / "other")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other))
+    stub = StubHttpServer(raw_reply("200 OK", b'{"eligible": true}'), tls=server_tls(cert, key))
+    try:
+        with CentralClient(stub.url, device_id=DEVICE_ID, ca_file=cert) as pinned:
+            assert pinned.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.ELIGIBLE
+    finally:
+        stub.stop()
+
+
+def test_a_missing_ca_file_is_refused_at_once(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        CentralClient("https://127.0.0.1:9", device_id=DEVICE_ID, ca_file=tmp_path / "nothing.pem")
 
 
 @pytest.mark.parametrize("service, citizen, expected", [

@@ -44,6 +44,9 @@ def test_minimal_file_gets_the_documented_defaults(write, tmp_path):
     ("[session]\nidle_timeout_s = \"soon\"\n", "`session.idle_timeout_s` must be a number"),
     ("languages = [\"fr\"]\n", "`languages`: 'fr' is not one of ar, en"),
     ("config_version = 7\n", "`config_version` 7 is not one this kiosk knows"),
+    ("[payment]\nbackend = \"gatewya\"\n", "`payment.backend` 'gatewya' is not an installed backend "
+                                             "(fake, gateway): did you mean 'gateway'?"),
+    ("[cabinet]\nbackend = \"relay-board\"\n", "`cabinet.backend` 'relay-board' is not an installed backend"),
 ])
 def test_bad_value_names_its_key(write, extra, message):
     path = write(GOOD + extra if extra.startswith("[") else extra + GOOD)
@@ -56,6 +59,27 @@ def test_bad_value_names_its_key(write, extra, message):
 def test_missing_key_is_named(write):
     with pytest.raises(ConfigError, match="missing key `printer.host`"):
         config.load(write(GOOD.replace('host = "127.0.0.1"', "")))
+
+
+def test_each_port_has_its_documented_backend_by_default(write):
+    cfg = config.load(write(GOOD))
+    assert (cfg.card.backend, cfg.payment.backend, cfg.printer.backend, cfg.cabinet.backend, cfg.outbox.backend) \
+        == ("pyscard", "gateway", "escpos", "none", "sqlite")
+
+
+def test_a_printer_without_a_network_address_needs_no_host(write):
+    cfg = config.load(write(GOOD.replace('host = "127.0.0.1"', 'backend = "fake"')))
+    assert cfg.printer.backend == "fake" and cfg.printer.host == ""
+
+
+def test_checking_a_configuration_imports_no_driver(write):
+    import subprocess
+    import sys
+    probe = ("import sys; from kiosk import config; config.load(%r); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('drivers', 'escpos', 'smartcard')))"
+             % str(write(GOOD)))
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
 
 
 def test_missing_issuer_key_file_is_named(write):

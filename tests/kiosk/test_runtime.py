@@ -8,14 +8,16 @@ here, one at a time, as the app's Clock would run it.
 import queue
 import time
 
-import httpx
 import pytest
+import requests
 
 from kiosk import config as kiosk_config
 from kiosk import events as ev
 from kiosk.app import build_runtime
-from kiosk.demo_stack import DEMO_PIN, DemoStack
+from drivers.demo.stack import DEMO_PIN, DemoStack
 from kiosk.session import Reason, Step
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 WAIT_S = 30
 
@@ -52,15 +54,15 @@ class Kiosk:
             self.runtime.dispatch(ev.PinDigit(digit))
         self.runtime.dispatch(ev.PinSubmit())
         self.run_until(Step.IDENTITY)
-        self.runtime.dispatch(ev.Continue())
+        self.runtime.dispatch(ev.ShowServices())
         self.runtime.dispatch(ev.ServiceChosen(service))
-        self.runtime.dispatch(ev.Continue())
+        self.runtime.dispatch(ev.Pay())
 
     def outbox_answer(self, kind: str) -> dict:
         """Central's (or the gateway's) answer to the outbox's one message of `kind`,
         once the sync worker has delivered it."""
-        (message_id,) = self.runtime.outbox.message_ids(kind)
-        answer = self.runtime.sync.wait_for_answer(message_id, timeout=WAIT_S)
+        (message_id,) = self.runtime.outbox.store.message_ids(kind)
+        answer = self.runtime.outbox.wait_for_answer(message_id, timeout=WAIT_S)
         assert answer is not None, "%s not delivered" % kind
         return answer
 
@@ -74,7 +76,8 @@ def kiosk(tmp_path):
 
 
 def statement(stack):
-    return httpx.get(stack.central.url + "/api/v1/gateway/devices/demo-kiosk-01/charges").json()["charges"]
+    return requests.get(stack.central.url + "/api/v1/gateway/devices/demo-kiosk-01/charges",
+                        timeout=10).json()["charges"]
 
 
 def test_paper_out_mid_certificate_refunds_the_fee_and_voids_the_document(kiosk):
@@ -90,8 +93,8 @@ def test_paper_out_mid_certificate_refunds_the_fee_and_voids_the_document(kiosk)
 
 
 def test_lost_payment_answer_is_settled_by_a_refund_through_the_outbox(kiosk):
-    httpx.post(kiosk.stack.central.url + "/api/v1/gateway/sim/next-outcome",
-               json={"outcome": "lost"}).raise_for_status()
+    requests.post(kiosk.stack.central.url + "/api/v1/gateway/sim/next-outcome",
+                  json={"outcome": "lost"}, timeout=10).raise_for_status()
     kiosk.pay_for(kiosk.stack.citizen_numbers()[0], "birth-certificate")
     kiosk.run_until(Step.FAILED)
     assert kiosk.view.reason is Reason.PAYMENT_FAILED and kiosk.view.refunded
@@ -105,7 +108,7 @@ def test_lost_payment_answer_is_settled_by_a_refund_through_the_outbox(kiosk):
 def test_full_disk_after_payment_still_refunds_the_fee(kiosk):
     kiosk.pay_for(kiosk.stack.citizen_numbers()[0], "birth-certificate")
     kiosk.run_until(Step.PAYING)                     # the charge is on its way
-    kiosk.runtime.outbox.close()                     # ... and the outbox can store nothing more
+    kiosk.runtime.outbox.store.close()               # ... and the outbox can store nothing more
     kiosk.run_until(Step.FAILED)
     assert kiosk.view.reason is Reason.DOCUMENT_UNAVAILABLE and kiosk.view.refunded
     assert kiosk.runtime.wait_idle(WAIT_S)           # the refund, tried at once without the outbox

@@ -90,9 +90,9 @@ def verified(language="ar"):
 
 def prepared(k, service="civil-status-extract"):
     """From the identity screen to the printer check: central said it would issue."""
-    k.send(ev.Continue())
+    k.send(ev.ShowServices())
     k.send(ev.ServiceChosen(service))
-    (eligibility,) = k.send(ev.Continue())
+    (eligibility,) = k.send(ev.Pay())
     assert isinstance(eligibility, fx.CheckEligibility) and eligibility.national_number == IDENTITY.national_number
     (check,) = k.send(ev.EligibilityChecked(eligibility.txn_id, True))
     assert isinstance(check, fx.CheckPrinter)
@@ -212,7 +212,7 @@ def test_unreadable_card_on_connect_is_refused():
 def test_card_removed_ends_the_session_at_once_and_wipes_it(reach):
     k = verified() if reach != "pin" else at_pin_entry()
     if reach in ("catalogue", "confirm"):
-        k.send(ev.Continue())
+        k.send(ev.ShowServices())
     if reach == "confirm":
         k.send(ev.ServiceChosen("non-conviction"))
     assert k.send(ev.CardRemoved()) == [fx.ReleaseCard()]
@@ -289,7 +289,7 @@ def test_declined_payment_can_be_retried_with_a_new_charge():
     k, charge = paying()
     k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.DECLINED, FEE, charge.charge_id)))
     assert k.step is Step.PAYMENT_DECLINED
-    eligibility = k.send(ev.Continue())[0]
+    eligibility = k.send(ev.RetryPayment())[0]
     check = k.send(ev.EligibilityChecked(eligibility.txn_id, True))[0]
     second = k.send(ev.PrinterChecked(check.txn_id, ready=True))[0]
     assert isinstance(second, fx.Charge) and second.charge_id != charge.charge_id
@@ -385,11 +385,27 @@ def test_take_card_says_whether_a_document_came_out():
 @pytest.mark.parametrize("eligible, reason", [(False, Reason.DOCUMENT_REFUSED), (None, Reason.DOCUMENT_UNAVAILABLE)])
 def test_nobody_pays_for_a_document_central_would_not_issue(eligible, reason):
     k = verified()
-    k.send(ev.Continue())
+    k.send(ev.ShowServices())
     k.send(ev.ServiceChosen("non-conviction"))
-    (eligibility,) = k.send(ev.Continue())
+    (eligibility,) = k.send(ev.Pay())
     assert k.step is Step.PREPARING
     k.send(ev.EligibilityChecked(eligibility.txn_id, eligible))
     view = k.session.view()
     assert view.step is Step.FAILED and view.reason is reason and not view.refunded
     assert not any(isinstance(e, (fx.CheckPrinter, fx.Charge)) for e in k.effects)
+
+
+def test_every_event_has_exactly_one_handler_and_every_handler_an_event():
+    import typing
+    session = Session()
+    assert set(session._handlers) == set(typing.get_args(ev.Event))
+
+
+def test_pay_retry_and_show_services_act_only_on_their_own_screen():
+    k = verified()
+    assert k.send(ev.Pay()) == [] and k.step is Step.IDENTITY
+    assert k.send(ev.RetryPayment()) == [] and k.step is Step.IDENTITY
+    k.send(ev.ShowServices())
+    assert k.step is Step.CATALOGUE
+    k.send(ev.ShowServices())
+    assert k.step is Step.CATALOGUE

@@ -1,11 +1,11 @@
-"""The real kiosk app under Xvfb against the simulated world (see kiosk/demo_stack.py)."""
+"""The real kiosk app under Xvfb against the simulated world (see drivers/demo/stack.py)."""
 
 from pathlib import Path
 
-import httpx
 import pytest
 
-from kiosk.demo_stack import DemoStack, VirtualScreen, run_journey
+from drivers.demo.stack import DemoStack, VirtualScreen, run_journey
+from tests.central.stub_http import ApiClient
 
 JOURNEYS = Path(__file__).resolve().parents[2] / "journeys"
 
@@ -24,7 +24,7 @@ def stack(tmp_path):
 
 @pytest.fixture
 def central(stack):
-    with httpx.Client(base_url=stack.central.url + "/api/v1", timeout=10) as client:
+    with ApiClient(stack.central.url + "/api/v1", timeout_s=10) as client:
         yield client
 
 

@@ -5,10 +5,13 @@ printer, central over HTTP."""
 import json
 import re
 
+import pytest
 import zxingcpp
 from PIL import Image
 
 from tests.screens.conftest import JOURNEYS
+
+pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
 ARABIC_JOURNEY = ["attract", "insert_card", "reading_card", "pin_entry", "verifying", "identity", "catalogue",
                   "confirm", "preparing", "paying", "issuing", "printing", "take_card", "attract"]
@@ -103,7 +106,7 @@ def test_wrong_pin_shows_the_tries_left_then_the_right_pin_opens(stack, journey)
 
 
 def test_silence_at_the_pin_screen_warns_then_ends_the_session(tmp_path, screen):
-    from kiosk.demo_stack import DemoStack, run_journey
+    from drivers.demo.stack import DemoStack, run_journey
     with DemoStack(tmp_path / "stack", pin_timeout_s=2, idle_warning_s=2) as stack:
         citizen = stack.citizen_numbers()[0]
         run = run_journey(stack, JOURNEYS / "idle.json", tmp_path / "idle", display=screen.display,

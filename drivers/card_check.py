@@ -47,11 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
-from kiosk.ports.card_reader import CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus
 from drivers.id_card.errors import PinFormatError
 from drivers.id_card.pin import pin_block
 from drivers.id_card.trust import TrustStore
+from drivers.pcsc_channel import find_reader
+from drivers.pyscard_reader import PyscardCardReader
 from kiosk import config as kiosk_config
+from kiosk.ports.card_reader import CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus
 from kiosk.errors import ConfigError, KioskError
 
 log = logging.getLogger(__name__)
@@ -158,30 +160,17 @@ def verdict_line(result: CardReadResult) -> str:
     return "%s apdus=%d" % (what, result.apdu_count)
 
 
-def find_reader_name(prefix: str) -> str | None:
-    """The first PC/SC reader whose name starts with `prefix` (the driver's
-    own rule), or None when there is none or pcscd does not answer."""
-    from smartcard.System import readers
-
-    try:
-        names = [str(reader) for reader in readers()]
-    except Exception:  # pyscard raises several types when pcscd is not there
-        return None
-    return next((name for name in names if name.startswith(prefix)), None)
-
-
 def run(config_path: Path | None, trust: Sequence[Path], reader: str | None,
         *, out: TextIO | None = None) -> int:
     """The `kiosk card check` command: print the line, return the exit status."""
     out = sys.stdout if out is None else out
     chosen = settings(config_path, trust, reader)
-    name = find_reader_name(chosen.reader_prefix)
+    found = find_reader(chosen.reader_prefix)
+    name = None if found is None else str(found)
     if name is None:
         outcome = Outcome("no reader" if not chosen.reader_prefix
                           else 'no reader "%s"' % chosen.reader_prefix, EXIT_NOT_VALID)
     else:
-        from drivers.pyscard_reader import PyscardCardReader
-
         driver = PyscardCardReader(chosen.trust_store, reader_name=name,
                                    apdu_timeout_s=chosen.apdu_timeout_s)
         outcome = check(driver, name, read_pin, today=dt.date.today())

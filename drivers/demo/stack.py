@@ -35,7 +35,7 @@ from drivers.printer_sim.server import PrinterSimulator
 
 log = logging.getLogger(__name__)
 
-SEED_CITIZENS = Path(__file__).resolve().parent.parent / "central" / "seed" / "citizens.json"
+SEED_CITIZENS = Path(__file__).resolve().parents[2] / "central" / "seed" / "citizens.json"
 ID_READER = "Virtual PCD 00 00"
 DEMO_PIN = "1234"
 SCREEN_SIZE = (1024, 600)

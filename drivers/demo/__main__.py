@@ -19,9 +19,9 @@ from pathlib import Path
 
 from drivers.card_sim.card import CardProfile
 from kiosk import logs
-from kiosk.demo_stack import DemoStack, VirtualScreen, run_journey
+from drivers.demo.stack import DemoStack, VirtualScreen, run_journey
 
-JOURNEYS = Path(__file__).resolve().parent.parent / "journeys"
+JOURNEYS = Path(__file__).resolve().parents[2] / "journeys"
 log = logging.getLogger("kiosk.demo")
 
 
@@ -67,9 +67,11 @@ def _headless(stack: DemoStack, out: Path) -> int:
 
 
 def _interactive(stack: DemoStack) -> int:
+    from kiosk import backends
     from kiosk import config as kiosk_config
     from kiosk.app import build_runtime
-    from screens.launch import run
+
+    run = backends.load_frontend("kivy")
 
     citizen = stack.citizen_numbers()[0]
 

@@ -1,0 +1,65 @@
+"""The cabinet as the kiosk sees it: a status light, and the switches and
+sensors a technician or a citizen can work.
+
+The light shows what the kiosk is doing; the inputs come back as events from
+a background thread, each only when it changes, like the card reader's.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from typing import Callable
+
+
+class Light(enum.Enum):
+    OFF = "off"
+    READY = "ready"                    # waiting for a citizen
+    BUSY = "busy"                      # a citizen is being served
+    OFFLINE = "offline"                # serving, but central cannot be reached
+    OUT_OF_SERVICE = "out of service"
+    FAULT = "fault"
+
+
+class CabinetInput(enum.Enum):
+    DOOR_OPENED = "door opened"
+    DOOR_CLOSED = "door closed"
+    MAINTENANCE_ON = "maintenance on"   # the technician's key switch
+    MAINTENANCE_OFF = "maintenance off"
+    HELP_PRESSED = "help pressed"
+    PAPER_LOW = "paper low"
+    PAPER_OK = "paper ok"
+
+
+class Cabinet(abc.ABC):
+    @abc.abstractmethod
+    def show(self, light: Light) -> None:
+        """Set the status light's pattern; returns at once."""
+
+    @abc.abstractmethod
+    def watch(self, on_input: Callable[[CabinetInput], None]) -> None:
+        """Call `on_input` (from a background thread) on every change of an input, until `unwatch`."""
+
+    @abc.abstractmethod
+    def unwatch(self) -> None:
+        """Stop watching; no more calls after this returns."""
+
+    def close(self) -> None:
+        """Let go of the pins."""
+
+
+class NoCabinet(Cabinet):
+    """A kiosk whose cabinet has no light and no inputs wired (`cabinet.backend = "none"`)."""
+
+    def show(self, light: Light) -> None:
+        pass
+
+    def watch(self, on_input: Callable[[CabinetInput], None]) -> None:
+        pass
+
+    def unwatch(self) -> None:
+        pass
+
+
+def no_cabinet(_config: object) -> NoCabinet:
+    return NoCabinet()

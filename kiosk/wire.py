@@ -1,0 +1,42 @@
+"""The central API as both sides see it: where each call goes and what its answers say.
+
+Central (`central/`) serves these paths and answers with these statuses; the
+kiosk's client (`kiosk.central_client`) calls them and checks the answers
+against them. Neither side spells a path or a status anywhere else.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from urllib.parse import quote
+
+API = "/api/v1"
+HEALTH = API + "/health"
+CATALOGUE = API + "/catalogue"
+ELIGIBILITY = API + "/requests/eligibility"
+REQUESTS = API + "/requests"
+VOID = API + "/requests/{request_id}/void"
+VERIFY_DOCUMENT = API + "/documents/verify"
+SIGNING_KEY = API + "/signing-key"
+
+# An id chosen by a kiosk (request, charge, refund, device): safe in a URL and a log line.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
+
+
+class AnswerStatus(str, enum.Enum):
+    """The `status` of central's answer to a certificate request or a void."""
+
+    ISSUED = "issued"        # {"status", "document"}
+    REJECTED = "rejected"    # {"status", "reason"}: never issued for this request id
+    VOIDED = "voided"        # {"status", "request_id", "serial", "voided_at"}
+    CONFLICT = "conflict"    # a request id used again with another body: a bug, never retried
+
+
+def is_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.match(value) is not None
+
+
+def void_path(request_id: str) -> str:
+    return VOID.format(request_id=quote(request_id, safe=""))

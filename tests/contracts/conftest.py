@@ -1,0 +1,347 @@
+"""Worlds for the contract tests: each port's implementations, and a way to change their world.
+
+A contract test asks a world for what it needs (a valid card with PIN 1234
+in the reader, a printer out of paper, a declined bank card next) and then
+uses the port alone. Every world fixture is parametrized over the in-process
+fake and the real driver on the real stack (marked `realstack`):
+
+* card reader: PyscardCardReader -> pcscd -> vpcd -> a SimulatedCard in a
+  VirtualCardSlot, on the vpcd slot shared with other test runs (a world
+  waits for the slot to be free, and for vpcd to take its card);
+* receipt printer: EscposReceiptPrinter over TCP to a PrinterSimulator;
+* payment terminal: GatewayPaymentTerminal against central's gateway
+  simulator, with a device id of its own per test.
+
+Worlds wait on events (pcscd's reader state, vpcd asking for the card),
+never on sleeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.fakes.card_reader import FakeCard, FakeCardReader
+from drivers.fakes.payment_terminal import FakePaymentTerminal
+from drivers.fakes.receipt_printer import FakeReceiptPrinter
+from kiosk.ports.card_reader import CardReader, CardVerdict, Identity
+from kiosk.ports.payment_terminal import PaymentStatus, PaymentTerminal
+from kiosk.ports.receipt_printer import PrinterStatus, ReceiptPrinter
+
+CITIZENS_FILE = Path(__file__).resolve().parents[1] / "drivers" / "citizens.json"
+NATIONAL_NUMBER = "01020304050"
+PIN = "1234"
+READER = "Virtual PCD 00 00"
+VPCD_PORT = 35963
+SLOT_FREE_TIMEOUT_S = 60.0       # another test run may be using the shared slot
+APDU_TIMEOUT_S = 1.0
+STATUS_QUERIES = b"\x10\x04\x01\x10\x04\x02\x10\x04\x04"   # what the ESC/POS driver asks before a job
+
+FAKE = "fake"
+REAL = pytest.param("real", marks=pytest.mark.realstack)
+
+
+@pytest.fixture(scope="session")
+def citizen() -> dict[str, Any]:
+    """A citizen record with Latin names and every optional field."""
+    from drivers.card_sim.registry import load_citizens
+    return load_citizens(CITIZENS_FILE)[NATIONAL_NUMBER]
+
+
+# --- the card reader ---------------------------------------------------------------------------
+
+class CardWorld:
+    """A reader and the hand that puts cards into it.
+
+    `insert` returns once the card is in the reader as far as the reader's
+    host can tell (for the real stack: vpcd took the card and pcscd reports
+    it), not once the driver has reported it: that is for the test to see.
+    `verdict` picks the card: VALID, FORGED, CLONED, or EXPIRED (an
+    authentic card that expired 30 days ago).
+    """
+
+    reader: CardReader
+    national_number: str
+
+    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN) -> None:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.reader.unwatch()
+        self.reader.disconnect()
+
+
+class FakeCardWorld(CardWorld):
+    def __init__(self, citizen: dict[str, Any], issuer: Any) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from drivers.card_sim.card import identity_from_record
+        from drivers.card_sim.portrait import portrait_jpeg
+
+        self.reader = FakeCardReader()
+        self.national_number = citizen["national_number"]
+        self._identity = identity_from_record(citizen, ec.generate_private_key(ec.SECP256R1()).public_key(), issuer)
+        self._photo = portrait_jpeg(self._identity.card_number, self._identity.sex)
+
+    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN) -> None:
+        identity: Identity = self._identity
+        if verdict is CardVerdict.EXPIRED:      # as the simulator's expired card: authentic, 30 days past
+            identity = dataclasses.replace(identity, date_of_expiry=dt.date.today() - dt.timedelta(days=30))
+            verdict = CardVerdict.VALID
+        self.reader.insert(FakeCard(identity, pin=pin, verdict=verdict, photo=self._photo))
+
+    def remove(self) -> None:
+        self.reader.remove()
+
+
+class _Attended:
+    """A simulated card that tells when vpcd first asks for its ATR: the moment
+    it is really in the reader (vpcd serves one link at a time; a second one
+    waits, unseen, until the first card leaves)."""
+
+    def __init__(self, card: Any) -> None:
+        self._card = card
+        self.reached = threading.Event()
+
+    @property
+    def atr(self) -> bytes:
+        self.reached.set()
+        return self._card.atr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._card, name)
+
+
+class RealCardWorld(CardWorld):
+    def __init__(self, citizen: dict[str, Any], make_card: Callable[..., Any], trust_store: Any) -> None:
+        from drivers.card_sim.slot import VirtualCardSlot
+        from drivers.pyscard_reader import PyscardCardReader
+
+        self.national_number = citizen["national_number"]
+        self._citizen = citizen
+        self._make_card = make_card
+        self._slot = VirtualCardSlot(port=VPCD_PORT)
+        self._holding = False
+        self.reader = PyscardCardReader(trust_store, reader_name=READER, apdu_timeout_s=APDU_TIMEOUT_S)
+
+    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN) -> None:
+        from drivers.card_sim.card import CardProfile
+        from tests.drivers.conftest import wait_for_reader_state
+
+        profile = {CardVerdict.VALID: CardProfile.VALID, CardVerdict.FORGED: CardProfile.FORGED,
+                   CardVerdict.CLONED: CardProfile.CLONED, CardVerdict.EXPIRED: CardProfile.EXPIRED}[verdict]
+        card = _Attended(self._make_card(self._citizen, profile=profile, pin=pin))
+        self._slot.insert(card)
+        self._holding = True
+        assert card.reached.wait(SLOT_FREE_TIMEOUT_S), "vpcd never took the card (slot busy? rerun)"
+        assert wait_for_reader_state(READER, present=True), "pcscd saw no card"
+
+    def remove(self) -> None:
+        from tests.drivers.conftest import wait_for_reader_state
+
+        self._slot.remove()
+        self._holding = False
+        assert wait_for_reader_state(READER, present=False), "the card did not leave the reader"
+
+    def close(self) -> None:
+        from tests.drivers.conftest import wait_for_reader_state
+
+        super().close()
+        if self._holding:
+            self._slot.remove()         # our card is out once its link is closed; another
+            wait_for_reader_state(READER, present=False)   # run's card may follow at once
+
+
+@pytest.fixture(scope="session")
+def trust_store(issuer: Any) -> Any:
+    from drivers.id_card.trust import TrustStore
+    return TrustStore([issuer.public_key])
+
+
+@pytest.fixture(params=[FAKE, REAL])
+def card_world(request: pytest.FixtureRequest, citizen: dict[str, Any], issuer: Any) -> Iterator[CardWorld]:
+    if request.param == FAKE:
+        world: CardWorld = FakeCardWorld(citizen, issuer)
+    else:
+        from tests.drivers.conftest import wait_for_reader_state
+
+        request.getfixturevalue("pcscd")
+        if not wait_for_reader_state(READER, present=False, timeout=SLOT_FREE_TIMEOUT_S):
+            pytest.fail("another card stays in %s (is `kiosk-sim card serve` running?)" % READER)
+        world = RealCardWorld(citizen, request.getfixturevalue("make_card"), request.getfixturevalue("trust_store"))
+    yield world
+    world.close()
+
+
+# --- the receipt printer ---------------------------------------------------------------------------
+
+class PrinterWorld:
+    """A printer, and the hand that loads paper, opens the cover and pulls the cable."""
+
+    printer: ReceiptPrinter
+
+    def set_status(self, status: PrinterStatus) -> None:
+        raise NotImplementedError
+
+    def paper_runs_out_in_next_job(self) -> None:
+        """The roll ends in the middle of the next job."""
+        raise NotImplementedError
+
+    def printed(self) -> int:
+        """How many jobs came out whole."""
+        raise NotImplementedError
+
+
+class FakePrinterWorld(PrinterWorld):
+    def __init__(self) -> None:
+        self.printer = self.fake = FakeReceiptPrinter()
+
+    def set_status(self, status: PrinterStatus) -> None:
+        self.fake.set_status(status)
+
+    def paper_runs_out_in_next_job(self) -> None:
+        self.fake.run_out_of_paper_after(0)
+
+    def printed(self) -> int:
+        return len(self.fake.jobs)
+
+
+class RealPrinterWorld(PrinterWorld):
+    def __init__(self, simulator: Any) -> None:
+        from drivers.escpos_printer import EscposReceiptPrinter
+
+        self.simulator = simulator
+        self.printer = EscposReceiptPrinter("127.0.0.1", simulator.port, timeout_s=5.0)
+
+    def set_status(self, status: PrinterStatus) -> None:
+        from drivers.printer_sim.server import PaperLevel
+
+        if status is PrinterStatus.UNKNOWN:
+            raise ValueError("the printer simulator cannot be made to say UNKNOWN")
+        paper = {PrinterStatus.PAPER_NEAR_END: PaperLevel.NEAR_END, PrinterStatus.NO_PAPER: PaperLevel.OUT}
+        self.simulator.set_paper(paper.get(status, PaperLevel.OK))
+        self.simulator.set_cover_open(status is PrinterStatus.COVER_OPEN)
+        self.simulator.set_offline(status is PrinterStatus.DISCONNECTED)
+
+    def paper_runs_out_in_next_job(self) -> None:
+        # A thousand bytes into the job: inside the first raster block.
+        self.simulator.run_out_of_paper_after(len(STATUS_QUERIES) + 1000)
+
+    def printed(self) -> int:
+        return sum(1 for job in self.simulator.jobs if job.complete)
+
+
+@pytest.fixture(params=[FAKE, REAL])
+def printer_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PrinterWorld]:
+    if request.param == FAKE:
+        yield FakePrinterWorld()
+        return
+    from drivers.printer_sim.server import PrinterSimulator
+
+    with PrinterSimulator(tmp_path / "printed") as simulator:
+        yield RealPrinterWorld(simulator)
+
+
+# --- the payment terminal ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One charge as the bank holds it."""
+
+    charge_id: str
+    payment_id: str
+    status: str                 # "approved" or "declined"
+    amount_minor: int
+    refunded_minor: int
+
+
+class PaymentWorld:
+    """A payment terminal, the bank behind it, and a way to script the next bank card."""
+
+    terminal: PaymentTerminal
+
+    def script(self, outcome: PaymentStatus) -> None:
+        """The next new charge is DECLINED, FAILED (nothing charged) or UNKNOWN (charged, answer lost)."""
+        raise NotImplementedError
+
+    def statement(self) -> list[StatementLine]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class FakePaymentWorld(PaymentWorld):
+    def __init__(self) -> None:
+        self.terminal = self.fake = FakePaymentTerminal()
+
+    def script(self, outcome: PaymentStatus) -> None:
+        self.fake.script(outcome)
+
+    def statement(self) -> list[StatementLine]:
+        return [StatementLine(c.charge_id, c.payment_id, c.status.value, c.amount.amount_minor,
+                              c.refunded.amount_minor) for c in self.fake.statement]
+
+
+class RealPaymentWorld(PaymentWorld):
+    _OUTCOMES = {PaymentStatus.DECLINED: "declined", PaymentStatus.FAILED: "error", PaymentStatus.UNKNOWN: "lost"}
+
+    def __init__(self, central_url: str) -> None:
+        from drivers.gateway_payment import GatewayPaymentTerminal
+
+        self._gateway = central_url + "/api/v1/gateway"
+        self.device_id = "contract-" + uuid.uuid4().hex[:12]
+        self.terminal = GatewayPaymentTerminal(central_url, device_id=self.device_id, timeout_s=10.0)
+
+    def _call(self, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self._gateway + path, data=data,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def script(self, outcome: PaymentStatus) -> None:
+        self._call("/sim/next-outcome", {"outcome": self._OUTCOMES[outcome], "device_id": self.device_id})
+
+    def statement(self) -> list[StatementLine]:
+        charges = self._call("/devices/%s/charges" % self.device_id)["charges"]
+        return [StatementLine(c["charge_id"], c["payment_id"], c["status"], c["amount_minor"], c["refunded_minor"])
+                for c in charges]
+
+    def close(self) -> None:
+        close = getattr(self.terminal, "close", None)
+        if close is not None:
+            close()
+
+
+@pytest.fixture(scope="session")
+def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Central with its gateway simulator on loopback, for the whole session."""
+    from central.server import start_in_thread
+
+    running = start_in_thread("sqlite:///%s" % (tmp_path_factory.mktemp("contracts-central") / "central.sqlite3"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=[FAKE, REAL])
+def payment_world(request: pytest.FixtureRequest) -> Iterator[PaymentWorld]:
+    if request.param == FAKE:
+        world: PaymentWorld = FakePaymentWorld()
+    else:
+        world = RealPaymentWorld(request.getfixturevalue("central").url)
+    yield world
+    world.close()
