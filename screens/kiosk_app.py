@@ -7,6 +7,7 @@ Kivy's Clock.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -18,32 +19,30 @@ from kivy.factory import Factory
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kivy.uix.anchorlayout import AnchorLayout
-from kivy.uix.screenmanager import NoTransition, ScreenManager
+from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
 from kiosk import fonts, i18n
 from kiosk.bidi_text import is_rtl
 from kiosk.events import Event, LanguageChosen
 from kiosk.session import View
 from screens import SCREENS
-from screens.attract import AttractScreen
-from screens.catalogue import CatalogueScreen
-from screens.confirm import ConfirmScreen
-from screens.identity import IdentityScreen
-from screens.message import MessageScreen
-from screens.pin_entry import PinEntryScreen
+from screens import widgets  # noqa: F401  (the rules kiosk_app.kv uses: BidiLabel, KioskButton)
 
 if TYPE_CHECKING:
     from kiosk.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# The class of each screen by name (module, class), imported when the screen is first
+# shown: each module loads its .kv rules, and Kivy compiles them as it reads them.
 _CLASSES = {
-    "attract": AttractScreen,
-    "pin_entry": PinEntryScreen,
-    "identity": IdentityScreen,
-    "catalogue": CatalogueScreen,
-    "confirm": ConfirmScreen,
+    "attract": ("screens.attract", "AttractScreen"),
+    "pin_entry": ("screens.pin_entry", "PinEntryScreen"),
+    "identity": ("screens.identity", "IdentityScreen"),
+    "catalogue": ("screens.catalogue", "CatalogueScreen"),
+    "confirm": ("screens.confirm", "ConfirmScreen"),
 }
+_MESSAGE = ("screens.message", "MessageScreen")   # every other screen says one thing
 
 # Where the header (title and language switch) is hidden.
 _BARE_SCREENS = ("attract", "out_of_service")
@@ -83,8 +82,6 @@ class KioskApp(App):
         root = Factory.KioskRoot()
         self.manager = root.ids.manager
         self.manager.transition = NoTransition()
-        for name in dict.fromkeys(SCREENS.values()):
-            self.manager.add_widget(_CLASSES.get(name, MessageScreen)(name=name))
         self.runtime.listen(self._show)
         self._show(self.runtime.session.view())
         Window.bind(on_touch_down=self._touched)
@@ -118,10 +115,17 @@ class KioskApp(App):
         self.rtl = is_rtl(view.language)
         self.view = view
         name = SCREENS[view.step]
-        screen = self.manager.get_screen(name)
+        screen = self._screen(name)
         screen.show(view)
         if self.manager.current != name:
             self.manager.current = name
             log.info("screen.shown name=%s", name)
         self.screen_name = name
 
+    def _screen(self, name: str) -> Screen:
+        """The screen called `name`, built the first time it is needed: only
+        the first one shown is built before the kiosk's first frame."""
+        if not self.manager.has_screen(name):
+            module, cls = _CLASSES.get(name, _MESSAGE)
+            self.manager.add_widget(getattr(importlib.import_module(module), cls)(name=name))
+        return self.manager.get_screen(name)
