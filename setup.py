@@ -34,7 +34,6 @@ setup(
         "kivy==2.3.1",
         "pyscard>=2.3,<3",
         "python-escpos>=3.1,<4",
-        "gpiozero>=2.0,<3",
         "python-bidi>=0.6,<0.7",
         "arabic-reshaper>=3.0,<4",
         "babel>=2.14",

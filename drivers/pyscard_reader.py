@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import queue
 import threading
 from typing import Callable
 
@@ -27,6 +26,7 @@ from kiosk.config import KioskConfig
 from kiosk.ports.card_reader import (
     CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus,
 )
+from drivers.event_relay import EventRelay
 from drivers.id_card import pin_pad
 from drivers.id_card.errors import CardUnreadable
 from drivers.id_card.pin import pin_block
@@ -62,9 +62,7 @@ class PyscardCardReader(CardReader):
         self._reader_name: str | None = None
         self._reader_present = False
         self._card_present = False
-        self._watch_lock = threading.RLock()
-        self._on_event: Callable[[CardEvent], None] | None = None
-        self._events: queue.SimpleQueue[CardEvent | None] | None = None
+        self._events: EventRelay[CardEvent] = EventRelay("card")
         self._watcher: ReaderWatch | None = None
 
     def __repr__(self) -> str:
@@ -75,7 +73,7 @@ class PyscardCardReader(CardReader):
     @property
     def status(self) -> ReaderStatus:
         """Event-driven while watching; otherwise asked of pcscd now."""
-        if self._on_event is None:
+        if not self._events.active:
             self._poll_status()
         return self._status
 
@@ -89,7 +87,7 @@ class PyscardCardReader(CardReader):
     def _card_error(self) -> None:
         """CARD_ERROR, unless the watch already saw the card go."""
         with self._state_lock:
-            if self._on_event is None or self._card_present:
+            if not self._events.active or self._card_present:
                 self._set_status(ReaderStatus.CARD_ERROR)
 
     def _poll_status(self) -> None:
@@ -125,12 +123,7 @@ class PyscardCardReader(CardReader):
             self._reader_present = name is not None
             self._card_present = False
             self._set_status(ReaderStatus.NO_CARD if name else ReaderStatus.NO_READER)
-        events: queue.SimpleQueue[CardEvent | None] = queue.SimpleQueue()
-        with self._watch_lock:
-            self._on_event = on_event
-            self._events = events
-        threading.Thread(target=self._dispatch, args=(events, on_event),
-                         name="card-events", daemon=True).start()
+        self._events.start(on_event)
         READER_NOTIFICATIONS.subscribe(self._readers_changed)
 
         def on_reader(found: str | None) -> None:
@@ -158,31 +151,11 @@ class PyscardCardReader(CardReader):
         if watcher is not None:
             watcher.stop()
         READER_NOTIFICATIONS.unsubscribe(self._readers_changed)
-        with self._watch_lock:                 # waits for a callback in progress
-            events, self._events, self._on_event = self._events, None, None
-        if events is not None:
-            events.put(None)
-
-    def _dispatch(self, events: queue.SimpleQueue[CardEvent | None],
-                  on_event: Callable[[CardEvent], None]) -> None:
-        while True:
-            event = events.get()
-            if event is None:
-                return
-            with self._watch_lock:
-                if self._on_event is not on_event:
-                    return
-                try:
-                    on_event(event)
-                except Exception:
-                    log.exception("card.event_callback_failed event=%s", event.name.lower())
+        self._events.stop()
 
     def _emit(self, event: CardEvent) -> None:
-        # No lock: the callback may hold _watch_lock and call back into us.
         log.info("card.%s", event.name.lower())
-        events = self._events
-        if events is not None:
-            events.put(event)
+        self._events.put(event)
 
     # Transitions, from the watch or a pyscard-style reader notification.
     # Each is called with _state_lock held and does nothing when nothing changed.

@@ -18,8 +18,9 @@ class _QuietLibraries(logging.Filter):
         return record.levelno >= logging.WARNING or "/escpos/" not in record.pathname
 
 
-def setup(stream: TextIO = sys.stdout, level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(stream)
+def setup(stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    """Log to `stream` (standard output as it is now, by default) from here on."""
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(_QuietLibraries())
     root = logging.getLogger()

@@ -4,6 +4,7 @@ Kivy, when a test imports it, logs through Python logging and reads no
 command line or user configuration, as the kiosk itself runs it.
 """
 
+import logging
 import os
 
 import pytest
@@ -12,6 +13,16 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_NO_CONFIG", "1")
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was():
+    """A command run in-process (`main([...])`) sets up logging to the standard
+    output of its test; the next tests must not log into that closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,16 @@
 """`Cabinet` in process: a status light a test can read and inputs it can work.
 
-Inputs reach the watcher on a thread of their own, in order, and only when
+Inputs reach the watcher through an `EventRelay`, in order, and only when
 they change the input's state, as debounced switches do.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from typing import TYPE_CHECKING, Callable
 
+from drivers.event_relay import EventRelay
 from kiosk.ports.cabinet import Cabinet, CabinetInput, Light
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class FakeCabinet(Cabinet):
         self._lock = threading.Lock()
         self._lights: list[Light] = []
         self._state = {CabinetInput.DOOR_CLOSED, CabinetInput.MAINTENANCE_OFF, CabinetInput.PAPER_OK}
-        self._events: queue.SimpleQueue[CabinetInput | None] | None = None
+        self._events: EventRelay[CabinetInput] = EventRelay("cabinet")
 
     @property
     def light(self) -> Light:
@@ -54,33 +54,17 @@ class FakeCabinet(Cabinet):
                 self._state.discard(_OPPOSITE[what])
                 self._state.add(what)
             log.info("cabinet.%s", what.name.lower())
-            if self._events is not None:
-                self._events.put(what)
+            self._events.put(what)
 
     def show(self, light: Light) -> None:
         with self._lock:
             self._lights.append(light)
 
     def watch(self, on_input: Callable[[CabinetInput], None]) -> None:
-        self.unwatch()
-        events: queue.SimpleQueue[CabinetInput | None] = queue.SimpleQueue()
-        with self._lock:
-            self._events = events
-        threading.Thread(target=self._dispatch, args=(events, on_input), name="fake-cabinet", daemon=True).start()
+        self._events.start(on_input)
 
     def unwatch(self) -> None:
-        with self._lock:
-            events, self._events = self._events, None
-        if events is not None:
-            events.put(None)
-
-    @staticmethod
-    def _dispatch(events: queue.SimpleQueue[CabinetInput | None], on_input: Callable[[CabinetInput], None]) -> None:
-        while (event := events.get()) is not None:
-            try:
-                on_input(event)
-            except Exception:
-                log.exception("cabinet.input_callback_failed input=%s", event.name.lower())
+        self._events.stop()
 
 
 def from_config(config: KioskConfig) -> FakeCabinet:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-import queue
 import threading
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Callable
 
+from drivers.event_relay import EventRelay
 from kiosk.ports.card_reader import (
     CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult, Identity, ReaderStatus,
 )
@@ -110,9 +110,7 @@ class FakeCardReader(CardReader):
         self._typed_pin: str | None = None
         self._logged_status: ReaderStatus | None = None
         # Watching: events go through a queue to a thread of their own.
-        self._watch_lock = threading.RLock()     # held while a callback runs
-        self._on_event: Callable[[CardEvent], None] | None = None
-        self._events: queue.SimpleQueue[CardEvent | None] | None = None
+        self._events: EventRelay[CardEvent] = EventRelay("card")
 
     def __repr__(self) -> str:
         return "FakeCardReader(status=%s)" % self.status.name
@@ -210,44 +208,19 @@ class FakeCardReader(CardReader):
 
     def watch(self, on_event: Callable[[CardEvent], None]) -> None:
         """Deliver events on a thread of our own; a card already in is INSERTED at once."""
-        self.unwatch()
-        events: queue.SimpleQueue[CardEvent | None] = queue.SimpleQueue()
-        with self._watch_lock:
-            self._on_event = on_event
-        threading.Thread(target=self._dispatch, args=(events, on_event),
-                         name="fake-card-events", daemon=True).start()
+        self.unwatch()                            # waits for a callback in progress, outside our lock
         with self._lock:
-            self._events = events
+            self._events.start(on_event)
             if self._reader_present and self._card is not None:
                 self._emit(CardEvent.INSERTED)
 
     def unwatch(self) -> None:
-        with self._lock:                          # nothing is queued after this
-            events, self._events = self._events, None
-        with self._watch_lock:                    # waits for a callback in progress
-            self._on_event = None
-        if events is not None:
-            events.put(None)
-
-    def _dispatch(self, events: queue.SimpleQueue[CardEvent | None],
-                  on_event: Callable[[CardEvent], None]) -> None:
-        while True:
-            event = events.get()
-            if event is None:
-                return
-            with self._watch_lock:
-                if self._on_event is not on_event:
-                    return
-                try:
-                    on_event(event)
-                except Exception:
-                    log.exception("card.event_callback_failed event=%s", event.name.lower())
+        self._events.stop()
 
     def _emit(self, event: CardEvent) -> None:
         """Queue `event` for the watcher (called with the lock held, so events keep their order)."""
         log.info("card.%s", event.name.lower())
-        if self._events is not None:
-            self._events.put(event)
+        self._events.put(event)
 
     # -- card operations ----------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import threading
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -107,24 +106,6 @@ class FakeCardWorld(CardWorld):
         self.reader.remove()
 
 
-class _Attended:
-    """A simulated card that tells when vpcd first asks for its ATR: the moment
-    it is really in the reader (vpcd serves one link at a time; a second one
-    waits, unseen, until the first card leaves)."""
-
-    def __init__(self, card: Any) -> None:
-        self._card = card
-        self.reached = threading.Event()
-
-    @property
-    def atr(self) -> bytes:
-        self.reached.set()
-        return self._card.atr
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._card, name)
-
-
 class RealCardWorld(CardWorld):
     def __init__(self, citizen: dict[str, Any], make_card: Callable[..., Any], trust_store: Any) -> None:
         from drivers.card_sim.slot import VirtualCardSlot
@@ -139,11 +120,11 @@ class RealCardWorld(CardWorld):
 
     def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN) -> None:
         from drivers.card_sim.card import CardProfile
-        from tests.drivers.conftest import wait_for_reader_state
+        from tests.drivers.conftest import Attended, wait_for_reader_state
 
         profile = {CardVerdict.VALID: CardProfile.VALID, CardVerdict.FORGED: CardProfile.FORGED,
                    CardVerdict.CLONED: CardProfile.CLONED, CardVerdict.EXPIRED: CardProfile.EXPIRED}[verdict]
-        card = _Attended(self._make_card(self._citizen, profile=profile, pin=pin))
+        card = Attended(self._make_card(self._citizen, profile=profile, pin=pin))
         self._slot.insert(card)
         self._holding = True
         assert card.reached.wait(SLOT_FREE_TIMEOUT_S), "vpcd never took the card (slot busy? rerun)"

@@ -52,6 +52,24 @@ class EventLog:
             return self._changed.wait_for(lambda: self.events.count(event) >= count, timeout)
 
 
+class Attended:
+    """A card that tells when vpcd first asks it for its ATR: the moment it
+    is really in the reader. (vpcd serves one link at a time; a second one
+    waits, unseen, until the first card leaves.)"""
+
+    def __init__(self, card: Any) -> None:
+        self._card = card
+        self.reached = threading.Event()
+
+    @property
+    def atr(self) -> bytes:
+        self.reached.set()
+        return self._card.atr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._card, name)
+
+
 def wait_for_reader_state(reader: str, *, present: bool, timeout: float = EVENT_TIMEOUT_S) -> bool:
     """Block on pcscd (SCardGetStatusChange) until `reader` has or lacks a card."""
     hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)

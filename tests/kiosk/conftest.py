@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,7 +17,7 @@ from drivers.card_sim.pcscd import PcscdHandle
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.card_sim.vpcd import VirtualCard
-from tests.drivers.conftest import wait_for_reader_state
+from tests.drivers.conftest import Attended, wait_for_reader_state
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_CITIZENS = REPO / "central" / "seed" / "citizens.json"
@@ -29,24 +28,6 @@ COMMAND_TIMEOUT_S = 60.0
 PIN = "1234"
 
 
-class _Attended:
-    """A card that tells when vpcd first asks it for its ATR: the moment it
-    is really in the reader. (vpcd serves one link at a time; a second one
-    waits, unseen, until the first card leaves.)"""
-
-    def __init__(self, card: VirtualCard) -> None:
-        self._card = card
-        self.reached = threading.Event()
-
-    @property
-    def atr(self) -> bytes:
-        self.reached.set()
-        return self._card.atr
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._card, name)
-
-
 class IdSlot:
     """The vpcd slot of READER: each insertion and removal waits until vpcd
     and pcscd report it, so the command in the subprocess sees our card."""
@@ -55,7 +36,7 @@ class IdSlot:
         self._slot = slot
 
     def insert(self, card: VirtualCard) -> VirtualCard:
-        attended = _Attended(card)
+        attended = Attended(card)
         self._slot.insert(attended)
         assert attended.reached.wait(SLOT_FREE_TIMEOUT_S), "vpcd never asked for the card's ATR"
         assert wait_for_reader_state(READER, present=True), "pcscd saw no card"
