@@ -41,6 +41,7 @@ setup(
         "requests>=2.31,<3",
         "pillow>=10",
         "qrcode>=7.4",
+        "tzdata",                # time zones where the system has none
     ],
     extras_require={
         # the reference central service, run from a checkout

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import tomllib
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +47,25 @@ class PaymentConfig:
 
 @dataclass(frozen=True)
 class PrinterConfig:
-    host: str = ""     # the network printer's address, for the escpos backend
     backend: str = "escpos"
+    transport: str = "network"         # how the escpos backend reaches the printer: network | usb | serial
+    host: str = ""                     # network: the printer's address
     port: int = 9100
+    usb_vendor_id: int = 0             # usb: the printer's ids (0x04b8, 0x0202 for an Epson TM-T88)
+    usb_product_id: int = 0
+    serial_device: str = ""            # serial: /dev/ttyUSB0, /dev/ttyS0, ...
+    baud_rate: int = 115200
     timeout_s: float = 10.0
+    reprint_window_s: float = 300.0    # how long a paid document that failed mid-print waits for the printer
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """Where the kiosk stands: printed on documents and in their signed payload."""
+
+    place_ar: str = ""
+    place_en: str = ""
+    time_zone: str = "Asia/Damascus"
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,7 @@ class KioskConfig:
     languages: tuple[str, ...] = ("ar", "en")
     payment: PaymentConfig = field(default_factory=PaymentConfig)
     cabinet: CabinetConfig = field(default_factory=CabinetConfig)
+    site: SiteConfig = field(default_factory=SiteConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
@@ -145,8 +162,12 @@ def _check(config: KioskConfig) -> None:
                       ("printer.backend", config.printer.backend), ("cabinet.backend", config.cabinet.backend),
                       ("outbox.backend", config.outbox.backend)):
         backends.find(backends.GROUPS[key], name, key=key)   # named and installed; imported only when built
-    if config.printer.backend == "escpos" and not config.printer.host:
-        raise ConfigError("missing key `printer.host` (the escpos printer's address)")
+    _check_printer(config.printer)
+    try:
+        zoneinfo.ZoneInfo(config.site.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("`site.time_zone` %r is not a time zone this system knows (e.g. Asia/Damascus)"
+                          % config.site.time_zone) from None
     if not config.central.url.startswith(("http://", "https://")):
         raise ConfigError("`central.url` must start with http:// or https://")
     for key, value in (
@@ -158,11 +179,31 @@ def _check(config: KioskConfig) -> None:
         ("central.timeout_s", config.central.timeout_s),
         ("printer.timeout_s", config.printer.timeout_s),
         ("payment.timeout_s", config.payment.timeout_s),
+        ("printer.reprint_window_s", config.printer.reprint_window_s),
     ):
         if value <= 0:
             raise ConfigError("`%s` must be greater than zero" % key)
     if not 0 < config.printer.port < 65536:
         raise ConfigError("`printer.port` must be between 1 and 65535")
+
+
+PRINTER_TRANSPORTS = ("network", "usb", "serial")
+
+
+def _check_printer(printer: PrinterConfig) -> None:
+    if printer.backend != "escpos":
+        return
+    if printer.transport not in PRINTER_TRANSPORTS:
+        raise ConfigError("`printer.transport` %r is not one of %s" % (printer.transport, ", ".join(PRINTER_TRANSPORTS)))
+    if printer.transport == "network" and not printer.host:
+        raise ConfigError("missing key `printer.host` (the network printer's address)")
+    if printer.transport == "usb" and not (0 < printer.usb_vendor_id < 0x10000 and 0 < printer.usb_product_id < 0x10000):
+        raise ConfigError("`printer.usb_vendor_id` and `printer.usb_product_id` must be the USB printer's ids "
+                          "(1 to 0xffff)")
+    if printer.transport == "serial" and not printer.serial_device:
+        raise ConfigError("missing key `printer.serial_device` (the serial printer's device, e.g. /dev/ttyUSB0)")
+    if printer.baud_rate <= 0:
+        raise ConfigError("`printer.baud_rate` must be greater than zero")
 
 
 def _build(cls: type, raw: object, *, prefix: str, base_dir: Path):
