@@ -6,14 +6,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages: PC/SC with the virtual reader, a virtual screen for Kivy,
 # fonts that cover Arabic and Latin, the GL and input libraries Kivy's SDL2
-# needs, and the toolchain pyscard builds with.
+# needs, the toolchain pyscard builds with, libusb for USB printers, and
+# Chromium to look at central's verification page in the tests.
 APT_PACKAGES := \
 	python3 python3-venv python3-dev gcc \
 	pcscd vsmartcard-vpcd libpcsclite-dev swig \
 	xvfb xauth x11-utils \
 	fonts-dejavu-core fonts-hosny-amiri \
 	libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1 \
-	libxrender1 libxi6 libxext6 libxrandr2 libxcursor1 libxinerama1 libxxf86vm1
+	libxrender1 libxi6 libxext6 libxrandr2 libxcursor1 libxinerama1 libxxf86vm1 \
+	libusb-1.0-0 tzdata chromium
 
 .PHONY: install apt venv test demo bench clean
 

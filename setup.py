@@ -17,7 +17,8 @@ from setuptools import find_packages, setup
 DEVELOPMENT_ONLY = ["central", "central.*", "drivers.card_sim", "drivers.card_sim.*", "drivers.printer_sim",
                     "drivers.printer_sim.*", "drivers.demo", "drivers.demo.*"]
 
-CENTRAL_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "sqlalchemy>=2.0,<3", "pydantic>=2"]
+CENTRAL_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "sqlalchemy>=2.0,<3", "pydantic>=2",
+                    "zxing-cpp>=2.2"]   # `kiosk-central verify` reads the QR code off a photo
 
 setup(
     name="citizen-kiosk",
@@ -33,7 +34,7 @@ setup(
     install_requires=[
         "kivy==2.3.1",
         "pyscard>=2.3,<3",
-        "python-escpos>=3.1,<4",
+        "python-escpos[usb,serial]>=3.1,<4",   # with pyusb and pyserial: USB and serial printers
         "python-bidi>=0.6,<0.7",
         "arabic-reshaper>=3.0,<4",
         "babel>=2.14",

@@ -1,6 +1,6 @@
 """`make bench`: the kiosk's figures, measured on the real stack.
 
-    python -m bench [--card-runs N] [--journey-runs N] [--cold-runs N]
+    python -m bench [--card-runs N] [--journey-runs N] [--cold-runs N] [--print-runs N]
 
 Reports wall times and ratios; nothing here passes or fails on a time.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import card_read, cold_start, journey
+from bench import card_read, cold_start, journey, printing
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--journey-runs", type=int, default=3)
     parser.add_argument("--cold-runs", type=int, default=5,
                         help="cold starts of the kiosk and of a bare Kivy app, each (default %(default)s)")
+    parser.add_argument("--print-runs", type=int, default=5,
+                        help="layouts of each printed document, timed (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     print(card_read.format_table(card_read.run(args.card_runs)))
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     print(journey.report(journey.run(args.journey_runs)))
     print()
     print(cold_start.report(cold_start.run(args.cold_runs)))
+    print()
+    print(printing.report(printing.run(args.print_runs)))
 
 
 if __name__ == "__main__":

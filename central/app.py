@@ -4,9 +4,10 @@
     GET  /api/v1/catalogue
     POST /api/v1/requests                     issue a certificate (idempotent on request_id)
     POST /api/v1/requests/{request_id}/void   void it (idempotent)
-    GET  /api/v1/documents/verify?payload=... check a printed QR code
+    GET  /api/v1/documents/verify?payload=... check a printed QR code: issued (valid), voided, or invalid
     GET  /api/v1/signing-key                  the document-verification public key, PEM
     /api/v1/gateway/...                       the payment gateway simulator (central/gateway.py)
+    GET  /verify/{serial}[?lang=en]           the verification page for officials (central/verify_page.py)
 
 Money is always ``{"amount_minor": int, "currency": str}``. A body that does
 not validate is a 400 ``{"status": "invalid", "reason": "invalid_input",
@@ -16,6 +17,7 @@ national number, a name or a card number.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from central import signing
+from central import signing, verify_page
 from central.catalogue_store import load_catalogue
 from central.db import Database, sqlite_path
 from central.gateway import GatewaySimulator, gateway_router
@@ -39,6 +41,7 @@ from central.models import IssuedDocumentRecord
 from central.seeding import prepare_database
 from central.wire import Answer
 from kiosk import wire
+from kiosk.documents import IssuedDocument
 from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
@@ -59,19 +62,23 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"status": "error", "reason": reason}, status_code=code)
 
 
-def _verify_document(database: Database, public_key: Ed25519PublicKey, payload: str) -> Answer:
+def _verify_document(database: Database, public_keys: list[Ed25519PublicKey], payload: str) -> Answer:
+    """The verdict on a scanned payload: issued and valid, voided (not valid, with the date), or invalid."""
     try:
-        claims = signing.verify(payload, public_key)
+        signed = signing.verify(payload, public_keys)
     except signing.InvalidPayload as exc:
         return Answer(422, {"status": "invalid", "valid": False, "reason": exc.reason})
     with database.reading() as session:
-        record = session.get(IssuedDocumentRecord, claims["sn"])
-    if record is None or record.service_code != claims["svc"]:
+        record = session.get(IssuedDocumentRecord, signed.serial)
+        stored = IssuedDocument.from_json(json.loads(record.document)) if record is not None else None
+    if (record is None or record.service_code != signed.kind
+            or stored.content_digest() != signed.content_digest):
         return Answer(422, {"status": "invalid", "valid": False, "reason": "unknown_document"})
-    return Answer(200, {"status": AnswerStatus.VOIDED if record.voided_at else AnswerStatus.ISSUED, "valid": True,
-                        "serial": record.serial, "service_code": record.service_code,
-                        "issued_at": record.issued_at, "voided_at": record.voided_at,
-                        "holder_initials": claims["hi"], "claims": claims})
+    facts = {"serial": record.serial, "service_code": record.service_code, "issued_at": record.issued_at,
+             "voided_at": record.voided_at, "signed": signed.to_json()}
+    if record.voided_at:
+        return Answer(200, {"status": AnswerStatus.VOIDED, "valid": False, "reason": "voided", **facts})
+    return Answer(200, {"status": AnswerStatus.ISSUED, "valid": True, **facts})
 
 
 def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> FastAPI:
@@ -86,6 +93,7 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
     signing_key = signing.load_or_create_key(key_path)
     public_key = signing_key.public_key()
     public_pem = signing.public_key_pem(public_key)
+    public_keys = [public_key]     # what central verifies with; a rotation would add the previous key here
     issuer = Issuer(database, signing_key)
     simulator = GatewaySimulator(database)
 
@@ -138,11 +146,18 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
 
     @app.get(wire.VERIFY_DOCUMENT)
     def verify_document(payload: Annotated[str, Query(min_length=1, max_length=1000)]) -> JSONResponse:
-        return _verify_document(database, public_key, payload).response()
+        return _verify_document(database, public_keys, payload).response()
 
     @app.get(wire.SIGNING_KEY)
     def signing_key_pem() -> PlainTextResponse:
         return PlainTextResponse(public_pem, media_type="application/x-pem-file")
+
+    @app.get(verify_page.PAGE, response_class=HTMLResponse)
+    def verification_page(serial: Annotated[str, PathParam(max_length=64)],
+                          lang: Annotated[str, Query(max_length=8)] = "ar") -> HTMLResponse:
+        facts = verify_page.look_up(database, public_keys, serial)
+        status = 404 if facts.state is verify_page.State.UNKNOWN else 200
+        return HTMLResponse(verify_page.render(facts, lang), status_code=status, headers=verify_page.HEADERS)
 
     app.include_router(gateway_router(simulator))
     return app

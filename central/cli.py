@@ -3,15 +3,26 @@
     kiosk-central serve [--db URL] [--host 127.0.0.1] [--port 8700] [--signing-key PEM]
     kiosk-central registry import FILE.json [--db URL]
     kiosk-central keys [--db URL] [--signing-key PEM]
+    kiosk-central verify --key PUBLIC.pem [--key OLDER.pem ...] [--document DOC.json] FILE
 
 A new database gets its tables, the catalogue and a dozen fictional citizens.
 The document signing key is kept beside a SQLite database unless
 --signing-key names a PEM file (created when missing).
+
+`verify` checks a printed document offline, with nothing but central's public
+key (`keys` prints it): FILE is a text file holding the scanned QR payload, or
+a photo or scan of the document (PNG or JPEG), whose QR code is read here. It
+prints the signed fields one a line and exits 0 for a genuine payload; else
+it prints one line naming the reason (not_ours, malformed, unknown_key,
+bad_signature, no_qr_code, content_mismatch) and exits 1. Exit 2: a key, FILE
+or --document that cannot be read. --document also checks that a document's
+fields (its JSON as central issued it) are the ones the payload signs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,9 +34,19 @@ from central.db import Database, sqlite_path
 from central.registry import RegistryFileError, import_citizens, load_registry_file
 from central.seeding import prepare_database
 from kiosk import logs
+from kiosk.documents import IssuedDocument
 
 DEFAULT_DB = "sqlite:///central.sqlite3"
 DEFAULT_PORT = 8700
+_LARGEST_TEXT = 64 * 1024              # a payload is a few hundred characters
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")   # PNG, JPEG
+
+_PROBLEMS = {
+    signing.Problem.NOT_OURS: "this is not a document payload of ours",
+    signing.Problem.MALFORMED: "the payload is damaged or incomplete",
+    signing.Problem.UNKNOWN_KEY: "signed by a key that is none of the keys given",
+    signing.Problem.BAD_SIGNATURE: "the signature does not verify: the payload was altered or forged",
+}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -65,6 +86,103 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Unreadable(Exception):
+    """An input of `verify` that cannot be read (exit 2)."""
+
+
+class _NoPayload(Exception):
+    """An image without a QR code (exit 1)."""
+
+
+def _scanned_payload(path: Path) -> str:
+    """The payload in FILE: the QR code of an image, else the text, without its line ending."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(_LARGEST_TEXT + 1)
+    except OSError as exc:
+        raise _Unreadable("%s: %s" % (path, exc.strerror or type(exc).__name__)) from None
+    if head.startswith(_IMAGE_MAGIC):
+        return _qr_payload(path)
+    if len(head) > _LARGEST_TEXT:
+        raise _Unreadable("%s: neither an image nor a payload (too large)" % path)
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _Unreadable("%s: neither a PNG or JPEG image nor UTF-8 text" % path) from None
+    # A payload may start or end with a space (base45 has one): only line ends are dropped.
+    return text.lstrip().rstrip("\r\n")
+
+
+def _qr_payload(path: Path) -> str:
+    """The text of the QR code in the image at `path` (ours first, when it holds several)."""
+    try:
+        import zxingcpp
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        raise _Unreadable("reading images needs %s (pip install zxing-cpp)" % exc.name) from None
+    try:
+        with Image.open(path) as image:
+            codes = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise _Unreadable("%s: unreadable image (%s)" % (path, type(exc).__name__)) from None
+    texts = [code.text for code in codes if code.text]
+    if not texts:
+        raise _NoPayload()
+    return next((text for text in texts if text.startswith(signing.PREFIX)), texts[0])
+
+
+def _document_file(path: Path) -> IssuedDocument:
+    """A document's JSON, as central issued it (the answer's "document", or the whole answer)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return IssuedDocument.from_json(data.get("document", data) if isinstance(data, dict) else data)
+    except OSError as exc:
+        raise _Unreadable("%s: %s" % (path, exc.strerror or type(exc).__name__)) from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise _Unreadable("%s: not a document's JSON" % path) from None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    def refused(reason: str, explanation: str) -> int:
+        print("not genuine: %s: %s" % (reason, explanation))
+        return 1
+
+    try:
+        keys = []
+        for key_path in args.key:
+            try:
+                keys.append(signing.load_public_key_pem(key_path.read_bytes()))
+            except OSError as exc:
+                raise _Unreadable("%s: %s" % (key_path, exc.strerror or type(exc).__name__)) from None
+            except ValueError:
+                raise _Unreadable("%s: not an Ed25519 public key in PEM" % key_path) from None
+        document = _document_file(args.document) if args.document else None
+        payload = _scanned_payload(args.file)
+    except _Unreadable as exc:
+        print("kiosk-central verify: %s" % exc, file=sys.stderr)
+        return 2
+    except _NoPayload:
+        return refused("no_qr_code", "no QR code found in %s" % args.file)
+    try:
+        signed = signing.verify(payload, keys)
+    except signing.InvalidPayload as exc:
+        detail = " (%s)" % exc if exc.reason is signing.Problem.UNKNOWN_KEY else ""
+        return refused(exc.reason.value, _PROBLEMS[exc.reason] + detail)
+    if document is not None and (document.serial, document.service_code) != (signed.serial, signed.kind):
+        return refused("content_mismatch", "the document given is another one than the payload signs")
+    if document is not None and document.content_digest() != signed.content_digest:
+        return refused("content_mismatch", "the document's fields are not the ones the payload signs")
+    place = " / ".join(text for text in (signed.place_ar, signed.place_en) if text) or "-"
+    print("genuine")
+    for label, value in (("serial", signed.serial), ("kind", signed.kind), ("issued", signed.issued_iso()),
+                         ("place", place), ("holder", signed.holder_ar),
+                         ("content digest", signed.content_digest.hex()), ("key id", signed.key_id.hex())):
+        print("%s: %s" % (label, value))
+    if document is not None:
+        print("document: its fields are the signed ones")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kiosk-central", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     keys = with_db(commands.add_parser("keys", help="print the document-verification public key (PEM)"))
     keys.add_argument("--signing-key", type=Path)
     keys.set_defaults(run=_keys)
+
+    verify = commands.add_parser("verify", help="check a printed document's QR payload offline")
+    verify.add_argument("--key", type=Path, action="append", required=True,
+                        help="central's document-verification public key, PEM (again for older keys)")
+    verify.add_argument("--document", type=Path, help="also check this document's fields (its JSON)")
+    verify.add_argument("file", type=Path, help="the scanned payload as text, or a PNG or JPEG of the document")
+    verify.set_defaults(run=_verify)
 
     args = parser.parse_args(argv)
     # The service logs to stdout for journald; the one-shot commands keep stdout for their output.

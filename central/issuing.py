@@ -4,7 +4,15 @@ A request is keyed by the id the kiosk chose. Its first answer (issued or
 rejected) is stored as sent and given back to every retry with the same
 body; the same id with another body is a 409. A payment pays for one
 document only. A void of an id central never saw leaves a tombstone, so the
-request arriving late is refused rather than issued.
+request arriving late is refused rather than issued. A void of an issued
+document replaces the stored answer: a retry after the void is answered
+``{"status": "voided", "reason": "request_voided", "request_id", "serial",
+"voided_at"}`` (HTTP 422), never the document again.
+
+The request may name where the kiosk stands, ``"place": {"ar": ..., "en": ...}``
+(each optional, at most 40 characters, no control or bidi-override
+characters); central signs it into the document's QR code with the holder's
+Arabic name and the digest of the printed fields (central/signing.py).
 
 Rejection reasons: unknown_service, unknown_citizen, card_mismatch,
 card_expired, not_married, no_family, payment_not_found,
@@ -17,11 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import zoneinfo
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,13 +40,42 @@ from central.certificates import NotApplicable, document_fields
 from central.db import Database, iso_utc, utc_now
 from central.models import CertificateRequest, Citizen, GatewayCharge, IssuedDocumentRecord
 from central.wire import Answer, Body, Identifier, body_digest, canonical_json, conflict, rejected
+from kiosk import wire
 from kiosk.catalogue import Service
-from kiosk.documents import IssuedDocument
+from kiosk.documents import IssuedDocument, content_digest
 from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
 
 _SERIAL_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"   # no 0/O, 1/I/L, U: read aloud without doubt
+
+
+def _plain_text(value: str) -> str:
+    if not wire.is_plain_text(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+PlaceName = Annotated[str, Field(max_length=wire.PLACE_MAX_LENGTH), AfterValidator(_plain_text)]
+
+
+class Place(Body):
+    """Where the kiosk stands, as printed and signed: ``{"ar": ..., "en": ...}``."""
+
+    ar: PlaceName = ""
+    en: PlaceName = ""
+
+
+def _known_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not a known time zone") from None
+    return name
+
+
+TimeZone = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$", max_length=40),
+                     AfterValidator(_known_zone)]
 
 
 class CertificateRequestBody(Body):
@@ -48,6 +86,8 @@ class CertificateRequestBody(Body):
     card_number: Annotated[str, Field(pattern=r"^SY[0-9]{10}$")]
     language: Literal["ar", "en"]
     payment_id: Identifier
+    place: Place | None = None
+    time_zone: TimeZone | None = None    # the kiosk's: the signed issue time carries its offset
 
 
 class EligibilityBody(Body):
@@ -93,7 +133,9 @@ class Issuer:
         self._signing_key = signing_key
 
     def submit(self, body: CertificateRequestBody) -> Answer:
-        digest = body_digest(body)
+        # A body without a place has the digest it had before places existed: a retry
+        # of a request stored then is still the same request.
+        digest = body_digest(body, exclude=frozenset({"place"}) if body.place is None else frozenset())
         with self._database.writing() as session:
             stored = session.get(CertificateRequest, body.request_id)
             if stored is not None:
@@ -138,12 +180,14 @@ class Issuer:
             return rejected(payment_problem), None
 
         serial = self._new_serial(session, now.date())
-        claims = signing.document_claims(serial=serial, service_code=service.code, issued_at=now,
-                                         national_number=citizen.national_number,
-                                         given_name_ar=citizen.given_name_ar, family_name_ar=citizen.family_name_ar)
+        title = dict(service.names)
+        verification = signing.sign(
+            self._signing_key, serial=serial, kind=service.code,
+            issued_at=now.astimezone(zoneinfo.ZoneInfo(body.time_zone)) if body.time_zone else now,
+            place=body.place.model_dump() if body.place else None, holder_ar=citizen.full_name_ar(),
+            content_digest=content_digest(title, fields))
         document = IssuedDocument(request_id=body.request_id, serial=serial, service_code=service.code,
-                                  title=dict(service.names), fields=fields, issued_at=iso_utc(now),
-                                  verification=signing.sign(claims, self._signing_key))
+                                  title=title, fields=fields, issued_at=iso_utc(now), verification=verification)
         record = IssuedDocumentRecord(serial=serial, request_id=body.request_id, service_code=service.code,
                                       national_number=citizen.national_number, payment_id=body.payment_id,
                                       issued_at=document.issued_at,
@@ -193,6 +237,10 @@ class Issuer:
                 stored.voided_at = now
                 if document is not None:
                     document.voided_at = now
+                    # The document is void: a retry of the request must never get it back.
+                    replay = Answer(422, {"status": AnswerStatus.VOIDED, "reason": "request_voided",
+                                          "request_id": request_id, "serial": document.serial, "voided_at": now})
+                    stored.status, stored.http_status, stored.answer = "voided", 422, _answer_text(replay)
                 log.info("request.voided request_id=%s serial=%s", request_id,
                          document.serial if document else "none")
             return Answer(200, {"status": AnswerStatus.VOIDED, "request_id": request_id,

@@ -39,8 +39,8 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
     session = Session(
         languages=config.languages,
         timeouts=Timeouts(idle_s=config.session.idle_timeout_s, warning_s=config.session.idle_warning_s,
-                          pin_s=config.card.pin_timeout_s),
+                          pin_s=config.card.pin_timeout_s, reprint_s=config.printer.reprint_window_s),
         device_id=config.device_id,
     )
     return Runtime(session, devices, central, outbox, post=post,
-                   document_timeout_s=config.session.document_timeout_s)
+                   document_timeout_s=config.session.document_timeout_s, site=config.site)

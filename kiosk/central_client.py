@@ -69,6 +69,7 @@ class CentralUnreachable(CentralError):
 class SubmitStatus(enum.Enum):
     ISSUED = "issued"
     REJECTED = "rejected"
+    VOIDED = "voided"             # issued once, voided since: not issued, and never will be
     UNREACHABLE = "unreachable"   # retry with the same request id
 
 
@@ -76,7 +77,7 @@ class SubmitStatus(enum.Enum):
 class SubmitResult:
     status: SubmitStatus
     document: IssuedDocument | None = None   # set when ISSUED
-    reason: str | None = None                # central's reason code, set when REJECTED
+    reason: str | None = None                # central's reason code, set when REJECTED or VOIDED
 
 
 class VoidStatus(enum.Enum):
@@ -124,6 +125,11 @@ def _checked_answer(kind: MessageKind, message: dict, answer: Any) -> dict:
         if document.request_id != message["request_id"] or document.service_code != message["service_code"]:
             raise _Garbled("document is for another request")
     elif status == AnswerStatus.VOIDED and kind is MessageKind.VOID_REQUEST:
+        if answer.get("request_id") != message["request_id"]:
+            raise _Garbled("void of another request")
+    elif status == AnswerStatus.VOIDED and kind is MessageKind.CERTIFICATE_REQUEST:
+        # A request sent again after its document was voided: a final "not issued",
+        # whatever else the answer holds (never a document to print).
         if answer.get("request_id") != message["request_id"]:
             raise _Garbled("void of another request")
     else:
@@ -219,16 +225,21 @@ class CentralClient(Central):
         return Eligibility.ELIGIBLE if eligible else Eligibility.NOT_ELIGIBLE
 
     def submit_request(self, request_id: str, *, service_code: str, national_number: str, card_number: str,
-                       language: str, payment_id: str) -> SubmitResult:
-        """Ask for the certificate paid by `payment_id`. UNREACHABLE means: ask again
-        later with the same request_id and the same details (never a second document)."""
-        answer = self.deliver(MessageKind.CERTIFICATE_REQUEST, {
-            "request_id": request_id, "service_code": service_code, "national_number": national_number,
-            "card_number": card_number, "language": language, "payment_id": payment_id})
+                       language: str, payment_id: str, place: dict[str, str] | None = None) -> SubmitResult:
+        """Ask for the certificate paid by `payment_id`, issued at `place` (``{"ar": ..., "en": ...}``,
+        signed into its QR code). UNREACHABLE means: ask again later with the same
+        request_id and the same details (never a second document)."""
+        message = {"request_id": request_id, "service_code": service_code, "national_number": national_number,
+                   "card_number": card_number, "language": language, "payment_id": payment_id}
+        if place is not None:
+            message["place"] = place
+        answer = self.deliver(MessageKind.CERTIFICATE_REQUEST, message)
         if answer is None:
             return SubmitResult(SubmitStatus.UNREACHABLE)
         if answer["status"] == AnswerStatus.ISSUED:
             return SubmitResult(SubmitStatus.ISSUED, document=_document(answer["document"]))
+        if answer["status"] == AnswerStatus.VOIDED:
+            return SubmitResult(SubmitStatus.VOIDED, reason=str(answer.get("reason") or "request_voided"))
         return SubmitResult(SubmitStatus.REJECTED, reason=answer["reason"])
 
     def void_request(self, request_id: str) -> VoidStatus:
@@ -240,8 +251,11 @@ class CentralClient(Central):
         """Send one outbox message and return central's final answer as JSON.
 
         `kind` is a MessageKind or its value. CERTIFICATE_REQUEST: `payload` is the
-        body of POST /requests (``device_id`` is filled in when missing); the answer is
-        ``{"status": "issued", "document": ...}`` or ``{"status": "rejected", "reason": ...}``.
+        body of POST /requests, passed on as it is (``device_id`` is filled in when
+        missing; ``place``, ``{"ar": ..., "en": ...}``, goes along when present); the answer
+        is ``{"status": "issued", "document": ...}``, ``{"status": "rejected", "reason": ...}``,
+        or, for a request sent again after its document was voided,
+        ``{"status": "voided", "reason": "request_voided", ...}``: final, and not issued.
         VOID_REQUEST: `payload` is ``{"request_id": ...}``; the answer is
         ``{"status": "voided", ...}``. Any other kind is not central's: CentralError.
         None: central cannot take it now (retry later). CentralError: never will.
@@ -285,6 +299,8 @@ class CentralClient(Central):
             return None
         if answer["status"] == AnswerStatus.REJECTED:
             log.info("central.rejected request_id=%s reason=%s", request_id, answer["reason"])
+        elif answer["status"] == AnswerStatus.VOIDED and kind is MessageKind.CERTIFICATE_REQUEST:
+            log.info("central.request_voided request_id=%s", request_id)
         return answer
 
     @staticmethod

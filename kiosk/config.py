@@ -17,7 +17,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiosk import backends
+from kiosk import backends, wire
 from kiosk.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
@@ -66,6 +66,11 @@ class SiteConfig:
     place_ar: str = ""
     place_en: str = ""
     time_zone: str = "Asia/Damascus"
+
+    def place(self, language: str) -> str | None:
+        """The place in `language`, else in the other language, else None."""
+        first, other = (self.place_ar, self.place_en) if language == "ar" else (self.place_en, self.place_ar)
+        return first or other or None
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,10 @@ def _check(config: KioskConfig) -> None:
                       ("outbox.backend", config.outbox.backend)):
         backends.find(backends.GROUPS[key], name, key=key)   # named and installed; imported only when built
     _check_printer(config.printer)
+    for key, place in (("site.place_ar", config.site.place_ar), ("site.place_en", config.site.place_en)):
+        if len(place) > wire.PLACE_MAX_LENGTH or not wire.is_plain_text(place):
+            raise ConfigError("`%s` must be at most %d characters, without control or direction characters"
+                              % (key, wire.PLACE_MAX_LENGTH))
     try:
         zoneinfo.ZoneInfo(config.site.time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

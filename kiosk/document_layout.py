@@ -13,14 +13,24 @@ word holding a digit is isolated (LRI ... PDI) before reordering: the bidi
 algorithm otherwise turns "2025-11-23" after an Arabic word into
 "23-11-2025" (digits after an Arabic letter become Arabic numbers, which a
 hyphen does not join). The isolate marks are removed before drawing.
+
+Times are printed in the kiosk's time zone (``[site] time_zone``), converted
+from the document's UTC time, with the zone named and its offset shown on
+the line below: "23/11/2025 18:27" over "(Damascus time, UTC+3)", and
+"23/11/2025 الساعة 18:27" over "(بتوقيت دمشق، UTC+3)". The offset is the one
+in force at that moment, so a zone with summer time prints the right one.
+The place of issue (``[site] place_ar`` or ``place_en``) is printed when the
+kiosk has one.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import unicodedata
+import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
 import qrcode
@@ -38,7 +48,10 @@ COLUMN_GAP = 14              # between the label and the value column
 LABEL_SHARE = 0.42           # the label column takes at most this much of the line
 THRESHOLD = 150              # grey below this prints black (a touch bold for thermal paper)
 QR_MODULE = 6                # preferred QR module size, dots
+DEFAULT_TIME_ZONE = "Asia/Damascus"
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,15 +103,57 @@ def _value_language(value: str) -> str:
     return "en"
 
 
-def _display_time(iso: str) -> str:
-    """'2025-11-23T15:27:00Z' -> '2025-11-23 15:27 UTC'; anything else as given."""
+@functools.lru_cache(maxsize=None)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    """The zone `name`; UTC (shown as such) if this system does not know it.
+
+    The configuration check refuses an unknown zone, so this only guards a
+    device whose time zone data went missing: the time printed is still
+    right, and says it is UTC.
+    """
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        log.warning("document_layout.unknown_time_zone zone=%s", name)
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _offset_text(offset: timedelta) -> str:
+    """UTC+3, UTC-4, UTC+5:30."""
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, minutes = divmod(abs(minutes), 60)
+    return "UTC%s%d" % (sign, hours) + (":%02d" % minutes if minutes else "")
+
+
+def _zone_name(zone: zoneinfo.ZoneInfo, language: str) -> str:
+    """The catalogue's name for the zone (دمشق / Damascus), else its IANA id (not a fault: no warning)."""
+    msgid = "time_zone." + zone.key
+    name = i18n.translations(language).gettext(msgid)
+    return zone.key if name == msgid else name
+
+
+def _display_time(iso: str, language: str, time_zone: str = DEFAULT_TIME_ZONE) -> str:
+    """A UTC ISO time as the kiosk's zone shows it, the zone on a line of its own below.
+
+    '2025-11-23T15:27:00Z' in Asia/Damascus: '23/11/2025 18:27' over '(Damascus time, UTC+3)', or
+    '23/11/2025 الساعة 18:27' over '(بتوقيت دمشق، UTC+3)'. A time without a zone is taken as UTC;
+    anything that is not an ISO time is printed as given.
+    """
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
         return iso
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    zone = _zone(time_zone)
+    local = moment.astimezone(zone)
+    when = i18n.text("document.time", language, date=i18n.format_date(local.date(), language),
+                     time=local.strftime("%H:%M"))
+    if zone.key in _UTC_ZONES:
+        return when + "\n" + i18n.text("document.time_zone_utc", language)
+    return when + "\n" + i18n.text("document.time_zone", language, zone=_zone_name(zone, language),
+                                    offset=_offset_text(local.utcoffset() or timedelta(0)))
 
 
 def _currency_name(code: str, language: str) -> str:
@@ -209,10 +264,23 @@ def _qr_module_size(data: str, paper_width: int) -> int:
 
 # --- documents ---------------------------------------------------------------------
 
-def render_certificate(document: IssuedDocument, language: str, *, paper_width: int = 576) -> PrintJob:
-    """The certificate page, its verification QR code, the serial and hint, a cut."""
+def _place_row(place: str | None, language: str) -> list[tuple[str, str]]:
+    return [(i18n.text("document.place", language), place.strip())] if place and place.strip() else []
+
+
+def render_certificate(document: IssuedDocument, language: str, *, paper_width: int = 576,
+                       time_zone: str = DEFAULT_TIME_ZONE, place: str | None = None, copy: bool = False) -> PrintJob:
+    """The certificate page, its verification QR code, the serial, place and time of issue and hint, a cut.
+
+    `time_zone` is the kiosk's IANA zone, the issue time is printed in; `place`
+    the place of issue in `language` (none printed when None or blank); `copy`
+    marks a reprint after part of the first print came out.
+    """
     page = _Page(paper_width, language)
     page.space(12)
+    if copy:
+        page.paragraph(i18n.text("document.copy", language), TITLE, centered=True)
+        page.rule()
     page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
     page.rule()
     page.paragraph(document.title.get(language) or document.title.get("en", ""), TITLE, centered=True)
@@ -223,8 +291,10 @@ def render_certificate(document: IssuedDocument, language: str, *, paper_width: 
     page.space(8)
 
     footer = _Page(paper_width, language)
-    footer.rows([(i18n.text("document.serial", language), document.serial),
-                 (i18n.text("document.issued_at", language), _display_time(document.issued_at))])
+    footer.rows([(i18n.text("document.serial", language), document.serial)]
+                + _place_row(place, language)
+                + [(i18n.text("document.issued_at", language),
+                    _display_time(document.issued_at, language, time_zone))])
     footer.space(6)
     footer.paragraph(i18n.text("document.verify_hint", language), SMALL, centered=True)
     footer.space(8)
@@ -237,8 +307,12 @@ def render_certificate(document: IssuedDocument, language: str, *, paper_width: 
 
 
 def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, issued_at: str,
-                   language: str, *, paper_width: int = 576) -> PrintJob:
-    """The payment receipt: service, fee, payment id, document serial, date; a cut."""
+                   language: str, *, paper_width: int = 576, time_zone: str = DEFAULT_TIME_ZONE,
+                   place: str | None = None) -> PrintJob:
+    """The payment receipt: service, fee, payment id, document serial, place and date; a cut.
+
+    `time_zone` and `place` as for :func:`render_certificate`.
+    """
     page = _Page(paper_width, language)
     page.space(12)
     page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
@@ -250,7 +324,8 @@ def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, 
         (i18n.text("receipt.fee", language), "%s %s" % (fee.major_text(), _currency_name(fee.currency, language))),
         (i18n.text("receipt.payment_id", language), payment_id),
         (i18n.text("document.serial", language), serial),
-        (i18n.text("receipt.date", language), _display_time(issued_at)),
+        *_place_row(place, language),
+        (i18n.text("receipt.date", language), _display_time(issued_at, language, time_zone)),
     ])
     page.space(16)
     return PrintJob(blocks=(RasterBlock(page.image()),), cut=True)

@@ -87,6 +87,7 @@ class PrintDocument:
     service: Service
     payment_id: str
     language: str
+    copy: bool = False           # a reprint after part of the first print came out: marked as a copy
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ class VoidDocument:
 
 
 @dataclass(frozen=True)
+class Alert:
+    """Something a technician must see to (paper running low); no personal data."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
 class Audit:
     """An audit entry without personal data."""
 
@@ -116,5 +124,5 @@ class Audit:
 
 Effect = Union[
     LoadCatalogue, ConnectCard, Authenticate, ReadPhoto, ReleaseCard, CheckEligibility, CheckPrinter, Charge,
-    IssueDocument, PrintDocument, Refund, VoidDocument, Audit,
+    IssueDocument, PrintDocument, Refund, VoidDocument, Alert, Audit,
 ]

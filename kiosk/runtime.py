@@ -24,6 +24,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 from kiosk import effects as fx
 from kiosk import events as ev
+from kiosk.config import SiteConfig
 from kiosk.documents import IssuedDocument
 from kiosk.errors import CentralError
 from kiosk.messages import MessageKind
@@ -75,6 +76,7 @@ _LIGHTS = {
     Step.STARTING: Light.OUT_OF_SERVICE,
     Step.OUT_OF_SERVICE: Light.OUT_OF_SERVICE,
     Step.ATTRACT: Light.READY,
+    Step.PRINT_WAITING: Light.FAULT,        # a paid document waits for the printer: an attendant may help
 }
 
 
@@ -88,6 +90,7 @@ class Runtime:
         *,
         post: Callable[[Callable[[], None]], None],
         document_timeout_s: float = 30.0,
+        site: SiteConfig = SiteConfig(),
         today: Callable[[], date] = date.today,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -97,6 +100,7 @@ class Runtime:
         self.outbox = outbox
         self._post = post
         self._document_timeout_s = document_timeout_s
+        self._site = site
         self._today = today
         self.clock = clock
         self._listeners: list[Callable[[View], None]] = []
@@ -193,6 +197,9 @@ class Runtime:
     def _audit(self, effect: fx.Audit) -> None:
         log.info("audit.%s detail=%s", effect.event, effect.detail)
 
+    def _alert(self, effect: fx.Alert) -> None:
+        log.warning("alert.%s", effect.kind)
+
     def _load_catalogue(self, _effect: fx.LoadCatalogue) -> ev.Event:
         try:
             return ev.CatalogueLoaded(self.central.fetch_catalogue())
@@ -232,6 +239,7 @@ class Runtime:
             "request_id": effect.request_id, "service_code": effect.service_code,
             "national_number": effect.national_number, "card_number": effect.card_number,
             "language": effect.language, "payment_id": effect.payment_id,
+            "place": {"ar": self._site.place_ar, "en": self._site.place_en}, "time_zone": self._site.time_zone,
         })
         answer = self.outbox.wait_for_answer(effect.request_id, timeout=self._document_timeout_s)
         if answer is None:
@@ -247,13 +255,16 @@ class Runtime:
         from kiosk.document_layout import render_certificate, render_receipt
 
         printer = self.devices.printer
-        outcome = printer.print_job(render_certificate(effect.document, effect.language,
-                                                       paper_width=printer.paper_width))
+        place = self._site.place(effect.language)
+        outcome = printer.print_job(render_certificate(effect.document, effect.language, paper_width=printer.paper_width,
+                                                       time_zone=self._site.time_zone, place=place,
+                                                       copy=effect.copy))
         if outcome.result is not PrintResult.PRINTED:
             return ev.PrintFinished(effect.txn_id, outcome)
         receipt = printer.print_job(render_receipt(
             effect.service.name(effect.language), effect.service.fee, effect.payment_id,
-            effect.document.serial, effect.document.issued_at, effect.language, paper_width=printer.paper_width))
+            effect.document.serial, effect.document.issued_at, effect.language, paper_width=printer.paper_width,
+            time_zone=self._site.time_zone, place=place))
         if receipt.result is not PrintResult.PRINTED:
             log.warning("runtime.receipt_not_printed status=%s", receipt.status.name)
         return ev.PrintFinished(effect.txn_id, PrintOutcome(PrintResult.PRINTED, receipt.status,
@@ -281,6 +292,7 @@ def _unsettled(effect: fx.Refund | fx.VoidDocument) -> None:
 # Every effect the session can ask for: its worker, its work, and its answer when the work fails.
 EFFECTS: dict[type, EffectHandler[Any]] = {
     fx.Audit: EffectHandler("", Runtime._audit, _nothing),
+    fx.Alert: EffectHandler("", Runtime._alert, _nothing),
     fx.LoadCatalogue: EffectHandler("central", Runtime._load_catalogue, lambda e: ev.CatalogueLoaded(None)),
     fx.ConnectCard: EffectHandler("card", Runtime._connect_card,
                            lambda e: ev.CardConnected(e.session_id, ConnectResult.UNREADABLE)),

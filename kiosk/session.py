@@ -25,7 +25,9 @@ from datetime import date
 from typing import Any, Callable
 
 from kiosk.catalogue import Catalogue, Service
+from kiosk.documents import IssuedDocument
 from kiosk.effects import (
+    Alert,
     Audit,
     Authenticate,
     Charge,
@@ -72,13 +74,14 @@ from kiosk.events import (
 )
 from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
 from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
-from kiosk.ports.receipt_printer import PrintOutcome, PrintResult
+from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
 
 log = logging.getLogger(__name__)
 
 PIN_MIN_DIGITS = 4
 PIN_MAX_DIGITS = 8
 CATALOGUE_RETRY_S = 15.0
+PRINTER_RECHECK_S = 5.0              # how often the printer is asked whether it is back, while a reprint waits
 
 
 class Step(enum.Enum):
@@ -97,6 +100,7 @@ class Step(enum.Enum):
     PAYMENT_DECLINED = "payment declined"
     ISSUING = "issuing"
     PRINTING = "printing"
+    PRINT_WAITING = "print waiting"   # paid and issued, the print failed: waiting for the printer to reprint
     TAKE_CARD = "take card"
     CARD_REFUSED = "card refused"
     FAILED = "failed"
@@ -111,7 +115,7 @@ INTERACTIVE_STEPS = frozenset({
 CARD_STEPS = frozenset({
     Step.READING_CARD, Step.PIN_ENTRY, Step.VERIFYING, Step.IDENTITY, Step.CATALOGUE,
     Step.CONFIRM, Step.PREPARING, Step.PAYING, Step.PAYMENT_DECLINED, Step.ISSUING,
-    Step.PRINTING, Step.TAKE_CARD, Step.CARD_REFUSED, Step.FAILED,
+    Step.PRINTING, Step.PRINT_WAITING, Step.TAKE_CARD, Step.CARD_REFUSED, Step.FAILED,
 })
 
 
@@ -156,6 +160,11 @@ class Transaction:
     request_id: str
     payment_id: str | None = None
     charged: bool = False            # the charge may have gone through
+    document: IssuedDocument | None = None   # kept only until it is printed
+    language: str = ""                       # the document's: asked for, printed and reprinted in it
+    print_failed_at: float | None = None     # when the print failed, while a reprint is awaited
+    partly_printed: bool = False             # part of a failed print came out: the reprint is a copy
+    printer_asked: bool = False              # a printer check is on its way
 
 
 @dataclass(frozen=True, repr=False)
@@ -176,6 +185,7 @@ class View:
     printed: bool = False           # this session's document came out of the printer
     idle_warning: bool = False
     seconds_left: int | None = None
+    reprint_seconds_left: int | None = None   # while waiting for the printer: how long before the refund
 
     def __repr__(self) -> str:
         return "View(step=%s, language=%s)" % (self.step.name, self.language)
@@ -186,6 +196,7 @@ class Timeouts:
     idle_s: float = 60.0
     warning_s: float = 15.0
     pin_s: float = 30.0
+    reprint_s: float = 300.0         # how long a paid document that failed to print waits for the printer
 
 
 def _new_id() -> str:
@@ -213,6 +224,7 @@ class Session:
         self._card_present = False
         self._orphans: dict[str, Transaction] = {}
         self._now = 0.0
+        self._printer_asked_at = float("-inf")
         self._clear()
         # Which method handles which event: one entry per event type.
         self._handlers: dict[type, Callable[[Any], list[Effect] | None]] = {
@@ -263,6 +275,7 @@ class Session:
             printed=self._printed,
             idle_warning=warning,
             seconds_left=seconds_left,
+            reprint_seconds_left=self._reprint_seconds_left(),
         )
 
     @property
@@ -291,6 +304,8 @@ class Session:
                 and event.now - self._catalogue_asked_at >= CATALOGUE_RETRY_S:
             self._catalogue_asked_at = event.now
             effects.append(LoadCatalogue())
+        if self.step is Step.PRINT_WAITING and self._txn is not None:
+            effects += self._wait_for_printer(self._txn)
         if self.step in INTERACTIVE_STEPS:
             limit = self._timeouts.pin_s if self.step is Step.PIN_ENTRY else self._timeouts.idle_s
             if event.now - self._last_touch >= limit + self._timeouts.warning_s:
@@ -417,6 +432,8 @@ class Session:
         if self.step is Step.INSERT_CARD:
             self._to_attract()
             return []
+        if self.step is Step.PRINT_WAITING and self._txn is not None:
+            return self._give_up_printing(self._txn)
         if self.step in INTERACTIVE_STEPS or self.step is Step.TAKE_CARD:
             return self._end_session(None)
         return []
@@ -441,6 +458,8 @@ class Session:
 
     def _on_printer_checked(self, event: PrinterChecked) -> list[Effect]:
         txn = self._live(event.txn_id)
+        if txn is not None and self.step is Step.PRINT_WAITING:
+            return self._reprint_if_ready(txn, event.ready)
         if txn is None or self.step is not Step.PREPARING:
             return []                                # nothing was charged yet
         if not event.ready:
@@ -457,10 +476,11 @@ class Session:
             return self._settle_orphan(event.txn_id, payment=outcome)
         if outcome.status is PaymentStatus.APPROVED:
             txn.payment_id = outcome.payment_id
+            txn.language = self.language
             self.step = Step.ISSUING
             return [IssueDocument(
                 txn.txn_id, txn.request_id, txn.service.code, self._identity.national_number,
-                self._identity.card_number, self.language, outcome.payment_id or "",
+                self._identity.card_number, txn.language, outcome.payment_id or "",
             )]
         if outcome.status is PaymentStatus.DECLINED:
             txn.charged = False
@@ -482,20 +502,31 @@ class Session:
             self._txn = None
             reason = Reason.DOCUMENT_REFUSED if event.refused else Reason.DOCUMENT_UNAVAILABLE
             return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(reason, refunded=True)
+        txn.document = event.document
         self.step = Step.PRINTING
-        return [PrintDocument(txn.txn_id, event.document, txn.service, txn.payment_id or "", self.language)]
+        return [PrintDocument(txn.txn_id, event.document, txn.service, txn.payment_id or "", txn.language)]
 
     def _on_print_finished(self, event: PrintFinished) -> list[Effect]:
         txn = self._live(event.txn_id)
         if txn is None:
             return self._settle_orphan(event.txn_id, printed=event.outcome)
-        self._txn = None
+        alerts: list[Effect] = [Alert("printer.paper_near_end")] \
+            if event.outcome.status is PrinterStatus.PAPER_NEAR_END else []
         if event.outcome.result is PrintResult.PRINTED:
+            self._txn = None
             self._printed = True
             self.step = Step.TAKE_CARD
-            return [Audit("document.printed", txn.service.code)]
-        return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(
-            Reason.PRINT_FAILED, refunded=True)
+            return alerts + [Audit("document.printed", txn.service.code)]
+        if txn.document is None or self._timeouts.reprint_s <= 0:
+            self._txn = None
+            return alerts + [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(
+                Reason.PRINT_FAILED, refunded=True)
+        # Paid and issued: the document waits for the printer (paper, cable, power) for a while.
+        txn.print_failed_at = self._now
+        txn.partly_printed = txn.partly_printed or event.outcome.bytes_sent > 0
+        self.step = Step.PRINT_WAITING
+        return alerts + [Alert("printer.failed_mid_document"),
+                         Audit("document.print_failed", event.outcome.status.name.lower())]
 
     # ------------------------------------------------------------ helpers
 
@@ -539,6 +570,37 @@ class Session:
             self.step = Step.ATTRACT
             self._reason = None
 
+    def _reprint_seconds_left(self) -> int | None:
+        txn = self._txn
+        if self.step is not Step.PRINT_WAITING or txn is None or txn.print_failed_at is None:
+            return None
+        return max(0, int(txn.print_failed_at + self._timeouts.reprint_s - self._now + 0.999))
+
+    def _wait_for_printer(self, txn: Transaction) -> list[Effect]:
+        """A tick while a reprint waits: give up after the window, else ask the printer now and then."""
+        if txn.print_failed_at is not None and self._now - txn.print_failed_at >= self._timeouts.reprint_s:
+            return self._give_up_printing(txn)
+        if txn.printer_asked or self._now - self._printer_asked_at < PRINTER_RECHECK_S:
+            return []
+        txn.printer_asked = True
+        self._printer_asked_at = self._now
+        return [CheckPrinter(txn.txn_id)]
+
+    def _reprint_if_ready(self, txn: Transaction, ready: bool) -> list[Effect]:
+        txn.printer_asked = False
+        if not ready or txn.document is None:
+            return []
+        self.step = Step.PRINTING
+        log.info("session.reprint copy=%s", txn.partly_printed)
+        return [PrintDocument(txn.txn_id, txn.document, txn.service, txn.payment_id or "", txn.language,
+                              copy=txn.partly_printed)]
+
+    def _give_up_printing(self, txn: Transaction) -> list[Effect]:
+        """The printer did not come back in time, or the citizen would not wait: the money rules."""
+        self._txn = None
+        return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(
+            Reason.PRINT_FAILED, refunded=True)
+
     def _live(self, txn_id: str) -> Transaction | None:
         return self._txn if self._txn is not None and self._txn.txn_id == txn_id else None
 
@@ -573,7 +635,12 @@ class Session:
     def _end_session(self, reason: Reason | None) -> list[Effect]:
         """End at once: drop what was read; keep any money in flight as an orphan."""
         effects: list[Effect] = []
-        if self._txn is not None and self._txn.charged:
+        if self._txn is not None and self.step is Step.PRINT_WAITING:
+            # Nothing is on its way that would settle it later, and no document prints for nobody.
+            txn = self._txn
+            effects += [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id),
+                        Audit("transaction.refunded_after_card_removed")]
+        elif self._txn is not None and self._txn.charged:
             self._orphans[self._txn.txn_id] = self._txn
             log.info("session.orphaned_transaction txn=%s", self._txn.txn_id)
         had_card_session = bool(self._session_id)

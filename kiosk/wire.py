@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from urllib.parse import quote
 
 API = "/api/v1"
@@ -20,6 +21,12 @@ VOID = API + "/requests/{request_id}/void"
 VERIFY_DOCUMENT = API + "/documents/verify"
 SIGNING_KEY = API + "/signing-key"
 
+# The place a kiosk stands, as signed into every document: short, and plain text.
+PLACE_MAX_LENGTH = 40
+# Characters that would move or hide printed text (bidi embeddings, overrides and
+# isolates; line and paragraph separators), beside the control characters.
+_HIDING = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029")
+
 # An id chosen by a kiosk (request, charge, refund, device): safe in a URL and a log line.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 _ID = re.compile(ID_PATTERN)
@@ -30,12 +37,18 @@ class AnswerStatus(str, enum.Enum):
 
     ISSUED = "issued"        # {"status", "document"}
     REJECTED = "rejected"    # {"status", "reason"}: never issued for this request id
-    VOIDED = "voided"        # {"status", "request_id", "serial", "voided_at"}
+    VOIDED = "voided"        # {"status", "request_id", "serial", "voided_at"}: to a void, and to a request replayed
+                             # after its void (never the document again)
     CONFLICT = "conflict"    # a request id used again with another body: a bug, never retried
 
 
 def is_id(value: object) -> bool:
     return isinstance(value, str) and _ID.match(value) is not None
+
+
+def is_plain_text(value: str) -> bool:
+    """No control character and nothing that moves or hides the text around it."""
+    return not any(unicodedata.category(ch) == "Cc" or ch in _HIDING for ch in value)
 
 
 def void_path(request_id: str) -> str:

@@ -22,6 +22,7 @@ SCREENS: dict[Step, str] = {
     Step.PAYMENT_DECLINED: "payment_declined",
     Step.ISSUING: "issuing",
     Step.PRINTING: "printing",
+    Step.PRINT_WAITING: "print_waiting",
     Step.TAKE_CARD: "take_card",
     Step.CARD_REFUSED: "card_refused",
     Step.FAILED: "failed",

@@ -60,6 +60,11 @@ def message_for(name: str, view: View) -> Message:
     if name == "payment_declined":
         return Message(t("payment_declined.title"), t("payment_declined.body"), actions=(
             Action("retry", "button.retry", RetryPayment()), Action("back", "button.back", Back(), "secondary")))
+    if name == "print_waiting":
+        minutes = max(1, -(-(view.reprint_seconds_left or 0) // 60))
+        return Message(t("print_waiting.title"), t("print_waiting.body"),
+                       i18n.text("print_waiting.note", view.language, minutes=minutes), busy=True,
+                       actions=(Action("refund", "button.refund", Cancel(), "secondary"),))
     if name == "take_card":
         return Message(t("take_card.title"),
                        _reason_text(view) or t("take_card.done" if view.printed else "take_card.ended"))

@@ -2,9 +2,13 @@
 
 With a display it is interactive: the kiosk opens in a window and the key
 `i` inserts (and pulls) a citizen's virtual ID card. Without one it starts a
-virtual screen and runs a full journey in Arabic, one in English, and one
-with a forged card through the journey runner, writing the screenshots to OUT/screens/ and the printed
-documents to OUT/printed/.
+virtual screen and runs a full journey in Arabic, one in English, one with
+a forged card, and one where the paper runs out mid-certificate and the
+document is reprinted, through the journey runner. It writes the screenshots
+to OUT/screens/, the printed documents to OUT/printed/, and central's
+document-verification public key to OUT/document-key.pem, and checks every
+printed certificate from its picture as an official would:
+`kiosk-central verify --key OUT/document-key.pem OUT/printed/<page>.png`.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ import argparse
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from drivers.card_sim.card import CardProfile
-from kiosk import logs
 from drivers.demo.stack import DemoStack, VirtualScreen, run_journey
+from kiosk import logs
 
 JOURNEYS = Path(__file__).resolve().parents[2] / "journeys"
 log = logging.getLogger("kiosk.demo")
@@ -38,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     try:
         with DemoStack(workdir, printed_dir=out / "printed") as stack:
+            key_path = stack.save_document_key(out / "document-key.pem")
+            print("demo: central's document key in %s" % key_path)
             if os.environ.get("DISPLAY") and not args.headless:
                 return _interactive(stack)
             return _headless(stack, out)
@@ -48,13 +55,16 @@ def main(argv: list[str] | None = None) -> int:
 def _headless(stack: DemoStack, out: Path) -> int:
     citizens = stack.citizen_numbers()
     plan = [("arabic", citizens[0], CardProfile.VALID), ("english", citizens[1], CardProfile.VALID),
-            ("refused-card", citizens[2], CardProfile.FORGED)]
+            ("refused-card", citizens[2], CardProfile.FORGED), ("paper-out", citizens[3], CardProfile.VALID)]
     failed = []
     with VirtualScreen() as screen:
         for name, citizen, profile in plan:
+            on_screen = {"insert_card": lambda c=citizen, p=profile: stack.insert(c, profile=p),
+                         "take_card": stack.remove}
+            if name == "paper-out":
+                on_screen.update(stack.paper_runs_out_mid_certificate())
             run = run_journey(stack, JOURNEYS / (name + ".json"), out / "screens" / name, display=screen.display,
-                              on_screen={"insert_card": lambda c=citizen, p=profile: stack.insert(c, profile=p),
-                                         "take_card": stack.remove})
+                              on_screen=on_screen)
             stack.remove()
             print("demo: %s journey %s, screens: %s" % (name, "passed" if run.exit_code == 0 else "FAILED",
                                                         " > ".join(run.screens_seen)))
@@ -62,8 +72,22 @@ def _headless(stack: DemoStack, out: Path) -> int:
                 failed.append(name)
     printed = sorted(p.name for p in (out / "printed").glob("*.png"))
     print("demo: %d printed pages" % len(printed))
+    for job in stack.printer.jobs:
+        if job.complete and job.qr_codes:        # a certificate: checked as an official would, from the picture
+            if not _genuine(out / "document-key.pem", job.png_path):
+                failed.append(job.png_path.name)
     print("demo: screenshots in %s, printed documents in %s" % (out / "screens", out / "printed"))
     return 1 if failed else 0
+
+
+def _genuine(key: Path, page: Path) -> bool:
+    """`kiosk-central verify` on the printed page's picture."""
+    result = subprocess.run([sys.executable, "-m", "central.cli", "verify", "--key", str(key), str(page)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    fields = dict(line.split(": ", 1) for line in result.stdout.splitlines()[1:] if ": " in line)
+    print("demo: %s %s (%s %s)" % (page.name, result.stdout.splitlines()[0] if result.stdout else "unreadable",
+                                   fields.get("kind", "?"), fields.get("serial", "?")))
+    return result.returncode == 0
 
 
 def _interactive(stack: DemoStack) -> int:

@@ -4,9 +4,11 @@
 the reference central service on a fresh SQLite database, a card issuer key
 pair that the kiosk's configuration trusts, a virtual card slot on vpcd, and
 the network printer simulator; and it writes the kiosk configuration that
-points at all of them. `VirtualScreen` is an Xvfb display for a headless run,
-and `run_journey` runs the real `kiosk run --journey` against the stack,
-inserting and pulling the card when the journey's screens ask for it.
+points at all of them. `document_key_pem` is central's document-verification
+public key, as central serves it, for `kiosk-central verify --key`.
+`VirtualScreen` is an Xvfb display for a headless run, and `run_journey`
+runs the real `kiosk run --journey` against the stack, inserting and pulling
+the card when the journey's screens ask for it.
 
 None of this runs on a device: it is the development stand-in for the world.
 """
@@ -25,13 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import requests
+
 from central.server import RunningCentral, start_in_thread
 from drivers.card_sim.card import CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.pcscd import PcscdHandle, ensure_pcscd
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
-from drivers.printer_sim.server import PrinterSimulator
+from drivers.printer_sim.server import PaperLevel, PrinterSimulator
+from kiosk import wire
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ class DemoStack:
         self.pcscd: PcscdHandle | None = None
         self.central: RunningCentral | None = None
         self.printer: PrinterSimulator | None = None
+        self.document_key_pem = ""
         self.slot = VirtualCardSlot()
         self.issuer = IssuerKey.generate()
         self.citizens = load_citizens(SEED_CITIZENS)
@@ -60,6 +66,7 @@ class DemoStack:
         try:
             self.pcscd = ensure_pcscd(log_path=str(self.workdir / "pcscd.log"))
             self.central = start_in_thread("sqlite:///%s" % (self.workdir / "central.sqlite3"))
+            self.document_key_pem = self._served_document_key()
             self.printer = PrinterSimulator(self.printed_dir).start()
             self.issuer.save(self.workdir / "issuer.key.pem", self.workdir / "issuer.pub.pem")
             self._write_config()
@@ -75,6 +82,18 @@ class DemoStack:
             if stop:
                 stop()
 
+    def _served_document_key(self) -> str:
+        """Central's public key as any official would fetch it: over HTTP."""
+        response = requests.get(self.central.url + wire.SIGNING_KEY, timeout=10)
+        response.raise_for_status()
+        return response.text
+
+    def save_document_key(self, path: Path) -> Path:
+        """Write central's document-verification public key (PEM) to `path`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.document_key_pem, encoding="ascii")
+        return path
+
     def citizen_numbers(self) -> list[str]:
         return list(self.citizens)
 
@@ -84,6 +103,18 @@ class DemoStack:
 
     def remove(self) -> None:
         self.slot.remove()
+
+    def paper_runs_out_mid_certificate(self) -> dict[str, Callable[[], None]]:
+        """Journey hooks: the roll ends in the middle of the next certificate, and
+        an attendant puts a new one in once the waiting screen has been shown
+        twice (the journey shows it in both languages)."""
+        shown: list[str] = []
+
+        def waiting() -> None:
+            shown.append("print_waiting")
+            if len(shown) == 2:
+                self.printer.set_paper(PaperLevel.OK)
+        return {"confirm": lambda: self.printer.run_out_of_paper_after(4000), "print_waiting": waiting}
 
     def _write_config(self) -> None:
         idle, warning, pin, document = self._timeouts
@@ -113,6 +144,11 @@ class DemoStack:
 
             [outbox]
             path = "outbox.sqlite3"
+
+            [site]
+            place_ar = "دمشق - مركز خدمة المواطن في المزة"
+            place_en = "Damascus - Mazzeh citizen service centre"
+            time_zone = "Asia/Damascus"
 
             [display]
             width = {width}

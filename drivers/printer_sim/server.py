@@ -73,6 +73,7 @@ class SimulatedJob:
 class _CablePull:
     after_bytes: int
     reset: bool
+    power_off: bool = False     # the printer goes off with the link, until set_offline(False)
 
 
 class PrinterSimulator:
@@ -173,8 +174,17 @@ class PrinterSimulator:
         with self._changed:
             self._cable_pull = _CablePull(n_bytes, reset)
 
+    def power_off_after(self, n_bytes: int) -> None:
+        """The printer loses power once the next connection has sent `n_bytes`
+        bytes: the link is reset, what was received so far may come out, and
+        every later connection is refused until `set_offline(False)` (power
+        back on), as a printer power-cycled mid-job."""
+        with self._changed:
+            self._cable_pull = _CablePull(n_bytes, reset=True, power_off=True)
+
     def run_out_of_paper_after(self, n_bytes: int) -> None:
-        """The paper runs out once the next connection has sent `n_bytes` bytes.
+        """The paper runs out once `n_bytes` more bytes have come in, over one
+        connection or several (status queries use a few bytes of it).
 
         From then on nothing prints (not even the cut) and the status says
         no paper, as on a printer whose roll ends mid-job.
@@ -229,7 +239,7 @@ class PrinterSimulator:
     def _serve(self, sock: socket.socket) -> None:
         with self._changed:
             offline, pull, self._cable_pull = self._offline, self._cable_pull, None
-            paper_out_at, self._paper_out_at = self._paper_out_at, None
+            paper_out_at = self._paper_out_at
             self._open_sockets.add(sock)
         received = bytearray()
         try:
@@ -239,6 +249,9 @@ class PrinterSimulator:
             self._read(sock, received, pull, paper_out_at)
         finally:
             with self._changed:
+                if self._paper_out_at is not None:      # the roll's rest, for the next connections
+                    left = self._paper_out_at - len(received)
+                    self._paper_out_at = left if left > 0 and self._paper is not PaperLevel.OUT else None
                 self._open_sockets.discard(sock)
                 self._connections.append(bytes(received))
                 self._changed.notify_all()
@@ -275,7 +288,10 @@ class PrinterSimulator:
                     self._write_job(bytes(received[job_start:end]), job_elements, complete=True)
                     job_start, job_elements = end, []
             if silent:
-                log.info("printer_sim.cable_pulled after_bytes=%d", len(received))
+                log.info("printer_sim.%s after_bytes=%d", "powered_off" if pull.power_off else "cable_pulled",
+                         len(received))
+                if pull.power_off:
+                    self.set_offline(True)
                 if pull is not None and pull.reset:
                     _reset(sock)
                     break

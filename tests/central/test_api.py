@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import threading
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -85,11 +86,14 @@ def test_each_kind_is_issued_with_its_fields(http, request_body, seed_citizens, 
     for label, text in expected.items():
         assert any(text in value for value in field_values(document, label)), label
 
-    # The QR payload verifies, names this document, and hides the national number.
+    # The QR payload verifies, names this document and its holder, signs its printed
+    # fields, and hides the national number.
     verdict = http.get("/documents/verify", params={"payload": document.verification}).json()
     assert verdict["valid"] is True and verdict["status"] == "issued" and verdict["serial"] == document.serial
-    assert citizen["national_number"] not in document.verification
-    assert verdict["claims"]["hh"] == signing.holder_hash(citizen["national_number"], document.serial)
+    assert citizen["national_number"] not in signing.base45_decode(document.verification[5:]).decode("latin-1")
+    assert verdict["signed"]["holder_ar"] == "%s %s" % (citizen["given_name_ar"], citizen["family_name_ar"])
+    assert verdict["signed"]["content_digest"] == document.content_digest().hex()
+    assert verdict["signed"]["issued_at"] == document.issued_at.replace("Z", "+00:00")
 
 
 def test_family_statement_of_a_single_child_is_the_parents_family(http, request_body, seed_citizens) -> None:
@@ -253,8 +257,75 @@ def test_void_voids_the_document_once(http, request_body, seed_citizens) -> None
     assert first.status_code == 200
     assert first.json()["status"] == "voided" and first.json()["serial"] == document["serial"]
     assert http.post("/requests/%s/void" % body["request_id"]).json() == first.json()
+    verdict = http.get("/documents/verify", params={"payload": document["verification"]})
+    assert verdict.status_code == 200
+    assert verdict.json()["valid"] is False and verdict.json()["status"] == "voided"
+    assert verdict.json()["reason"] == "voided" and verdict.json()["voided_at"] == first.json()["voided_at"]
+
+
+def test_request_replayed_after_its_void_answers_voided_never_the_document(http, request_body,
+                                                                           seed_citizens) -> None:
+    body = request_body(seed_citizens["Samir"], "birth-certificate")
+    document = http.post("/requests", json=body).json()["document"]
+    voided = http.post("/requests/%s/void" % body["request_id"]).json()
+    for _ in range(2):
+        again = http.post("/requests", json=body)
+        assert again.status_code == 422
+        assert again.json() == {"status": "voided", "reason": "request_voided", "request_id": body["request_id"],
+                                "serial": document["serial"], "voided_at": voided["voided_at"]}
+        assert document["verification"] not in again.text
+
+
+def test_rejected_request_stays_rejected_after_a_void(http, request_body, seed_citizens) -> None:
+    body = request_body(seed_citizens["Omar"], "marriage-certificate")
+    assert http.post("/requests", json=body).json()["reason"] == "not_married"
+    assert http.post("/requests/%s/void" % body["request_id"]).json()["serial"] is None
+    assert http.post("/requests", json=body).json() == {"status": "rejected", "reason": "not_married"}
+
+
+def test_issue_time_is_signed_in_the_kiosks_time_zone(http, request_body, seed_citizens) -> None:
+    from datetime import datetime
+
+    body = request_body(seed_citizens["Lina"], "birth-certificate", time_zone="Asia/Damascus")
+    document = http.post("/requests", json=body).json()["document"]
+    signed = http.get("/documents/verify", params={"payload": document["verification"]}).json()["signed"]
+    assert signed["issued_at"].endswith("+03:00")                     # the clock time printed on the paper
+    assert datetime.fromisoformat(signed["issued_at"]) == datetime.fromisoformat(
+        document["issued_at"].replace("Z", "+00:00"))                # the same moment
+    unknown = request_body(seed_citizens["Lina"], "birth-certificate", time_zone="Mars/Olympus")
+    assert http.post("/requests", json=unknown).status_code == 400
+
+
+def test_place_is_signed_into_the_qr_code(http, request_body, seed_citizens) -> None:
+    place = {"ar": "دمشق - المزة", "en": "Damascus - Mazzeh"}
+    body = request_body(seed_citizens["Lina"], "birth-certificate", place=place)
+    first = http.post("/requests", json=body)
+    document = first.json()["document"]
     verdict = http.get("/documents/verify", params={"payload": document["verification"]}).json()
-    assert verdict["valid"] is True and verdict["status"] == "voided"
+    assert verdict["signed"]["place"] == place
+    assert http.post("/requests", json=body).content == first.content            # a retry is the same request
+    assert http.post("/requests", json={**body, "place": {"ar": "حلب"}}).status_code == 409
+    only_english = request_body(seed_citizens["Lina"], "birth-certificate", place={"en": "Damascus"})
+    answer = http.post("/requests", json=only_english).json()
+    payload = answer["document"]["verification"]
+    assert http.get("/documents/verify", params={"payload": payload}).json()["signed"]["place"] == {
+        "ar": "", "en": "Damascus"}
+
+
+@pytest.mark.parametrize("place, field", [
+    ({"ar": "دمشق\nحلب"}, "place.ar"),
+    ({"en": "Damascus\x00"}, "place.en"),
+    ({"en": "\u202eDamascus"}, "place.en"),           # a bidi override would reorder the printed line
+    ({"ar": "د" * 41}, "place.ar"),
+    ({"en": 5}, "place.en"),
+    ({"fr": "Damas"}, "place.fr"),
+    ("Damascus", "place"),
+])
+def test_a_bad_place_is_a_400_that_names_the_field(http, request_body, seed_citizens, place, field) -> None:
+    body = request_body(seed_citizens["Lina"], "birth-certificate", payment_id="pay_x", place=place)
+    response = http.post("/requests", json=body)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
 
 
 def test_void_before_the_request_arrives_refuses_it_later(http, request_body, seed_citizens, count_rows) -> None:
@@ -269,19 +340,30 @@ def test_void_before_the_request_arrives_refuses_it_later(http, request_body, se
 def test_verify_refuses_a_tampered_payload(http, request_body, seed_citizens) -> None:
     document = http.post("/requests", json=request_body(seed_citizens["Lina"], "residence-certificate")).json()[
         "document"]
-    prefix, claims, signature = document["verification"].split(".")
-    forged = "%s.%s.%s" % (prefix, claims[:-2] + ("AA" if claims[-2:] != "AA" else "BB"), signature)
-    answer = http.get("/documents/verify", params={"payload": forged})
+    signed = bytearray(signing.base45_decode(document["verification"][5:]))
+    signed[signed.index(b"residence") + 1] ^= 0x01                 # the kind, one letter
+    answer = http.get("/documents/verify", params={"payload": "KSK2:" + signing.base45_encode(bytes(signed))})
     assert answer.status_code == 422
-    assert answer.json()["valid"] is False and answer.json()["reason"] in ("bad_signature", "malformed")
-    assert http.get("/documents/verify", params={"payload": "hello"}).json()["reason"] == "malformed"
+    assert answer.json() == {"status": "invalid", "valid": False, "reason": "bad_signature"}
+    assert http.get("/documents/verify", params={"payload": "hello"}).json()["reason"] == "not_ours"
+    assert http.get("/documents/verify", params={"payload": "KSK2:A"}).json()["reason"] == "malformed"
+
+
+def test_verify_refuses_a_payload_signed_by_another_key(http, request_body, seed_citizens) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    document = IssuedDocument.from_json(http.post("/requests", json=request_body(
+        seed_citizens["Lina"], "residence-certificate")).json()["document"])
+    forged = signing.sign(Ed25519PrivateKey.generate(), serial=document.serial, kind=document.service_code,
+                          issued_at=datetime.fromisoformat(document.issued_at), place=None, holder_ar="x",
+                          content_digest=document.content_digest())
+    assert http.get("/documents/verify", params={"payload": forged}).json()["reason"] == "unknown_key"
 
 
 def test_signing_key_is_served_as_pem_and_verifies_documents(http, request_body, seed_citizens) -> None:
     public_key = signing.load_public_key_pem(http.get("/signing-key").text)
     document = http.post("/requests", json=request_body(seed_citizens["Yara"], "birth-certificate")).json()[
         "document"]
-    assert signing.verify(document["verification"], public_key)["sn"] == document["serial"]
+    assert signing.verify(document["verification"], [public_key]).serial == document["serial"]
 
 
 def test_logs_carry_no_personal_data(http, request_body, seed_citizens, caplog, count_rows) -> None:

@@ -1,17 +1,28 @@
-"""Document signing: the QR payload verifies, resists tampering, and stays small."""
+"""Document signing: the QR payload verifies, names its key, resists tampering, and stays small."""
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import qrcode
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from central import signing
 from central.certificates import KINDS
+from kiosk.wire import PLACE_MAX_LENGTH as PLACE_MAX_CHARS
+from kiosk.documents import DocumentField, IssuedDocument, content_digest
+
+DAMASCUS = timezone(timedelta(hours=3))
+QR_ALPHANUMERIC = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+FIELDS = (DocumentField({"ar": "الرقم الوطني", "en": "National number"}, "01020345671"),
+          DocumentField({"ar": "الاسم", "en": "Given name"}, "خالد"))
+TITLE = {"ar": "إخراج قيد فردي", "en": "Civil status extract"}
 
 
 @pytest.fixture(scope="module")
@@ -19,64 +30,157 @@ def key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
-def claims(**overrides: object) -> dict:
-    values = signing.document_claims(serial="2026-ABCDEFGH", service_code="civil-status-extract",
-                                     issued_at=datetime(2026, 1, 31, 9, 15, tzinfo=UTC),
-                                     national_number="01020345671", given_name_ar="خالد", family_name_ar="الحداد")
-    return {**values, **overrides}
+def payload(key: Ed25519PrivateKey, **overrides: object) -> str:
+    values = {"serial": "2026-ABCDEFGH", "kind": "civil-status-extract",
+              "issued_at": datetime(2026, 1, 31, 12, 15, 7, tzinfo=DAMASCUS),
+              "place": {"ar": "دمشق - المزة", "en": "Damascus - Mazzeh"}, "holder_ar": "خالد الحداد",
+              "content_digest": content_digest(TITLE, FIELDS)}
+    values.update(overrides)
+    return signing.sign(key, **values)
 
 
-def test_signed_claims_verify(key) -> None:
-    assert signing.verify(signing.sign(claims(), key), key.public_key()) == claims()
+def test_signed_fields_verify_and_keep_the_issue_time_with_its_offset(key) -> None:
+    signed = signing.verify(payload(key), [key.public_key()])
+    assert (signed.serial, signed.kind, signed.place_ar, signed.place_en, signed.holder_ar) == (
+        "2026-ABCDEFGH", "civil-status-extract", "دمشق - المزة", "Damascus - Mazzeh", "خالد الحداد")
+    assert signed.issued_iso() == "2026-01-31T12:15:07+03:00"
+    assert signed.content_digest == content_digest(TITLE, FIELDS)
+    assert signed.key_id == signing.key_id(key.public_key())
+    assert "خالد" not in repr(signed)
 
 
-def test_national_number_is_not_in_the_payload_but_the_holder_can_be_checked(key) -> None:
-    payload = signing.sign(claims(), key)
-    decoded = base64.urlsafe_b64decode(payload.split(".")[1] + "==").decode("utf-8")
-    assert "01020345671" not in decoded and "01020345671" not in payload
-    verified = signing.verify(payload, key.public_key())
-    assert verified["hh"] == signing.holder_hash("01020345671", verified["sn"])
-    assert verified["hh"] != signing.holder_hash("01020345672", verified["sn"])
-    assert verified["hi"] == "خ.ح"
+def test_key_id_is_the_start_of_the_sha256_of_the_raw_public_key(key) -> None:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert signing.key_id(key.public_key()) == hashlib.sha256(raw).digest()[:8]
 
 
-def test_tampered_claims_fail(key) -> None:
-    prefix, body, signature = signing.sign(claims(), key).split(".")
-    other = signing.sign(claims(svc="non-conviction"), key).split(".")[1]
+def test_payload_is_qr_alphanumeric_and_holds_no_national_number(key) -> None:
+    text = payload(key)
+    assert text.startswith("KSK2:") and set(text) <= QR_ALPHANUMERIC
+    assert b"01020345671" not in signing.base45_decode(text[5:])
+
+
+def test_no_place_is_signed_as_empty_texts(key) -> None:
+    signed = signing.verify(payload(key, place=None), [key.public_key()])
+    assert (signed.place_ar, signed.place_en) == ("", "")
+
+
+def test_a_changed_signed_field_does_not_verify(key) -> None:
+    signed = bytearray(signing.base45_decode(payload(key)[5:]))
+    at = bytes(signed).index("خالد".encode("utf-8"))
+    signed[at + 1] ^= 0x01                       # another Arabic letter in the holder's name
     with pytest.raises(signing.InvalidPayload) as raised:
-        signing.verify("%s.%s.%s" % (prefix, other, signature), key.public_key())
-    assert raised.value.reason == "bad_signature"
+        signing.verify("KSK2:" + signing.base45_encode(bytes(signed)), [key.public_key()])
+    assert raised.value.reason is signing.Problem.BAD_SIGNATURE
 
 
-def test_signature_of_another_key_fails(key) -> None:
-    payload = signing.sign(claims(), Ed25519PrivateKey.generate())
-    with pytest.raises(signing.InvalidPayload):
-        signing.verify(payload, key.public_key())
-
-
-@pytest.mark.parametrize("payload", ["", "KSK1", "KSK1.a.b.c", "KSK2.abc.def", "KSK1.!!!.abc", "KSK1..",
-                                     "KSK1.e30." + "A" * 86])
-def test_malformed_payloads_fail(key, payload) -> None:
-    with pytest.raises(signing.InvalidPayload):
-        signing.verify(payload, key.public_key())
-
-
-def test_signed_garbage_claims_fail(key) -> None:
-    signed = "KSK1.%s" % base64.urlsafe_b64encode(b'{"sn": 1}').rstrip(b"=").decode()
-    payload = "%s.%s" % (signed, base64.urlsafe_b64encode(key.sign(signed.encode())).rstrip(b"=").decode())
+def test_a_signature_by_another_key_names_the_unknown_key(key) -> None:
+    other = Ed25519PrivateKey.generate()
     with pytest.raises(signing.InvalidPayload) as raised:
-        signing.verify(payload, key.public_key())
-    assert raised.value.reason == "malformed"
+        signing.verify(payload(other), [key.public_key()])
+    assert raised.value.reason is signing.Problem.UNKNOWN_KEY
+    assert signing.key_id(other.public_key()).hex() in str(raised.value)
 
 
-def test_payload_stays_small_enough_for_a_small_qr_code(key) -> None:
-    longest_code = max(KINDS, key=len)
-    payload = signing.sign(claims(svc=longest_code, iat=4102444800), key)
-    assert len(payload.encode("utf-8")) < 240
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
-    code.add_data(payload)
-    code.make(fit=True)
-    assert code.version <= 11   # 61 x 61 modules
+def test_a_forger_who_copies_our_key_id_fails_the_signature(key) -> None:
+    forger = Ed25519PrivateKey.generate()
+    genuine = signing.base45_decode(payload(key)[5:])
+    claims = genuine[:-64]
+    forged = claims + forger.sign(b"KSK2:" + claims)
+    with pytest.raises(signing.InvalidPayload) as raised:
+        signing.verify("KSK2:" + signing.base45_encode(forged), [key.public_key()])
+    assert raised.value.reason is signing.Problem.BAD_SIGNATURE
+
+
+def test_keys_rotate_a_verifier_holding_both_checks_old_and_new_documents(key) -> None:
+    new = Ed25519PrivateKey.generate()
+    keys = [new.public_key(), key.public_key()]
+    assert signing.verify(payload(key), keys).key_id == signing.key_id(key.public_key())
+    assert signing.verify(payload(new), keys).key_id == signing.key_id(new.public_key())
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", signing.Problem.NOT_OURS),
+    ("KSK1.eyJzbiI6MX0.AAAA", signing.Problem.NOT_OURS),          # the old format
+    ("https://example.invalid/", signing.Problem.NOT_OURS),
+    ("ksk2:ABC", signing.Problem.NOT_OURS),
+    ("KSK2:", signing.Problem.MALFORMED),
+    ("KSK2:A", signing.Problem.MALFORMED),                          # a lone base45 character
+    ("KSK2:::::::", signing.Problem.MALFORMED),                     # groups worth more than two bytes
+    ("KSK2:abc", signing.Problem.MALFORMED),                        # not the base45 alphabet
+    ("KSK2:" + signing.base45_encode(bytes(100)), signing.Problem.MALFORMED),
+    ("KSK2:" + signing.base45_encode(b"\x89" + bytes(70)), signing.Problem.MALFORMED),
+])
+def test_what_is_not_a_payload_of_ours_fails_with_its_reason(key, text, reason) -> None:
+    with pytest.raises(signing.InvalidPayload) as raised:
+        signing.verify(text, [key.public_key()])
+    assert raised.value.reason is reason
+
+
+def test_signed_claims_of_the_wrong_shape_are_malformed(key) -> None:
+    claims = signing._cbor([signing.key_id(key.public_key()), "2026-ABCDEFGH"])
+    text = "KSK2:" + signing.base45_encode(claims + key.sign(b"KSK2:" + claims))
+    with pytest.raises(signing.InvalidPayload) as raised:
+        signing.verify(text, [key.public_key()])
+    assert raised.value.reason is signing.Problem.MALFORMED
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_after_the_prefix_fail_cleanly(data) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    with pytest.raises(signing.InvalidPayload):
+        signing.verify("KSK2:" + signing.base45_encode(data), [key.public_key()])
+
+
+@given(st.text(alphabet=sorted(QR_ALPHANUMERIC) + ["a", "é"], max_size=200))
+def test_any_text_after_the_prefix_fails_cleanly(text) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    with pytest.raises(signing.InvalidPayload):
+        signing.verify("KSK2:" + text, [key.public_key()])
+
+
+@pytest.mark.parametrize("data, text", [(b"AB", "BB8"), (b"Hello!!", "%69 VD92EX0"), (b"base-45", "UJCLQE7W581"),
+                                        (b"ietf!", "QED8WEX0"), (b"", "")])
+def test_base45_follows_rfc_9285(data, text) -> None:
+    assert signing.base45_encode(data) == text
+    assert signing.base45_decode(text) == data
+
+
+def test_content_digest_is_pinned() -> None:
+    """The canonical content is a contract with every verifier: a change here breaks printed documents."""
+    expected = hashlib.sha256(
+        '{"fields":[{"label":{"ar":"الرقم الوطني","en":"National number"},"value":"01020345671"},'
+        '{"label":{"ar":"الاسم","en":"Given name"},"value":"خالد"}],'
+        '"title":{"ar":"إخراج قيد فردي","en":"Civil status extract"}}'.encode("utf-8")).digest()[:16]
+    assert content_digest(TITLE, FIELDS) == expected
+    document = IssuedDocument("req-1", "2026-ABCDEFGH", "civil-status-extract", TITLE, FIELDS,
+                              "2026-01-31T09:15:07Z", "KSK2:")
+    assert document.content_digest() == expected
+
+
+@pytest.mark.parametrize("change", [
+    lambda title, fields: ({**title, "en": "Civil status extract."}, fields),
+    lambda title, fields: (title, fields[::-1]),
+    lambda title, fields: (title, (DocumentField(fields[0].label, "01020345672"), fields[1])),
+    lambda title, fields: (title, (DocumentField({**fields[0].label, "ar": "الرقم"}, fields[0].value), fields[1])),
+    lambda title, fields: (title, fields[:1]),
+], ids=["title", "order", "value", "label", "field dropped"])
+def test_content_digest_changes_with_any_printed_word(change) -> None:
+    assert content_digest(*change(TITLE, FIELDS)) != content_digest(TITLE, FIELDS)
+
+
+def test_payload_stays_small_enough_for_a_qr_code_on_80_mm_paper(key) -> None:
+    """A usual payload is well under 400 characters; the longest places and a long name still
+    print at 5 dots (0.6 mm) a module on 576 dots of paper at the strongest error correction."""
+    usual = payload(key, kind=max(KINDS, key=len), issued_at=datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC))
+    assert len(usual) < 320
+    longest = payload(key, kind=max(KINDS, key=len), place={"ar": "ب" * PLACE_MAX_CHARS, "en": "e" * PLACE_MAX_CHARS},
+                      holder_ar="عبد الرحمن " * 5)
+    for text, most in ((usual, 80), (longest, 576 // 5)):
+        code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_H, border=0)
+        code.add_data(text.encode("ascii"))
+        code.make(fit=True)
+        assert code.modules_count <= most
 
 
 def test_key_is_created_once_private_and_read_back(tmp_path) -> None:

@@ -12,12 +12,15 @@ import time
 import pytest
 from PIL import Image, ImageDraw
 
-from drivers.escpos_printer import EscposReceiptPrinter, status_from_answers
-from drivers.printer_sim.decoder import Cut, StatusQuery, TextLine, decode
+from drivers.escpos_printer import MIN_BLANK_ROWS, EscposReceiptPrinter, ink_bands, status_from_answers
+from drivers.printer_sim.decoder import Cut, Feed, RasterImage, StatusQuery, TextLine, decode
+from drivers.printer_sim.renderer import render
 from drivers.printer_sim.server import PaperLevel, PrinterSimulator
+from kiosk.document_layout import render_certificate
 from kiosk.ports.receipt_printer import (
     PrinterStatus, PrintJob, PrintResult, QrBlock, RasterBlock, TextBlock,
 )
+from tests.kiosk.test_document_layout import sample_document
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
@@ -95,6 +98,55 @@ def test_greyscale_raster_is_thresholded_to_one_bit(simulator, printer):
 
     image = simulator.wait_for_jobs(1)[0].images[0].to_image()
     assert image.getpixel((0, 0)) == 0 and image.getpixel((40, 0)) == 255
+
+
+# --- blank bands of a raster go as feeds -----------------------------------------------------
+
+def one_image(image: Image.Image) -> bytes:
+    """The page as python-escpos's plain image() sends it: one GS v 0 image, white rows and all."""
+    from escpos.printer import Dummy
+
+    commands = Dummy()
+    commands.hw("INIT")
+    commands.set(align="left")
+    commands.image(image, impl="bitImageRaster")
+    return commands.output
+
+
+def test_white_rows_are_fed_not_sent():
+    image = Image.new("1", (576, 100), 1)
+    image.paste(0, (0, 10, 576, 20))
+    image.paste(0, (0, 20 + MIN_BLANK_ROWS - 1, 576, 40))      # a white run too short to split
+    image.paste(0, (0, 70, 576, 71))
+
+    assert list(ink_bands(image)) == [(10, 40), (70, 71)]
+    elements = decode(EscposReceiptPrinter("127.0.0.1").compose(PrintJob(blocks=(RasterBlock(image),), cut=False)),
+                      strict=True)
+    drawn = [(type(e).__name__, e.height if isinstance(e, RasterImage) else e.dots)
+             for e in elements if isinstance(e, (RasterImage, Feed))]
+    assert drawn == [("Feed", 10), ("RasterImage", 30), ("Feed", 30), ("RasterImage", 1), ("Feed", 29)]
+
+
+def test_a_white_raster_is_only_fed():
+    payload = EscposReceiptPrinter("127.0.0.1").compose(
+        PrintJob(blocks=(RasterBlock(Image.new("1", (576, 600), 1)),), cut=False))
+
+    assert [e for e in decode(payload, strict=True) if isinstance(e, (RasterImage, Feed))] == \
+        [Feed(dots=255), Feed(dots=255), Feed(dots=90)]
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_certificate_with_blank_bands_prints_like_one_image_for_at_most_0_8_of_the_bytes(simulator, printer,
+                                                                                        language):
+    page = render_certificate(sample_document(), language).blocks[0].image
+    job = PrintJob(blocks=(RasterBlock(page),), cut=False)
+
+    outcome = printer.print_job(job)
+
+    assert outcome.result is PrintResult.PRINTED
+    with Image.open(simulator.wait_for_jobs(1)[0].png_path) as printed:
+        assert printed.tobytes() == render(decode(one_image(page), strict=True)).tobytes()
+    assert outcome.bytes_sent <= 0.8 * len(one_image(page))
 
 
 def test_image_wider_than_paper_is_refused_before_connecting(simulator, printer):

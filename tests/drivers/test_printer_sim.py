@@ -209,6 +209,18 @@ def test_render_draws_text_image_qr_and_a_dashed_cut():
     assert any(0 < sum(row.histogram()[:128]) < 576 for row in last_rows)    # dashes, not a solid line
 
 
+def test_feed_by_dots_renders_as_exactly_that_many_white_rows():
+    # Two bands with ESC J 40 and ESC J 255 + 5 between them draw the same page as one image with those rows white.
+    ink = b"\xff" * 72
+    white = b"\x00" * 72
+    fed = render(decode(raster(72, [ink] * 3) + ESC + b"J\x28" + raster(72, [ink] * 2)
+                        + ESC + b"J\xff" + ESC + b"J\x05" + raster(72, [ink]), strict=True))
+    whole = render(decode(raster(72, [ink] * 3 + [white] * 40 + [ink] * 2 + [white] * 260 + [ink]), strict=True))
+
+    assert fed.size == whole.size == (576, 306)
+    assert fed.tobytes() == whole.tobytes()
+
+
 def test_render_marks_an_impossible_qr_instead_of_failing():
     page = render([QrCode(b"x" * 5000, module_size=4)])
 

@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from central.server import RunningCentral, start_in_thread
 from drivers.gateway_payment import GatewayPaymentTerminal
 from kiosk.ports.payment_terminal import PaymentStatus
 from kiosk.central_client import (CentralClient, CentralUnreachable, Eligibility, SubmitResult, SubmitStatus,
                                   VoidStatus)
+from kiosk import wire
 from kiosk.errors import CentralError
 from kiosk.messages import MessageKind
 from kiosk.money import Money
@@ -58,9 +60,9 @@ def paid(url: str, client: CentralClient, service_code: str) -> str:
 
 
 def submit(client: CentralClient, request_id: str, citizen: dict, service_code: str, payment_id: str,
-           language: str = "ar") -> SubmitResult:
+           language: str = "ar", **options: object) -> SubmitResult:
     return client.submit_request(request_id, service_code=service_code, language=language, payment_id=payment_id,
-                                 **citizen)
+                                 **citizen, **options)
 
 
 def test_fetch_catalogue(client) -> None:
@@ -100,6 +102,30 @@ def test_deliver_sends_outbox_messages(central, client) -> None:
     voided = client.deliver(MessageKind.VOID_REQUEST, {"request_id": request_id})
     assert voided["status"] == "voided" and voided["serial"] == answer["document"]["serial"]
     assert client.deliver("void_request", {"request_id": request_id}) == voided
+
+
+def test_request_sent_again_after_its_void_is_a_final_answer_and_not_issued(central, client) -> None:
+    request_id, payment_id = new_id(), paid(central.url, client, "birth-certificate")
+    message = {"request_id": request_id, "service_code": "birth-certificate", "language": "ar",
+               "payment_id": payment_id, **OMAR}
+    assert client.deliver(MessageKind.CERTIFICATE_REQUEST, message)["status"] == "issued"
+    assert client.void_request(request_id) is VoidStatus.VOIDED
+    # The outbox lost its mark and sends the request again: a final answer, never the document.
+    answer = client.deliver(MessageKind.CERTIFICATE_REQUEST, message)
+    assert answer is not None and answer["status"] == "voided" and "document" not in answer
+    assert answer["reason"] == "request_voided"
+    assert submit(client, request_id, OMAR, "birth-certificate", payment_id) == SubmitResult(
+        SubmitStatus.VOIDED, reason="request_voided")
+
+
+def test_the_place_goes_to_central_and_into_the_signed_qr_code(central, client) -> None:
+    place = {"ar": "دمشق - المزة", "en": "Damascus - Mazzeh"}
+    result = submit(client, new_id(), OMAR, "birth-certificate", paid(central.url, client, "birth-certificate"),
+                    place=place)
+    assert result.status is SubmitStatus.ISSUED
+    verdict = requests.get(central.url + wire.VERIFY_DOCUMENT, params={"payload": result.document.verification},
+                           timeout=10).json()
+    assert verdict["valid"] is True and verdict["signed"]["place"] == place
 
 
 @pytest.mark.parametrize("kind", ["parcel", MessageKind.REFUND, "refund", None])
@@ -161,6 +187,8 @@ GARBLED = {
     "a document for another request": raw_reply("200 OK", json.dumps(
         {"status": "issued", "document": _document("req-someone-else")}).encode()),
     "a rejection without a reason": raw_reply("422 Unprocessable Entity", b'{"status": "rejected"}'),
+    "a void of another request": raw_reply("422 Unprocessable Entity", json.dumps(
+        {"status": "voided", "reason": "request_voided", "request_id": "req-someone-else"}).encode()),
     "an unknown status": raw_reply("200 OK", b'{"status": "maybe"}'),
 }
 UNAVAILABLE = {

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from kiosk.ports.receipt_printer import PrintResult, QrBlock, RasterBlock
 from kiosk.bidi_text import display_line, display_lines
 from kiosk.document_layout import (
-    TITLE, VALUE, line_image, render_certificate, render_receipt,
+    TITLE, VALUE, _display_time, line_image, render_certificate, render_receipt,
 )
 from kiosk.documents import DocumentField, IssuedDocument
 from kiosk.money import Money
@@ -125,3 +125,60 @@ def test_receipt_prints_fee_in_order(simulator, printer):
     printed = simulator.wait_for_jobs(1)[0]
     assert len(printed.images) >= 1 and printed.images[0].width <= 576
     assert "1,500" in display_line("1,500 ل.س", "ar")
+
+
+@pytest.mark.parametrize("time_zone, language, expected", [
+    ("Asia/Damascus", "en", "23/11/2025 18:27\n(Damascus time, UTC+3)"),
+    ("Asia/Damascus", "ar", "23/11/2025 الساعة 18:27\n(بتوقيت دمشق، UTC+3)"),
+    ("Europe/Berlin", "en", "23/11/2025 16:27\n(Europe/Berlin time, UTC+1)"),
+    ("Asia/Kolkata", "en", "23/11/2025 20:57\n(Asia/Kolkata time, UTC+5:30)"),
+    ("America/St_Johns", "en", "23/11/2025 11:57\n(America/St_Johns time, UTC-3:30)"),
+    ("UTC", "en", "23/11/2025 15:27\n(UTC)"),
+    ("Nowhere/Atlantis", "ar", "23/11/2025 الساعة 15:27\n(بالتوقيت العالمي UTC)"),
+])
+def test_issue_time_is_shown_in_the_kiosks_zone_with_the_zone_named(time_zone, language, expected):
+    assert _display_time("2025-11-23T15:27:00Z", language, time_zone) == expected
+
+
+def test_issue_time_takes_the_offset_in_force_on_that_day():
+    assert _display_time("2025-07-01T22:30:00Z", "en", "Europe/Berlin") == \
+        "02/07/2025 00:30\n(Europe/Berlin time, UTC+2)"
+    assert _display_time("2025-11-23T15:27:00+00:00", "en") == _display_time("2025-11-23T15:27:00", "en") == \
+        "23/11/2025 18:27\n(Damascus time, UTC+3)"
+    assert _display_time("not a time", "en") == "not a time"
+
+
+def test_arabic_issue_time_keeps_date_time_and_zone_in_order():
+    date_line, zone_line = display_lines(_display_time("2025-11-23T15:27:00Z", "ar"), "ar", 400, VALUE.measure)
+    # Read right to left: the date first, then the hour, each left to right inside.
+    assert date_line.endswith("23/11/2025") and date_line.startswith("18:27 ")
+    assert display_line("الساعة", "ar") in date_line
+    assert zone_line.startswith("(UTC+3 ") and zone_line.endswith(display_line("بتوقيت", "ar") + ")")
+    assert "\u2066" not in date_line + zone_line
+
+
+def footer(job) -> Image.Image:
+    return [block for block in job.blocks if isinstance(block, RasterBlock)][-1].image
+
+
+@pytest.mark.parametrize("language, place", [("ar", "دمشق — المزة"), ("en", "Damascus — Mazzeh")])
+def test_place_of_issue_is_printed_when_the_kiosk_has_one(language, place):
+    without = footer(render_certificate(sample_document(), language))
+    blank = footer(render_certificate(sample_document(), language, place="  "))
+    with_place = footer(render_certificate(sample_document(), language, place=place))
+    assert blank.tobytes() == without.tobytes()
+    assert with_place.height > without.height
+
+    def receipt_height(where: str | None) -> int:
+        job = render_receipt("إخراج قيد فردي", Money.of(150000, "SYP"), "PAY-1", "CERT-2025-000123",
+                             "2025-11-23T15:27:00Z", language, place=where)
+        return job.blocks[0].image.height
+
+    assert receipt_height(place) > receipt_height(None)
+
+
+def test_certificate_is_laid_out_in_the_zone_it_is_given():
+    damascus = footer(render_certificate(sample_document(), "en"))
+    assert damascus.tobytes() == footer(render_certificate(sample_document(), "en",
+                                                           time_zone="Asia/Damascus")).tobytes()
+    assert damascus.tobytes() != footer(render_certificate(sample_document(), "en", time_zone="UTC")).tobytes()

@@ -15,7 +15,8 @@ from kiosk import config as kiosk_config
 from kiosk import events as ev
 from kiosk.app import build_runtime
 from drivers.demo.stack import DEMO_PIN, DemoStack
-from kiosk.session import Reason, Step
+from drivers.printer_sim.server import PaperLevel
+from kiosk.session import PRINTER_RECHECK_S, Reason, Step
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
@@ -26,7 +27,8 @@ class Kiosk:
     def __init__(self, stack: DemoStack) -> None:
         self.stack = stack
         self.posted: queue.Queue = queue.Queue()
-        self.runtime = build_runtime(kiosk_config.load(stack.config_path), self.posted.put)
+        self.config = kiosk_config.load(stack.config_path)
+        self.runtime = build_runtime(self.config, self.posted.put)
 
     @property
     def view(self):
@@ -58,6 +60,12 @@ class Kiosk:
         self.runtime.dispatch(ev.ServiceChosen(service))
         self.runtime.dispatch(ev.Pay())
 
+    def settle(self) -> None:
+        """Let every effect handed out so far finish, and run what it posted."""
+        assert self.runtime.wait_idle(WAIT_S)
+        while not self.posted.empty():
+            self.posted.get_nowait()()
+
     def outbox_answer(self, kind: str) -> dict:
         """Central's (or the gateway's) answer to the outbox's one message of `kind`,
         once the sync worker has delivered it."""
@@ -80,10 +88,52 @@ def statement(stack):
                         timeout=10).json()["charges"]
 
 
-def test_paper_out_mid_certificate_refunds_the_fee_and_voids_the_document(kiosk):
+def printer_fault_mid_certificate(kiosk, fault) -> None:
+    """Pay, then `fault` the printer once 4,000 bytes of the certificate are in:
+    the kiosk waits for the printer, with the fee kept and the document held."""
     kiosk.pay_for(kiosk.stack.citizen_numbers()[0], "civil-status-extract")
     kiosk.run_until(Step.ISSUING)                    # paid; the certificate comes next
-    kiosk.stack.printer.run_out_of_paper_after(4000)
+    fault(4000)
+    kiosk.run_until(Step.PRINT_WAITING)
+    assert not any(job.complete for job in kiosk.stack.printer.jobs)
+
+
+def printer_back(kiosk) -> None:
+    """The session asks the printer again (it does so every few seconds) and reprints."""
+    kiosk.runtime.dispatch(ev.Tick(kiosk.runtime.clock() + PRINTER_RECHECK_S))
+    kiosk.run_until(Step.TAKE_CARD)
+    assert kiosk.view.printed
+    jobs = kiosk.stack.printer.wait_for_jobs(2)
+    certificate, receipt = [job for job in jobs if job.complete]
+    assert [q.data for q in certificate.qr_codes] and not kiosk.runtime.outbox.store.message_ids("refund")
+    (charge,) = statement(kiosk.stack)
+    assert charge["status"] == "approved" and charge["refunded_minor"] == 0
+
+
+def test_paper_out_mid_certificate_is_reprinted_once_the_paper_is_in(kiosk):
+    printer_fault_mid_certificate(kiosk, kiosk.stack.printer.run_out_of_paper_after)
+    kiosk.stack.printer.set_paper(PaperLevel.OK)
+    printer_back(kiosk)
+
+
+def test_cable_pulled_mid_certificate_is_reprinted_once_it_is_back(kiosk):
+    printer_fault_mid_certificate(kiosk, kiosk.stack.printer.pull_cable_after)
+    printer_back(kiosk)
+
+
+def test_printer_power_cycled_mid_certificate_is_reprinted_once_it_is_on(kiosk):
+    printer_fault_mid_certificate(kiosk, kiosk.stack.printer.power_off_after)
+    kiosk.runtime.dispatch(ev.Tick(kiosk.runtime.clock() + PRINTER_RECHECK_S))
+    kiosk.settle()                                   # asked: still off
+    assert kiosk.view.step is Step.PRINT_WAITING
+    kiosk.stack.printer.set_offline(False)
+    kiosk.runtime.dispatch(ev.Tick(kiosk.runtime.clock() + 2 * PRINTER_RECHECK_S))
+    printer_back(kiosk)
+
+
+def test_printer_not_back_in_time_refunds_the_fee_and_voids_the_document(kiosk):
+    printer_fault_mid_certificate(kiosk, kiosk.stack.printer.run_out_of_paper_after)
+    kiosk.runtime.dispatch(ev.Tick(kiosk.runtime.clock() + kiosk.config.printer.reprint_window_s))
     kiosk.run_until(Step.FAILED)
     assert kiosk.view.reason is Reason.PRINT_FAILED and kiosk.view.refunded
     assert kiosk.outbox_answer("refund") == {"status": "refunded"}

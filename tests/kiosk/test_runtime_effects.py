@@ -34,11 +34,12 @@ from kiosk.ports.central import Central, Eligibility
 from kiosk.ports.payment_terminal import PaymentStatus
 from kiosk.ports.receipt_printer import PrinterStatus
 from kiosk.runtime import EFFECTS, Devices, Runtime
-from kiosk.session import Reason, Session, Step
+from kiosk.session import PRINTER_RECHECK_S, Reason, Session, Step, Timeouts
 from offline.delivery import DurableOutbox
 from offline.outbox import Outbox
 
 WAIT_S = 10.0
+REPRINT_S = 120.0
 TODAY = date(2026, 11, 29)
 FEE = Money.of(150000, "SYP")
 SERVICE = Service("civil-status-extract", {"ar": "إخراج قيد مدني", "en": "Civil-status extract"}, FEE)
@@ -87,7 +88,7 @@ def broken(*_args, **_kwargs):
 
 
 class Kiosk:
-    def __init__(self, *, document_timeout_s: float = WAIT_S) -> None:
+    def __init__(self, *, document_timeout_s: float = WAIT_S, reprint_s: float = REPRINT_S) -> None:
         self.card = FakeCardReader()
         self.payment = FakePaymentTerminal()
         self.printer = FakeReceiptPrinter()
@@ -95,10 +96,12 @@ class Kiosk:
         self.central = FakeCentral()
         self.outbox = DurableOutbox(Outbox(":memory:"), make_deliver(self.central, self.payment), retry_s=0.05)
         self.posted: queue.Queue = queue.Queue()
-        self.runtime = Runtime(Session(device_id="kiosk-test-01"),
+        self.now = 1000.0                                    # the session's clock, moved by the test
+        self.runtime = Runtime(Session(device_id="kiosk-test-01", timeouts=Timeouts(reprint_s=reprint_s)),
                                Devices(self.card, self.payment, self.printer, self.cabinet),
                                self.central, self.outbox, post=self.posted.put,
-                               document_timeout_s=document_timeout_s, today=lambda: TODAY)
+                               document_timeout_s=document_timeout_s, today=lambda: TODAY,
+                               clock=lambda: self.now)
 
     @property
     def view(self):
@@ -120,6 +123,11 @@ class Kiosk:
                 self.posted.get(timeout=remaining)()
             except queue.Empty:
                 continue
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass on the session's clock."""
+        self.now += seconds
+        self.runtime.tick()
 
     def settle(self) -> None:
         """Let every effect handed out so far finish, and run what it posted."""
@@ -189,7 +197,7 @@ def test_central_unreachable_at_start_is_out_of_service_until_it_answers(kiosk):
     kiosk.run_until(Step.OUT_OF_SERVICE, reason=Reason.NO_CATALOGUE)
     assert kiosk.cabinet.light is Light.OUT_OF_SERVICE
     kiosk.central.online = True
-    kiosk.runtime.dispatch(ev.Tick(kiosk.runtime.clock() + 60))      # the session asks again
+    kiosk.advance(60)                                                # the session asks again
     kiosk.run_until(Step.ATTRACT)
 
 
@@ -392,20 +400,43 @@ def test_a_crash_while_waiting_for_the_document_refunds(kiosk, monkeypatch):
 # ---------------------------------------------------------------- printing
 
 
-def test_paper_out_mid_certificate_refunds_the_fee_and_voids_the_document(kiosk):
+def test_paper_out_mid_certificate_is_reprinted_as_a_copy_once_the_paper_is_in(kiosk):
     kiosk.start()
     kiosk.printer.run_out_of_paper_after(0)
     kiosk.pay()
+    kiosk.run_until(Step.PRINT_WAITING, reprint_seconds_left=int(REPRINT_S))
+    assert kiosk.cabinet.light is Light.FAULT and len(kiosk.printer.torn_jobs) == 1
+    kiosk.advance(PRINTER_RECHECK_S)                        # still no paper: nothing printed
+    kiosk.settle()
+    assert kiosk.view.step is Step.PRINT_WAITING and kiosk.printer.jobs == []
+    kiosk.printer.set_status(PrinterStatus.READY)           # an attendant puts a new roll in
+    kiosk.advance(PRINTER_RECHECK_S)
+    kiosk.run_until(Step.TAKE_CARD, printed=True)
+    certificate, _receipt = kiosk.printer.jobs
+    assert certificate is not kiosk.printer.torn_jobs[0]
+    (charge,) = kiosk.payment.statement
+    assert kiosk.refunded() == 0 and charge.status is PaymentStatus.APPROVED
+    assert [kind for kind, _ in kiosk.central.delivered] == ["certificate_request"]   # nothing voided
+
+
+def test_printer_not_back_in_time_refunds_the_fee_and_voids_the_document(kiosk):
+    kiosk.start()
+    kiosk.printer.run_out_of_paper_after(0)
+    kiosk.pay()
+    kiosk.run_until(Step.PRINT_WAITING)
+    kiosk.advance(REPRINT_S)
     kiosk.run_until(Step.FAILED, reason=Reason.PRINT_FAILED, refunded=True)
     assert kiosk.answer(MessageKind.REFUND) == {"status": "refunded"}
     assert kiosk.answer(MessageKind.VOID_REQUEST)["status"] == "voided"
-    assert len(kiosk.printer.torn_jobs) == 1 and kiosk.refunded() == FEE.amount_minor
+    assert kiosk.refunded() == FEE.amount_minor and kiosk.printer.jobs == []
 
 
-def test_a_crash_while_printing_refunds_the_fee(kiosk, monkeypatch):
+def test_a_crash_while_printing_waits_for_the_printer_and_the_citizen_may_take_the_fee_back(kiosk, monkeypatch):
     kiosk.start()
     monkeypatch.setattr(kiosk.printer, "print_job", broken)
     kiosk.pay()
+    kiosk.run_until(Step.PRINT_WAITING)
+    kiosk.runtime.dispatch(ev.Cancel())
     kiosk.run_until(Step.FAILED, reason=Reason.PRINT_FAILED, refunded=True)
     assert kiosk.answer(MessageKind.REFUND) == {"status": "refunded"}
     assert kiosk.answer(MessageKind.VOID_REQUEST)["status"] == "voided"
@@ -422,7 +453,16 @@ def test_paper_out_on_the_receipt_still_counts_the_certificate_as_delivered(kios
 # ---------------------------------------------------------------- refunds without an outbox
 
 
-def test_a_full_disk_after_payment_still_refunds_at_once(kiosk):
+@pytest.fixture
+def impatient():
+    """A kiosk that refunds at once when a print fails (no reprint window)."""
+    kiosk = Kiosk(reprint_s=0)
+    yield kiosk
+    kiosk.runtime.stop()
+
+
+def test_a_full_disk_after_payment_still_refunds_at_once(impatient):
+    kiosk = impatient
     kiosk.start()
     kiosk.printer.run_out_of_paper_after(0)
     kiosk.pay()
@@ -433,7 +473,8 @@ def test_a_full_disk_after_payment_still_refunds_at_once(kiosk):
     assert kiosk.refunded() == FEE.amount_minor
 
 
-def test_a_refund_neither_kept_nor_delivered_raises_the_alarm(kiosk, caplog):
+def test_a_refund_neither_kept_nor_delivered_raises_the_alarm(impatient, caplog):
+    kiosk = impatient
     kiosk.start()
     kiosk.printer.run_out_of_paper_after(0)
     kiosk.pay()
@@ -447,7 +488,8 @@ def test_a_refund_neither_kept_nor_delivered_raises_the_alarm(kiosk, caplog):
     assert any(r.getMessage().startswith("runtime.unsettled kind=refund") for r in caplog.records)
 
 
-def test_a_crash_inside_the_outbox_raises_the_alarm(kiosk, monkeypatch, caplog):
+def test_a_crash_inside_the_outbox_raises_the_alarm(impatient, monkeypatch, caplog):
+    kiosk = impatient
     kiosk.start()
     kiosk.printer.run_out_of_paper_after(0)
     kiosk.pay()

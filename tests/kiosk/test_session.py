@@ -13,7 +13,7 @@ from kiosk import events as ev
 from kiosk.catalogue import Catalogue, Service
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
-from kiosk.session import Reason, Session, Step, Timeouts
+from kiosk.session import PRINTER_RECHECK_S, Reason, Session, Step, Timeouts
 
 FEE = Money.of(150000, "SYP")
 CATALOGUE = Catalogue(services=(
@@ -266,14 +266,98 @@ def test_card_removed_while_printing_keeps_the_printed_document_paid():
     assert not any(isinstance(e, fx.Refund) for e in out) and k.session.orphans == ()
 
 
-def test_paper_out_mid_certificate_refunds_and_voids():
+def print_failed(bytes_sent=0):
+    """Paid, issued, and the certificate did not come out whole."""
     k, charge = paying()
     issue = k.send(approved(charge))[0]
     k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
-    out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER)))
+    out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER,
+                                                               bytes_sent=bytes_sent)))
+    assert not any(isinstance(e, (fx.Refund, fx.VoidDocument)) for e in out)
+    assert fx.Alert("printer.failed_mid_document") in out
+    return k, charge, issue
+
+
+def test_paper_out_mid_certificate_waits_for_the_printer_with_a_countdown():
+    k, _charge, _issue = print_failed()
+    view = k.session.view()
+    assert view.step is Step.PRINT_WAITING and view.reprint_seconds_left == 300 and not view.refunded
+    k.tick(100)
+    assert k.session.view().reprint_seconds_left == 200
+
+
+def test_printer_back_reprints_the_same_document_marked_as_a_copy_when_part_came_out():
+    k, charge, _issue = print_failed(bytes_sent=4000)
+    (check,) = k.tick(PRINTER_RECHECK_S)
+    assert check == fx.CheckPrinter(charge.txn_id)
+    assert k.tick(1) == []                                   # one question at a time
+    assert k.send(ev.PrinterChecked(charge.txn_id, ready=False)) == []
+    assert k.tick(PRINTER_RECHECK_S) == [fx.CheckPrinter(charge.txn_id)]
+    k.send(ev.LanguageChosen("en"))                         # the citizen reads the waiting screen in English
+    (reprint,) = k.send(ev.PrinterChecked(charge.txn_id, ready=True))
+    assert isinstance(reprint, fx.PrintDocument) and reprint.document == DOCUMENT and reprint.copy
+    assert reprint.language == "ar"                         # the document's language, as first printed
+    assert k.step is Step.PRINTING
+    k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
+    assert k.step is Step.TAKE_CARD and k.session.view().printed
+    assert not any(isinstance(e, fx.Refund) for e in k.effects)
+
+
+def test_a_print_that_sent_nothing_is_reprinted_as_the_original():
+    k, charge, _issue = print_failed(bytes_sent=0)
+    k.tick(PRINTER_RECHECK_S)
+    (reprint,) = k.send(ev.PrinterChecked(charge.txn_id, ready=True))
+    assert not reprint.copy
+
+
+def test_printer_not_back_in_time_refunds_and_voids():
+    k, charge, issue = print_failed()
+    out = k.tick(300)
     assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
     view = k.session.view()
     assert view.step is Step.FAILED and view.reason is Reason.PRINT_FAILED and view.refunded
+    assert k.send(ev.PrinterChecked(charge.txn_id, ready=True)) == []     # a late answer prints nothing
+
+
+def test_citizen_who_will_not_wait_gets_the_fee_back():
+    k, charge, issue = print_failed()
+    out = k.send(ev.Cancel())
+    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert k.step is Step.FAILED and k.session.view().refunded
+
+
+def test_card_pulled_while_waiting_for_the_printer_refunds_at_once_and_prints_nothing_later():
+    k, charge, issue = print_failed()
+    out = k.send(ev.CardRemoved())
+    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert k.step is Step.ATTRACT and k.session.orphans == ()
+    assert k.send(ev.PrinterChecked(charge.txn_id, ready=True)) == []
+
+
+def test_no_reprint_window_refunds_at_once():
+    ids = itertools.count(1)
+    k = Kiosk()
+    k.session = Session(timeouts=Timeouts(reprint_s=0), device_id="k1", new_id=lambda: "id%d" % next(ids))
+    k.send(ev.Start(0.0))
+    k.send(ev.CatalogueLoaded(CATALOGUE))
+    k.send(ev.LanguageChosen("ar"))
+    connect = k.send(ev.CardInserted())[0]
+    k.send(ev.CardConnected(connect.session_id, ConnectResult.CONNECTED))
+    auth = type_pin(k, "1234")[0]
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 7, identity=IDENTITY)))
+    charge = k.send(ev.PrinterChecked(prepared(k).txn_id, ready=True))[0]
+    k.send(approved(charge))
+    k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
+    out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER)))
+    assert any(isinstance(e, fx.Refund) for e in out) and k.step is Step.FAILED
+
+
+def test_paper_running_low_alerts_the_technicians():
+    k, charge = paying()
+    k.send(approved(charge))
+    k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
+    out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.PAPER_NEAR_END)))
+    assert fx.Alert("printer.paper_near_end") in out and k.step is Step.TAKE_CARD
 
 
 def test_printer_not_ready_means_no_charge():

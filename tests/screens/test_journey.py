@@ -95,6 +95,19 @@ def test_declined_payment_can_be_paid_again(stack, journey, central):
     assert len(stack.printer.wait_for_jobs(2, timeout=10)) == 2
 
 
+def test_paper_out_mid_certificate_waits_for_the_paper_and_prints_a_copy(stack, journey, central):
+    citizen = stack.citizen_numbers()[0]
+    run = journey("paper-out", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove,
+                                **stack.paper_runs_out_mid_certificate()})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert run.screens_seen[-4:] == ["print_waiting", "printing", "take_card", "attract"]
+    (charge,) = charges(central, stack)
+    assert charge["status"] == "approved" and charge["refunded_minor"] == 0
+    certificate, receipt = [job for job in stack.printer.wait_for_jobs(2, timeout=10) if job.complete]
+    (payload,) = qr_payloads(certificate.png_path)
+    assert central.get("/documents/verify", params={"payload": payload}).json()["valid"]
+
+
 def test_wrong_pin_shows_the_tries_left_then_the_right_pin_opens(stack, journey):
     citizen = stack.citizen_numbers()[3]
     run = journey("wrong-pin", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
