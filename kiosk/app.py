@@ -41,6 +41,7 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
         timeouts=Timeouts(idle_s=config.session.idle_timeout_s, warning_s=config.session.idle_warning_s,
                           pin_s=config.card.pin_timeout_s, reprint_s=config.printer.reprint_window_s),
         device_id=config.device_id,
+        governorate=config.site.governorate,
     )
     return Runtime(session, devices, central, outbox, post=post,
                    document_timeout_s=config.session.document_timeout_s, site=config.site)

@@ -66,6 +66,7 @@ class SiteConfig:
     place_ar: str = ""
     place_en: str = ""
     time_zone: str = "Asia/Damascus"
+    governorate: str = ""              # e.g. "damascus": only the services offered there are shown; "" all
 
     def place(self, language: str) -> str | None:
         """The place in `language`, else in the other language, else None."""
@@ -96,6 +97,13 @@ class DisplayConfig:
     width: int = 1024
     height: int = 600
     fullscreen: bool = True
+    digits: str = "western"            # on Arabic screens and documents: western (0123) or arabic-indic (٠١٢٣)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    prompts: Path = Path("/opt/kiosk/prompts")   # {ar,en}/<screen>.wav, made at build time; missing: silence
+    guidance: bool = False             # speak every screen's prompt from the start (the citizen may switch it)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class KioskConfig:
     session: SessionConfig = field(default_factory=SessionConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
 
     @property
     def default_language(self) -> str:
@@ -167,6 +176,8 @@ def _check(config: KioskConfig) -> None:
                       ("printer.backend", config.printer.backend), ("cabinet.backend", config.cabinet.backend),
                       ("outbox.backend", config.outbox.backend)):
         backends.find(backends.GROUPS[key], name, key=key)   # named and installed; imported only when built
+    if config.display.digits not in DIGITS:
+        raise ConfigError("`display.digits` %r is not one of %s" % (config.display.digits, ", ".join(DIGITS)))
     _check_printer(config.printer)
     for key, place in (("site.place_ar", config.site.place_ar), ("site.place_en", config.site.place_en)):
         if len(place) > wire.PLACE_MAX_LENGTH or not wire.is_plain_text(place):
@@ -197,6 +208,7 @@ def _check(config: KioskConfig) -> None:
 
 
 PRINTER_TRANSPORTS = ("network", "usb", "serial")
+DIGITS = ("western", "arabic-indic")
 
 
 def _check_printer(printer: PrinterConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Union
 
@@ -120,8 +121,36 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class CategoryChosen:
+    code: str                        # "" goes back to the categories and the most asked services
+
+
+@dataclass(frozen=True)
 class ServiceChosen:
     code: str
+
+
+class TextSize(str, enum.Enum):
+    NORMAL = "normal"
+    LARGE = "large"
+    EXTRA_LARGE = "extra-large"
+
+
+@dataclass(frozen=True)
+class TextSizeChosen:
+    size: TextSize
+
+
+@dataclass(frozen=True)
+class ContrastChosen:
+    high: bool
+
+
+@dataclass(frozen=True)
+class AudioGuidanceChosen:
+    """Every screen's prompt spoken as it comes (the "listen" button speaks one on request)."""
+
+    on: bool
 
 
 @dataclass(frozen=True)
@@ -160,6 +189,7 @@ class PrintFinished:
 Event = Union[
     Start, Tick, Touched, LanguageChosen, CardInserted, CardRemoved, ReaderLost, ReaderFound,
     CatalogueLoaded, CardConnected, PinDigit, PinErase, PinSubmit, CardAuthenticated, PhotoRead,
-    ShowServices, Pay, RetryPayment, Back, Cancel, ServiceChosen, EligibilityChecked, PrinterChecked, PaymentSettled, DocumentAnswered,
+    ShowServices, Pay, RetryPayment, Back, Cancel, CategoryChosen, ServiceChosen, TextSizeChosen, ContrastChosen,
+    AudioGuidanceChosen, EligibilityChecked, PrinterChecked, PaymentSettled, DocumentAnswered,
     PrintFinished,
 ]

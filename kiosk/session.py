@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
-from kiosk.catalogue import Catalogue, Service
+from kiosk.catalogue import Catalogue, Category, Service
 from kiosk.documents import IssuedDocument
 from kiosk.effects import (
     Alert,
@@ -50,7 +50,10 @@ from kiosk.events import (
     CardConnected,
     CardInserted,
     CardRemoved,
+    AudioGuidanceChosen,
     CatalogueLoaded,
+    CategoryChosen,
+    ContrastChosen,
     DocumentAnswered,
     EligibilityChecked,
     Event,
@@ -69,6 +72,8 @@ from kiosk.events import (
     ServiceChosen,
     ShowServices,
     Start,
+    TextSize,
+    TextSizeChosen,
     Tick,
     Touched,
 )
@@ -177,7 +182,9 @@ class View:
     photo: bytes | None = None
     pin_length: int = 0
     tries_left: int | None = None
-    services: tuple[Service, ...] = ()
+    categories: tuple[Category, ...] = ()     # every category with a service offered here
+    category: Category | None = None          # the one chosen; None: the categories and the most asked
+    services: tuple[Service, ...] = ()        # the services to choose from now (of `category`, or the most asked)
     selected: Service | None = None
     reason: Reason | None = None
     expiry: date | None = None
@@ -186,6 +193,10 @@ class View:
     idle_warning: bool = False
     seconds_left: int | None = None
     reprint_seconds_left: int | None = None   # while waiting for the printer: how long before the refund
+    serial: str | None = None                 # the printed document's, for the summary at the end
+    text_size: TextSize = TextSize.NORMAL     # the citizen's choices, kept until the session ends
+    high_contrast: bool = False
+    audio_guidance: bool = False
 
     def __repr__(self) -> str:
         return "View(step=%s, language=%s)" % (self.step.name, self.language)
@@ -210,11 +221,13 @@ class Session:
         languages: tuple[str, ...] = ("ar", "en"),
         timeouts: Timeouts = Timeouts(),
         device_id: str = "kiosk",
+        governorate: str = "",
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self._languages = languages
         self._timeouts = timeouts
         self._device_id = device_id
+        self._governorate = governorate      # only the services offered here are shown
         self._new_id = new_id
         self.step = Step.STARTING
         self.language = languages[0]
@@ -246,7 +259,11 @@ class Session:
             ShowServices: self._on_show_services,
             Back: self._on_back,
             Cancel: self._on_cancel,
+            CategoryChosen: self._on_category_chosen,
             ServiceChosen: self._on_service_chosen,
+            TextSizeChosen: self._on_text_size_chosen,
+            ContrastChosen: self._on_contrast_chosen,
+            AudioGuidanceChosen: self._on_audio_guidance_chosen,
             Pay: self._on_pay,
             RetryPayment: self._on_retry_payment,
             EligibilityChecked: self._on_eligibility_checked,
@@ -267,7 +284,9 @@ class Session:
             photo=self._photo,
             pin_length=len(self._pin),
             tries_left=self._tries_left,
-            services=self._catalogue.services if self._catalogue else (),
+            categories=self._catalogue.categories if self._catalogue else (),
+            category=self._category,
+            services=self._services_shown(),
             selected=self._txn.service if self._txn else self._selected,
             reason=self._reason,
             expiry=self._expiry,
@@ -276,6 +295,10 @@ class Session:
             idle_warning=warning,
             seconds_left=seconds_left,
             reprint_seconds_left=self._reprint_seconds_left(),
+            serial=self._serial,
+            text_size=self._text_size,
+            high_contrast=self._high_contrast,
+            audio_guidance=self._audio_guidance,
         )
 
     @property
@@ -327,8 +350,9 @@ class Session:
             self._last_touch = self._now
 
     def _on_catalogue_loaded(self, event: CatalogueLoaded) -> None:
-        if event.catalogue is not None and event.catalogue.services:
-            self._catalogue = event.catalogue
+        offered = event.catalogue.offered_in(self._governorate) if event.catalogue is not None else None
+        if offered is not None and offered.services:
+            self._catalogue = offered
         self._update_service_state()
 
     def _on_reader_lost(self, event: ReaderLost) -> list[Effect]:
@@ -419,7 +443,9 @@ class Session:
         return self._pay() if self.step is Step.PAYMENT_DECLINED else []
 
     def _on_back(self, event: Back) -> None:
-        if self.step is Step.CONFIRM:
+        if self.step is Step.CATALOGUE and self._category is not None:
+            self._category = None
+        elif self.step is Step.CONFIRM:
             self._selected = None
             self.step = Step.CATALOGUE
         elif self.step is Step.INSERT_CARD:
@@ -437,6 +463,20 @@ class Session:
         if self.step in INTERACTIVE_STEPS or self.step is Step.TAKE_CARD:
             return self._end_session(None)
         return []
+
+    def _on_category_chosen(self, event: CategoryChosen) -> None:
+        if self.step is not Step.CATALOGUE or self._catalogue is None:
+            return
+        self._category = self._catalogue.category(event.code) if event.code else None
+
+    def _on_text_size_chosen(self, event: TextSizeChosen) -> None:
+        self._text_size = TextSize(event.size)
+
+    def _on_contrast_chosen(self, event: ContrastChosen) -> None:
+        self._high_contrast = event.high
+
+    def _on_audio_guidance_chosen(self, event: AudioGuidanceChosen) -> None:
+        self._audio_guidance = event.on
 
     def _on_service_chosen(self, event: ServiceChosen) -> None:
         if self.step is not Step.CATALOGUE or self._catalogue is None:
@@ -515,6 +555,7 @@ class Session:
         if event.outcome.result is PrintResult.PRINTED:
             self._txn = None
             self._printed = True
+            self._serial = txn.document.serial if txn.document is not None else None
             self.step = Step.TAKE_CARD
             return alerts + [Audit("document.printed", txn.service.code)]
         if txn.document is None or self._timeouts.reprint_s <= 0:
@@ -543,6 +584,11 @@ class Session:
         self._expiry: date | None = None
         self._refunded = False
         self._printed = False
+        self._serial: str | None = None
+        self._category: Category | None = None
+        self._text_size = TextSize.NORMAL
+        self._high_contrast = False
+        self._audio_guidance = False
         self._last_touch = self._now
 
     def _idle_state(self) -> tuple[bool, int | None]:
@@ -569,6 +615,13 @@ class Session:
         elif self.step in (Step.STARTING, Step.OUT_OF_SERVICE):
             self.step = Step.ATTRACT
             self._reason = None
+
+    def _services_shown(self) -> tuple[Service, ...]:
+        if self._catalogue is None:
+            return ()
+        if self._category is not None:
+            return self._catalogue.in_category(self._category.code)
+        return self._catalogue.most_asked() or self._catalogue.services
 
     def _reprint_seconds_left(self) -> int | None:
         txn = self._txn

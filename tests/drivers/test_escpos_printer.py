@@ -20,7 +20,7 @@ from kiosk.document_layout import render_certificate
 from kiosk.ports.receipt_printer import (
     PrinterStatus, PrintJob, PrintResult, QrBlock, RasterBlock, TextBlock,
 )
-from tests.kiosk.test_document_layout import sample_document
+from bench.printing import sample_document
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 

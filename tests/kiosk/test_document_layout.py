@@ -17,35 +17,8 @@ from kiosk.bidi_text import display_line, display_lines
 from kiosk.document_layout import (
     TITLE, VALUE, _display_time, line_image, render_certificate, render_receipt,
 )
-from kiosk.documents import DocumentField, IssuedDocument
+from bench.printing import VERIFICATION, sample_document   # a fictional person's certificate, as the benchmark prints it
 from kiosk.money import Money
-
-# A fictional person; the payload has the length of a real signed one.
-VERIFICATION = "KV1." + "eyJzZXJpYWwiOiJDRVJULTIwMjUtMDAwMTIzIiwic2VydmljZSI6ImNpdmlsLmV4dHJhY3QifQ" \
-    + "." + "Zk3Q9wT2hYb8LmN4pR7sV1xC6eJ0aD5gF3iK8oU2yW9qE4tB7nM1vS6zX0cH5jL" * 3
-
-
-def sample_document() -> IssuedDocument:
-    return IssuedDocument(
-        request_id="req-0001",
-        serial="CERT-2025-000123",
-        service_code="civil.extract",
-        title={"ar": "إخراج قيد فردي", "en": "Individual civil registry extract"},
-        fields=(
-            DocumentField({"ar": "الاسم الكامل", "en": "Full name"}, "ليلى سمير الحداد"),
-            DocumentField({"ar": "اسم الأم", "en": "Mother's name"}, "هدى النجار"),
-            DocumentField({"ar": "تاريخ الولادة", "en": "Date of birth"}, "1990-05-14"),
-            DocumentField({"ar": "مكان الولادة", "en": "Place of birth"}, "حلب"),
-            DocumentField({"ar": "الرقم الوطني", "en": "National number"}, "01020304050"),
-            DocumentField({"ar": "العنوان", "en": "Address"},
-                          "دمشق، حي المزة، شارع الجلاء، بناء 12، الطابق 3، قرب مدرسة ابن خلدون"),
-            DocumentField({"ar": "ملاحظة", "en": "Note"}, "قيد بتاريخ 2008-03-01 في سجل حلب الجديدة"),
-        ),
-        issued_at="2025-11-23T15:27:00Z",
-        verification=VERIFICATION,
-    )
-
-
 
 
 @pytest.mark.parametrize("language", ["ar", "en"])

@@ -10,7 +10,7 @@ from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
 from kiosk import effects as fx
 from kiosk import events as ev
-from kiosk.catalogue import Catalogue, Service
+from kiosk.catalogue import Catalogue, Category, Service
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
 from kiosk.session import PRINTER_RECHECK_S, Reason, Session, Step, Timeouts
@@ -493,3 +493,80 @@ def test_pay_retry_and_show_services_act_only_on_their_own_screen():
     assert k.step is Step.CATALOGUE
     k.send(ev.ShowServices())
     assert k.step is Step.CATALOGUE
+
+
+GROUPED = Catalogue(
+    services=(
+        Service("civil-status-extract", {"ar": "إخراج قيد مدني", "en": "Civil-status extract"}, FEE,
+                category="civil-status", rank=1),
+        Service("family-statement", {"ar": "بيان عائلي", "en": "Family statement"}, FEE, category="civil-status"),
+        Service("non-conviction", {"ar": "لا حكم عليه", "en": "Non-conviction"}, FEE, category="justice", rank=2),
+        Service("boat-licence", {"ar": "رخصة قارب", "en": "Boat licence"}, FEE, category="transport",
+                governorates=("latakia", "tartus")),
+    ),
+    categories=(Category("civil-status", {"ar": "الأحوال المدنية", "en": "Civil status"}),
+                Category("justice", {"ar": "العدل", "en": "Justice"}),
+                Category("transport", {"ar": "النقل", "en": "Transport"})),
+)
+
+
+def in_catalogue(governorate=""):
+    k = Kiosk()
+    k.session = Session(timeouts=TIMEOUTS, device_id="k1", governorate=governorate)
+    k.send(ev.Start(0.0))
+    k.send(ev.CatalogueLoaded(GROUPED))
+    k.send(ev.LanguageChosen("ar"))
+    connect = k.send(ev.CardInserted())[0]
+    k.send(ev.CardConnected(connect.session_id, ConnectResult.CONNECTED))
+    auth = type_pin(k, "1234")[0]
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 7, identity=IDENTITY)))
+    k.send(ev.ShowServices())
+    return k
+
+
+def test_the_catalogue_opens_on_its_categories_and_the_most_asked_services():
+    view = in_catalogue().session.view()
+    assert [c.code for c in view.categories] == ["civil-status", "justice", "transport"]
+    assert view.category is None and [s.code for s in view.services] == ["civil-status-extract", "non-conviction"]
+
+
+def test_a_category_shows_its_services_and_back_returns_to_the_categories():
+    k = in_catalogue()
+    k.send(ev.CategoryChosen("civil-status"))
+    view = k.session.view()
+    assert view.category.code == "civil-status"
+    assert [s.code for s in view.services] == ["civil-status-extract", "family-statement"]
+    k.send(ev.ServiceChosen("family-statement"))               # identity -> services -> category -> service
+    assert k.step is Step.CONFIRM
+    k.send(ev.Back())
+    assert k.step is Step.CATALOGUE and k.session.view().category.code == "civil-status"
+    k.send(ev.Back())
+    assert k.step is Step.CATALOGUE and k.session.view().category is None
+
+
+def test_a_service_not_offered_in_this_governorate_is_not_shown():
+    view = in_catalogue(governorate="damascus").session.view()
+    assert [c.code for c in view.categories] == ["civil-status", "justice"]
+    assert in_catalogue(governorate="latakia").session.view().categories[-1].code == "transport"
+
+
+def test_text_size_contrast_and_audio_are_kept_until_the_session_ends():
+    k = in_catalogue()
+    k.send(ev.TextSizeChosen(ev.TextSize.EXTRA_LARGE))
+    k.send(ev.ContrastChosen(True))
+    k.send(ev.AudioGuidanceChosen(True))
+    k.send(ev.CategoryChosen("justice"))
+    view = k.session.view()
+    assert (view.text_size, view.high_contrast, view.audio_guidance) == (ev.TextSize.EXTRA_LARGE, True, True)
+    k.send(ev.CardRemoved())
+    view = k.session.view()
+    assert (view.text_size, view.high_contrast, view.audio_guidance) == (ev.TextSize.NORMAL, False, False)
+
+
+def test_the_end_screen_has_the_printed_documents_serial():
+    k, charge = paying()
+    k.send(approved(charge))
+    k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
+    k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
+    view = k.session.view()
+    assert view.step is Step.TAKE_CARD and view.serial == DOCUMENT.serial and view.selected.fee == FEE
