@@ -6,8 +6,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages: PC/SC with the virtual reader, a virtual screen for Kivy,
 # fonts that cover Arabic and Latin, the GL and input libraries Kivy's SDL2
-# needs, the toolchain pyscard builds with, libusb for USB printers, and
-# Chromium to look at central's verification page in the tests.
+# needs, the toolchain pyscard builds with, libusb for USB printers,
+# Chromium to look at central's verification page in the tests, and
+# espeak-ng to make the spoken prompts.
 APT_PACKAGES := \
 	python3 python3-venv python3-dev gcc \
 	pcscd vsmartcard-vpcd libpcsclite-dev swig \
@@ -15,9 +16,9 @@ APT_PACKAGES := \
 	fonts-dejavu-core fonts-hosny-amiri \
 	libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1 \
 	libxrender1 libxi6 libxext6 libxrandr2 libxcursor1 libxinerama1 libxxf86vm1 \
-	libusb-1.0-0 tzdata chromium
+	libusb-1.0-0 tzdata chromium espeak-ng
 
-.PHONY: install apt venv test demo bench clean
+.PHONY: install apt venv prompts test demo bench clean
 
 install: apt venv
 
@@ -47,14 +48,23 @@ $(VENV)/.installed: setup.py
 	done
 	touch $@
 
-test: install
+# The screens' spoken prompts, made with espeak-ng from the catalogues (screens/prompts.py);
+# a recording put in their place is kept (--keep-recordings).
+PROMPTS := .build/prompts
+prompts: $(PROMPTS)/.made
+
+$(PROMPTS)/.made: kiosk/locale/ar/LC_MESSAGES/kiosk.po kiosk/locale/en/LC_MESSAGES/kiosk.po screens/prompts.py | install
+	$(PY) -m screens.prompts build $(PROMPTS)
+	touch $@
+
+test: install prompts
 	$(PY) -m pytest
 
-demo: install
+demo: install prompts
 	$(PY) -m drivers.demo --out demo-out
 
 bench: install
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out .build .pytest_cache .hypothesis

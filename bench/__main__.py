@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import card_read, cold_start, journey, printing
+from bench import card_read, cold_start, journey, printing, touches
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     print(cold_start.report(cold_start.run(args.cold_runs)))
     print()
     print(printing.report(printing.run(args.print_runs)))
+    print()
+    print(touches.report(touches.run()))
 
 
 if __name__ == "__main__":

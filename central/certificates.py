@@ -14,9 +14,10 @@ values are joined with " — " (a relative: name, national number, date of
 birth), or ``text``, a fixed text in both languages. A path is dotted steps
 from the citizen: a column (``date_of_birth``), a link (``spouse``,
 ``children``, ``criminal_records``), a method of the record without
-arguments (``full_name_ar``), or one of the few relations worked out from the
-links (``family_head``, ``family_partner``, ``husband``, ``wife``; see
-:data:`RELATIONS`). ``of`` names the record the field is about (default: the
+arguments (``full_name_ar``, or a fact such as ``single`` that is None when it
+does not hold), or one of the few relations worked out from the links
+(``family_head``, ``family_partner``, ``husband``, ``wife``,
+``deceased_parent``; see :data:`RELATIONS`). ``of`` names the record the field is about (default: the
 citizen), and ``each`` a list of records, one field per record (the
 family's children, the convictions). ``closed`` names the table of
 ``closed_values`` that translates the value (sex, marital status) into the
@@ -98,11 +99,17 @@ def _wife(citizen: Citizen) -> Citizen | None:
     return citizen.spouse if citizen.sex == "M" else citizen
 
 
+def _deceased_parent(citizen: Citizen) -> Citizen | None:
+    """The parent whose death the registry holds (the father first, when both have died)."""
+    return next((parent for parent in citizen.parents if parent.date_of_death is not None), None)
+
+
 RELATIONS: dict[str, Callable[[Citizen], Citizen | None]] = {
     "family_head": _family_head,
     "family_partner": _family_partner,
     "husband": _husband,
     "wife": _wife,
+    "deceased_parent": _deceased_parent,
 }
 
 

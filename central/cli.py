@@ -5,7 +5,7 @@
     kiosk-central keys [--db URL] [--signing-key PEM]
     kiosk-central verify --key PUBLIC.pem [--key OLDER.pem ...] [--document DOC.json] FILE
 
-A new database gets its tables, the catalogue and a dozen fictional citizens.
+A new database gets its tables, the catalogue and fourteen fictional citizens.
 The document signing key is kept beside a SQLite database unless
 --signing-key names a PEM file (created when missing).
 

@@ -14,10 +14,18 @@ The request may name where the kiosk stands, ``"place": {"ar": ..., "en": ...}``
 characters); central signs it into the document's QR code with the holder's
 Arabic name and the digest of the printed fields (central/signing.py).
 
+The request may also name the kiosk's time zone (`"time_zone"`, an IANA
+name): the signed issue time then carries its offset, as printed.
+
 Rejection reasons: unknown_service, unknown_citizen, card_mismatch,
-card_expired, not_married, no_family, payment_not_found,
-payment_not_approved, payment_device_mismatch, payment_amount_mismatch,
-payment_refunded, payment_already_used, request_voided.
+card_expired, payment_not_found, payment_not_approved,
+payment_device_mismatch, payment_amount_mismatch, payment_refunded,
+payment_already_used, request_voided; and the requirements of the kinds'
+layouts (central/seed/layouts.json): not_married, no_family, not_single,
+not_divorced, not_widowed, no_own_family, no_children, no_latin_name,
+has_convictions, no_deceased_parent, no_name_change, not_displaced,
+no_qualification, no_property, owns_property, no_driving_licence,
+no_vehicle, owns_vehicle, deceased.
 """
 
 from __future__ import annotations

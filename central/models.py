@@ -1,7 +1,12 @@
 """The central tables, as SQLAlchemy 2 typed ORM classes.
 
-The registry: citizens (their civil-registry entry is a column of their row),
-family links (a spouse column, a parent-child table), criminal records.
+The registry: citizens (their civil-registry entry is a column of their row, as
+are a death, a divorce, a change of name, a displacement and a driving licence
+when the registry knows of one), family links (a spouse column, a parent-child
+table), criminal records, educational qualifications, real estate and vehicles.
+A few methods of :class:`Citizen` state a fact about the record (single, a clean
+judicial record, no real estate, ...) as a value or None, so that a certificate
+layout can require it.
 The service: catalogue services, certificate requests (keyed by the kiosk's
 request id, with the exact answer given), issued documents. The gateway
 simulator: charges and refunds.
@@ -49,6 +54,15 @@ class Citizen(Base):
     spouse_number: Mapped[str | None] = mapped_column(ForeignKey("citizens.national_number"))
     marriage_date: Mapped[dt.date | None]
     address_ar: Mapped[str] = mapped_column(String(400))
+    date_of_death: Mapped[dt.date | None]
+    place_of_death_ar: Mapped[str | None] = mapped_column(String(200))
+    divorce_date: Mapped[dt.date | None]
+    former_name_ar: Mapped[str | None] = mapped_column(String(200))
+    name_changed_on: Mapped[dt.date | None]
+    displaced_from_ar: Mapped[str | None] = mapped_column(String(200))
+    driving_licence_number: Mapped[str | None] = mapped_column(String(20))
+    driving_licence_grade: Mapped[str | None] = mapped_column(String(12))
+    driving_licence_expires: Mapped[dt.date | None]
 
     spouse: Mapped[Citizen | None] = relationship(
         remote_side=[national_number], foreign_keys=[spouse_number], post_update=True)
@@ -62,12 +76,54 @@ class Citizen(Base):
         order_by="Citizen.sex.desc()")  # the father first
     criminal_records: Mapped[list[CriminalRecord]] = relationship(
         cascade="all, delete-orphan", order_by="CriminalRecord.date")
+    qualifications: Mapped[list[Qualification]] = relationship(
+        cascade="all, delete-orphan", order_by="Qualification.year")
+    properties: Mapped[list[Property]] = relationship(cascade="all, delete-orphan", order_by="Property.id")
+    vehicles: Mapped[list[Vehicle]] = relationship(cascade="all, delete-orphan", order_by="Vehicle.id")
 
     def __repr__(self) -> str:
         return "Citizen(<personal data withheld>)"
 
     def full_name_ar(self) -> str:
         return "%s %s" % (self.given_name_ar, self.family_name_ar)
+
+    def latin_name(self) -> str | None:
+        """The name in Latin letters, or None when the registry has none."""
+        if self.given_name_latin is None or self.family_name_latin is None:
+            return None
+        return "%s %s" % (self.given_name_latin, self.family_name_latin)
+
+    # Facts a layout may require: the fact as a value, or None when it does not hold.
+
+    def single(self) -> str | None:
+        """The marital status when the citizen has never married."""
+        return self.marital_status if self.marital_status == "single" else None
+
+    def divorced(self) -> str | None:
+        return self.marital_status if self.marital_status == "divorced" else None
+
+    def widowed(self) -> str | None:
+        return self.marital_status if self.marital_status == "widowed" else None
+
+    def heads_a_family(self) -> str | None:
+        """The marital status when the citizen has a family of their own (a spouse or a child)."""
+        return self.marital_status if self.spouse is not None or self.children else None
+
+    def clean_record(self) -> str | None:
+        """The word clean when the judicial record holds no conviction."""
+        return None if self.criminal_records else "clean"
+
+    def owns_no_property(self) -> str | None:
+        """The word none when the real-estate register holds nothing in the citizen's name."""
+        return None if self.properties else "none"
+
+    def owns_no_vehicle(self) -> str | None:
+        """The word none when no vehicle is registered in the citizen's name."""
+        return None if self.vehicles else "none"
+
+    def alive(self) -> str | None:
+        """The word alive, unless the registry holds a death."""
+        return "alive" if self.date_of_death is None else None
 
 
 class CriminalRecord(Base):
@@ -83,6 +139,57 @@ class CriminalRecord(Base):
         return "CriminalRecord(<personal data withheld>)"
 
 
+class Qualification(Base):
+    __tablename__ = "qualifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    national_number: Mapped[str] = mapped_column(ForeignKey("citizens.national_number", ondelete="CASCADE"))
+    year: Mapped[int]
+    certificate_ar: Mapped[str] = mapped_column(String(200))   # "الشهادة الثانوية - الفرع العلمي"
+    institution_ar: Mapped[str] = mapped_column(String(200))
+
+    def __repr__(self) -> str:
+        return "Qualification(<personal data withheld>)"
+
+
+class Property(Base):
+    """A share of a plot in the real-estate register."""
+
+    __tablename__ = "properties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    national_number: Mapped[str] = mapped_column(ForeignKey("citizens.national_number", ondelete="CASCADE"))
+    area_ar: Mapped[str] = mapped_column(String(200))       # the real-estate area
+    parcel: Mapped[str] = mapped_column(String(20))         # the plot's number in the area
+    description_ar: Mapped[str] = mapped_column(String(200))
+    shares: Mapped[str] = mapped_column(String(20))         # "1200/2400" of the plot's 2400 shares
+
+    def __repr__(self) -> str:
+        return "Property(<personal data withheld>)"
+
+
+class Vehicle(Base):
+    __tablename__ = "vehicles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    national_number: Mapped[str] = mapped_column(ForeignKey("citizens.national_number", ondelete="CASCADE"))
+    plate_ar: Mapped[str] = mapped_column(String(40))
+    make_ar: Mapped[str] = mapped_column(String(200))
+    year: Mapped[int]
+
+    def __repr__(self) -> str:
+        return "Vehicle(<personal data withheld>)"
+
+
+class CatalogueCategory(Base):
+    __tablename__ = "catalogue_categories"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int]
+    name_ar: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+
+
 class CatalogueService(Base):
     __tablename__ = "catalogue_services"
 
@@ -92,6 +199,9 @@ class CatalogueService(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     fee_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
+    category: Mapped[str] = mapped_column(String(64), default="")
+    governorates: Mapped[str] = mapped_column(String(400), default="")   # codes joined with ",": "" everywhere
+    rank: Mapped[int | None]                                              # among the most asked, 1 first
 
 
 class CertificateRequest(Base):

@@ -3,8 +3,9 @@
 The file format is described in central/REGISTRY.md. A bad file is refused
 whole with one :class:`RegistryFileError` that names the record and the key
 (``citizens[3].card_number: ...``) and never the value, which is personal data.
-Citizens are upserted by national number; a citizen's family links and
-criminal records are replaced by what the file says.
+Citizens are upserted by national number; a citizen's family links, criminal
+records, qualifications, real estate and vehicles are replaced by what the
+file says.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central.db import Database
-from central.models import Citizen, CriminalRecord
+from central.models import Citizen, CriminalRecord, Property, Qualification, Vehicle
 
 log = logging.getLogger(__name__)
 
 MARITAL_STATUSES = ("single", "married", "divorced", "widowed")
+LICENCE_GRADES = ("motorcycle", "private", "public", "heavy")
 
 _NATIONAL_NUMBER = re.compile(r"[0-9]{11}")
 _CARD_NUMBER = re.compile(r"SY[0-9]{10}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z' .-]*")
 _ARABIC_LETTER = re.compile(r"[\u0621-\u064A]")
+_LICENCE_NUMBER = re.compile(r"[0-9]{6,12}")
+_PARCEL = re.compile(r"[0-9]{1,6}(/[0-9]{1,4})?")
+_SHARES = re.compile(r"([0-9]{1,5})/([0-9]{1,5})")
 
 
 class RegistryFileError(ValueError):
@@ -49,6 +54,28 @@ class CriminalRecordEntry:
     date: date
     court_ar: str
     offence_ar: str
+
+
+@dataclass(frozen=True, repr=False)
+class QualificationEntry:
+    year: int
+    certificate_ar: str
+    institution_ar: str
+
+
+@dataclass(frozen=True, repr=False)
+class PropertyEntry:
+    area_ar: str
+    parcel: str
+    description_ar: str
+    shares: str
+
+
+@dataclass(frozen=True, repr=False)
+class VehicleEntry:
+    plate_ar: str
+    make_ar: str
+    year: int
 
 
 @dataclass(frozen=True, repr=False)
@@ -75,6 +102,18 @@ class CitizenRecord:
     children: tuple[str, ...]
     address_ar: str
     criminal_records: tuple[CriminalRecordEntry, ...]
+    date_of_death: date | None
+    place_of_death_ar: str | None
+    divorce_date: date | None
+    former_name_ar: str | None
+    name_changed_on: date | None
+    displaced_from_ar: str | None
+    driving_licence_number: str | None
+    driving_licence_grade: str | None
+    driving_licence_expires: date | None
+    qualifications: tuple[QualificationEntry, ...]
+    properties: tuple[PropertyEntry, ...]
+    vehicles: tuple[VehicleEntry, ...]
 
     def __repr__(self) -> str:
         return "CitizenRecord(<personal data withheld>)"
@@ -141,6 +180,36 @@ def _optional_date(value: Any) -> date | None:
     return None if value is None else _date(value)
 
 
+def _optional_arabic(value: Any) -> str | None:
+    return None if value is None else _arabic(value)
+
+
+def _year(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1900 <= value <= date.today().year:
+        raise ValueError("must be a year, not in the future")
+    return value
+
+
+def _pattern(pattern: re.Pattern[str], description: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError("must be %s" % description)
+        return value
+    return check
+
+
+def _shares(value: Any) -> str:
+    text = _pattern(_SHARES, 'shares written "HELD/TOTAL"')(value)
+    held, total = (int(part) for part in text.split("/"))
+    if not 0 < held <= total:
+        raise ValueError("must hold between 1 and all of the shares")
+    return text
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else check(value)
+
+
 def _one_of(*choices: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:
@@ -182,10 +251,41 @@ _CITIZEN_KEYS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "children": (False, _children),
     "address_ar": (True, _arabic),
     "criminal_records": (False, lambda value: value),  # checked entry by entry below
+    "date_of_death": (False, _optional_date),
+    "place_of_death_ar": (False, _optional_arabic),
+    "divorce_date": (False, _optional_date),
+    "former_name_ar": (False, _optional_arabic),
+    "name_changed_on": (False, _optional_date),
+    "displaced_from_ar": (False, _optional_arabic),
+    "driving_licence_number": (False, _optional(_pattern(_LICENCE_NUMBER, "6 to 12 digits"))),
+    "driving_licence_grade": (False, _optional(_one_of(*LICENCE_GRADES))),
+    "driving_licence_expires": (False, _optional_date),
+    "qualifications": (False, lambda value: value),    # checked entry by entry below
+    "properties": (False, lambda value: value),        # checked entry by entry below
+    "vehicles": (False, lambda value: value),          # checked entry by entry below
 }
 _DEFAULTS = {"given_name_latin": None, "family_name_latin": None, "spouse": None, "marriage_date": None,
-             "children": (), "criminal_records": []}
+             "children": (), "criminal_records": [], "date_of_death": None, "place_of_death_ar": None,
+             "divorce_date": None, "former_name_ar": None, "name_changed_on": None, "displaced_from_ar": None,
+             "driving_licence_number": None, "driving_licence_grade": None, "driving_licence_expires": None,
+             "qualifications": [], "properties": [], "vehicles": []}
 _RECORD_KEYS: dict[str, Callable[[Any], Any]] = {"date": _date, "court_ar": _arabic, "offence_ar": _arabic}
+_QUALIFICATION_KEYS: dict[str, Callable[[Any], Any]] = {
+    "year": _year, "certificate_ar": _arabic, "institution_ar": _arabic}
+_PROPERTY_KEYS: dict[str, Callable[[Any], Any]] = {
+    "area_ar": _arabic, "parcel": _pattern(_PARCEL, 'a plot number ("512" or "512/3")'),
+    "description_ar": _arabic, "shares": _shares}
+_VEHICLE_KEYS: dict[str, Callable[[Any], Any]] = {"plate_ar": _arabic, "make_ar": _arabic, "year": _year}
+# A list of the file -> (its entries' keys, the entry class).
+_LISTS: dict[str, tuple[dict[str, Callable[[Any], Any]], type]] = {
+    "criminal_records": (_RECORD_KEYS, CriminalRecordEntry),
+    "qualifications": (_QUALIFICATION_KEYS, QualificationEntry),
+    "properties": (_PROPERTY_KEYS, PropertyEntry),
+    "vehicles": (_VEHICLE_KEYS, VehicleEntry),
+}
+# Keys given together or not at all.
+_TOGETHER = (("date_of_death", "place_of_death_ar"), ("former_name_ar", "name_changed_on"),
+             ("driving_licence_number", "driving_licence_grade", "driving_licence_expires"))
 
 
 def _unknown_key(key: str, known: list[str]) -> str:
@@ -218,13 +318,13 @@ def _parse_citizen(where: str, value: Any) -> CitizenRecord:
     required = {key for key, (needed, _) in _CITIZEN_KEYS.items() if needed}
     fields = {**_DEFAULTS, **_checked_object(where, value, checks, required)}
 
-    raw_records = fields["criminal_records"]
-    if not isinstance(raw_records, list):
-        raise RegistryFileError(where + ".criminal_records", "must be a list")
-    fields["criminal_records"] = tuple(
-        CriminalRecordEntry(**_checked_object("%s.criminal_records[%d]" % (where, i), entry, _RECORD_KEYS,
-                                              set(_RECORD_KEYS)))
-        for i, entry in enumerate(raw_records))
+    for name, (keys, entry_class) in _LISTS.items():
+        entries = fields[name]
+        if not isinstance(entries, list):
+            raise RegistryFileError("%s.%s" % (where, name), "must be a list")
+        fields[name] = tuple(
+            entry_class(**_checked_object("%s.%s[%d]" % (where, name, i), entry, keys, set(keys)))
+            for i, entry in enumerate(entries))
     fields["children"] = tuple(fields["children"])
     record = CitizenRecord(**fields)
 
@@ -249,6 +349,17 @@ def _parse_citizen(where: str, value: Any) -> CitizenRecord:
         raise problem("spouse", 'is missing but marital_status is "married"')
     if record.marriage_date is not None and record.spouse is None:
         raise problem("marriage_date", "is set without a spouse")
+    for keys in _TOGETHER:
+        given = [key for key in keys if getattr(record, key) is not None]
+        if given and len(given) != len(keys):
+            raise problem(next(key for key in keys if key not in given), "give %s together, or none of them"
+                          % ", ".join(keys))
+    if record.date_of_death is not None and not record.date_of_birth <= record.date_of_death <= date.today():
+        raise problem("date_of_death", "must be between the date of birth and today")
+    if record.divorce_date is not None and record.marital_status != "divorced":
+        raise problem("divorce_date", 'is set but marital_status is not "divorced"')
+    if record.name_changed_on is not None and record.name_changed_on < record.date_of_birth:
+        raise problem("name_changed_on", "is before the date of birth")
     if record.national_number in record.children:
         raise problem("children", "names the citizen themself")
     if record.spouse is not None and record.spouse in record.children:
@@ -328,7 +439,9 @@ def _check_against_registry(session: Session, records: list[CitizenRecord]) -> N
 
 _SCALARS = ("card_number", "given_name_ar", "family_name_ar", "given_name_latin", "family_name_latin",
             "father_name_ar", "mother_name_ar", "date_of_birth", "place_of_birth_ar", "sex", "civil_registry_ar",
-            "card_issued", "card_expires", "marital_status", "marriage_date", "address_ar")
+            "card_issued", "card_expires", "marital_status", "marriage_date", "address_ar", "date_of_death",
+            "place_of_death_ar", "divorce_date", "former_name_ar", "name_changed_on", "displaced_from_ar",
+            "driving_licence_number", "driving_licence_grade", "driving_licence_expires")
 
 
 def import_citizens(database: Database, records: list[CitizenRecord]) -> ImportSummary:
@@ -357,6 +470,12 @@ def import_citizens(database: Database, records: list[CitizenRecord]) -> ImportS
             citizen.children = [find(n) for n in r.children]
             citizen.criminal_records = [CriminalRecord(date=e.date, court_ar=e.court_ar, offence_ar=e.offence_ar)
                                         for e in r.criminal_records]
+            citizen.qualifications = [Qualification(year=e.year, certificate_ar=e.certificate_ar,
+                                                    institution_ar=e.institution_ar)
+                                      for e in r.qualifications]
+            citizen.properties = [Property(area_ar=e.area_ar, parcel=e.parcel, description_ar=e.description_ar,
+                                           shares=e.shares) for e in r.properties]
+            citizen.vehicles = [Vehicle(plate_ar=e.plate_ar, make_ar=e.make_ar, year=e.year) for e in r.vehicles]
     summary = ImportSummary(created=created, updated=len(records) - created)
     log.info("registry.imported created=%d updated=%d", summary.created, summary.updated)
     return summary

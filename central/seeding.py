@@ -1,4 +1,4 @@
-"""A new database gets its tables, the catalogue and the dozen fictional citizens."""
+"""A new database gets its tables, the catalogue (categories and services) and the fictional citizens."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def prepare_database(database: Database) -> None:
         catalogue = Catalogue.from_json(json.loads((SEED_DIR / "catalogue.json").read_text(encoding="utf-8")))
         with database.writing() as session:
             save_catalogue(session, catalogue)
-        log.info("seed.catalogue services=%d", len(catalogue.services))
+        log.info("seed.catalogue services=%d categories=%d", len(catalogue.services), len(catalogue.categories))
     if not has_citizens:
         summary = import_citizens(database, load_registry_file(SEED_DIR / "citizens.json"))
         log.info("seed.citizens created=%d", summary.created)

@@ -42,6 +42,8 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
                           pin_s=config.card.pin_timeout_s, reprint_s=config.printer.reprint_window_s),
         device_id=config.device_id,
         governorate=config.site.governorate,
+        audio_guidance=config.audio.guidance,
     )
     return Runtime(session, devices, central, outbox, post=post,
-                   document_timeout_s=config.session.document_timeout_s, site=config.site)
+                   document_timeout_s=config.session.document_timeout_s, site=config.site,
+                   digits=config.display.digits)

@@ -8,6 +8,17 @@ runs inside it stay left to right, so a fee of 1500 never reads 0051).
 
 Wrapping happens on the logical text *before* reordering, one line at a time,
 so that the first line of a paragraph stays on top.
+
+Digits: Arabic text may show Arabic-Indic digits (٠١٢٣٤٥٦٧٨٩, with ٬ and ٫
+for the thousands and decimal separators) instead of Western ones
+(``[display] digits``); English always shows Western digits. The logical
+text keeps Western digits everywhere (the session's values, the catalogues,
+logs); they take their Arabic-Indic shapes here, where the line is laid
+out. Arabic-Indic digits are "Arabic numbers" to the bidi algorithm, which
+lays a hyphen or a space between two of them out right to left (2026-11
+would read 11-2026), so a line is reordered as if its digits were Western:
+a date, a serial, a fee or a time reads exactly as it would in Western
+digits, only drawn with other shapes.
 """
 
 from __future__ import annotations
@@ -24,7 +35,21 @@ _LRI, _PDI = "\u2066", "\u2069"
 # Invisible direction controls: added here for the algorithm, never drawn.
 _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
 _WORD = re.compile(r"\S+")
-_CORE = re.compile(r"[-+\w][\w\-+/.,:]*\w|\w")     # a word without its outer punctuation
+_CORE = re.compile(r"[-+\w][\w\-+/.,:\u066b\u066c]*\w|\w")     # a word without its outer punctuation
+
+WESTERN = "western"
+ARABIC_INDIC = "arabic-indic"
+DIGIT_STYLES = (WESTERN, ARABIC_INDIC)
+_DIGITS = re.compile(r"\d")
+_TO_ARABIC_INDIC = str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
+_SEPARATOR = re.compile(r"(?<=[0-9\u0660-\u0669])([,.])(?=[0-9\u0660-\u0669])")
+_ARABIC_SEPARATORS = {",": "\u066c", ".": "\u066b"}      # ARABIC THOUSANDS SEPARATOR, ARABIC DECIMAL SEPARATOR
+# The same text with Western digits and separators, character for character: what the bidi levels are taken from.
+_AS_WESTERN = str.maketrans("\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"
+                            "\u06f0\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9\u066c\u066b",
+                            "0123456789" "0123456789" ",.")
+_screen_digits = WESTERN
 
 _RESHAPER = arabic_reshaper.ArabicReshaper(
     configuration={"delete_harakat": False, "support_ligatures": True}
@@ -41,24 +66,69 @@ def has_rtl(text: str) -> bool:
     return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text)
 
 
+def localise_digits(text: str, digits: str) -> str:
+    """`text` with the digits of `digits`: arabic-indic turns 0-9 into ٠-٩, and a
+    comma or point between two digits into ٬ or ٫ (1,500.25 -> ١٬٥٠٠٫٢٥);
+    western leaves it as it is. Any other character is kept, so the length and
+    the words do not change. A code that mixes Latin letters and digits (a
+    serial such as 2026-BE9YMJA3, a payment id) keeps its Western digits, as it
+    is typed into a verification page or read out to an official."""
+    if digits not in DIGIT_STYLES:
+        raise ValueError("digits must be one of %s, not %r" % (", ".join(DIGIT_STYLES), digits))
+    if digits == WESTERN or not _DIGITS.search(text):
+        return text
+    return _WORD.sub(_localise_word, text)
+
+
+def _localise_word(match: re.Match) -> str:
+    word = match.group(0)
+    if _LATIN_LETTER.search(word):
+        return word
+    return _SEPARATOR.sub(lambda m: _ARABIC_SEPARATORS[m.group(1)], word).translate(_TO_ARABIC_INDIC)
+
+
+def use_screen_digits(digits: str) -> None:
+    """The digits Arabic text shows on this kiosk's screen (``[display] digits``),
+    set once at start by the app; printed documents name theirs on each call."""
+    global _screen_digits
+    if digits not in DIGIT_STYLES:
+        raise ValueError("digits must be one of %s, not %r" % (", ".join(DIGIT_STYLES), digits))
+    _screen_digits = digits
+
+
+def screen_digits() -> str:
+    return _screen_digits
+
+
+def _digits_for(language: str, digits: str | None) -> str:
+    """English keeps Western digits; Arabic shows `digits`, or the screen's when None."""
+    if not is_rtl(language):
+        return WESTERN
+    return _screen_digits if digits is None else digits
+
+
 def shape(text: str) -> str:
     """Arabic letters joined into their contextual forms; order unchanged."""
     return _RESHAPER.reshape(text) if has_rtl(text) else text
 
 
-def display_line(text: str, language: str) -> str:
+def display_line(text: str, language: str, *, digits: str | None = None) -> str:
     """One line, shaped and in visual order, for a left-to-right renderer.
 
     The paragraph direction follows the language of the screen, so that a
     Latin name inside an Arabic sentence sits where an Arabic reader expects.
+    In Arabic, digits take the shapes of `digits` (None: the screen's, see
+    :func:`use_screen_digits`); they are laid out as Western digits would be.
     """
     if not text:
         return text
+    text = localise_digits(text, _digits_for(language, digits))
     if not has_rtl(text) and not is_rtl(language):
         return text
     shaped = shape(_isolate_numbers(text))
     base = 1 if is_rtl(language) else 0
-    return _reorder(shaped, _resolved_levels(shaped, base), base).translate(_BIDI_CONTROLS)
+    levels = _resolved_levels(shaped.translate(_AS_WESTERN), base)
+    return _reorder(shaped, levels, base).translate(_BIDI_CONTROLS)
 
 
 def _isolate_numbers(text: str) -> str:
@@ -145,7 +215,9 @@ def wrap_logical(text: str, max_width: float, measure: Callable[[str], float]) -
 
 
 def display_lines(
-    text: str, language: str, max_width: float, measure: Callable[[str], float]
+    text: str, language: str, max_width: float, measure: Callable[[str], float], *, digits: str | None = None
 ) -> list[str]:
-    """Wrapped lines, top to bottom, each shaped and in visual order."""
-    return [display_line(line, language) for line in wrap_logical(text, max_width, measure)]
+    """Wrapped lines, top to bottom, each shaped and in visual order (`digits` as for display_line)."""
+    style = _digits_for(language, digits)
+    return [display_line(line, language, digits=style)
+            for line in wrap_logical(localise_digits(text, style), max_width, measure)]

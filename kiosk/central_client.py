@@ -94,6 +94,57 @@ def _text_map(value: Any) -> None:
         raise _Garbled("not a map of texts")
 
 
+def _code(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _Garbled("%s without a code" % what)
+    return value
+
+
+def _names(value: Any, what: str) -> None:
+    _text_map(value)
+    if not value.get("ar"):
+        raise _Garbled("%s without an Arabic name" % what)
+
+
+def _catalogue(data: Any) -> Catalogue:
+    """A Catalogue from central's JSON, checked strictly before it is built: codes and
+    Arabic names present and unique, every service's category among the categories,
+    governorates a list of codes, a rank a positive whole number or null."""
+    if not isinstance(data, dict) or not isinstance(data.get("services"), list):
+        raise _Garbled("catalogue without a list of services")
+    categories = data.get("categories", [])
+    if not isinstance(categories, list):
+        raise _Garbled("catalogue.categories is not a list")
+    category_codes: set[str] = set()
+    for category in categories:
+        if not isinstance(category, dict):
+            raise _Garbled("a category is not an object")
+        code = _code(category.get("code"), "category")
+        if code in category_codes:
+            raise _Garbled("a category given twice")
+        category_codes.add(code)
+        _names(category.get("names"), "category")
+    service_codes: set[str] = set()
+    for service in data["services"]:
+        if not isinstance(service, dict):
+            raise _Garbled("a service is not an object")
+        code = _code(service.get("code"), "service")
+        if code in service_codes:
+            raise _Garbled("a service given twice")
+        service_codes.add(code)
+        _names(service.get("names"), "service")
+        category = service.get("category", "")
+        if not isinstance(category, str) or (category_codes and category not in category_codes):
+            raise _Garbled("a service in no known category")
+        governorates = service.get("governorates", [])
+        if not isinstance(governorates, list) or not all(isinstance(g, str) and g for g in governorates):
+            raise _Garbled("a service's governorates are not a list of codes")
+        rank = service.get("rank")
+        if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
+            raise _Garbled("a service's rank is not a positive whole number")
+    return Catalogue.from_json(data)
+
+
 def _document(data: Any) -> IssuedDocument:
     """An IssuedDocument from central's JSON, checked strictly before it is built."""
     if not isinstance(data, dict):
@@ -178,8 +229,9 @@ class CentralClient(Central):
         self.close()
 
     def fetch_catalogue(self) -> Catalogue:
-        """The services and their fees. Raises CentralUnreachable (a CentralError) when
-        central cannot be reached or answers something unreadable."""
+        """The services (fees, categories, governorates, ranks) and their categories. Raises
+        CentralUnreachable (a CentralError) when central cannot be reached or answers something
+        unreadable or inconsistent."""
         try:
             response = self._call("GET", wire.CATALOGUE)
         except _TRANSPORT_ERRORS as exc:
@@ -189,14 +241,7 @@ class CentralClient(Central):
             log.warning("central.unavailable call=catalogue http=%d", response.status_code)
             raise CentralUnreachable("central answered HTTP %d to the catalogue" % response.status_code)
         try:
-            data = response.json()
-            for service in data["services"]:
-                if not isinstance(service["code"], str) or not service["code"]:
-                    raise _Garbled("service without a code")
-                _text_map(service["names"])
-                if "ar" not in service["names"]:
-                    raise _Garbled("service without an Arabic name")
-            catalogue = Catalogue.from_json(data)
+            catalogue = _catalogue(response.json())
         except (ValueError, KeyError, TypeError, _Garbled):  # ValueError: not JSON, or bad money
             log.error("central.answer_garbled call=catalogue")
             raise CentralUnreachable("central's catalogue is unreadable") from None

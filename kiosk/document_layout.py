@@ -21,6 +21,12 @@ the line below: "23/11/2025 18:27" over "(Damascus time, UTC+3)", and
 in force at that moment, so a zone with summer time prints the right one.
 The place of issue (``[site] place_ar`` or ``place_en``) is printed when the
 kiosk has one.
+
+An Arabic page prints its digits as ``digits`` says (``[display] digits``):
+Western, or Arabic-Indic (٠١٢٣٤٥٦٧٨٩) in every label and value, the serial,
+fee, dates and times included, laid out in the same order as Western digits
+(see kiosk.bidi_text). An English page always prints Western digits. The QR
+code and the signed content are not affected: they hold the logical values.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from kiosk.ports.receipt_printer import PrintJob, QrBlock, RasterBlock
 from kiosk import i18n
-from kiosk.bidi_text import display_line, display_lines, is_rtl
+from kiosk.bidi_text import DIGIT_STYLES, WESTERN, display_line, display_lines, is_rtl, localise_digits
 from kiosk.documents import IssuedDocument
 from kiosk.fonts import PRINT_BOLD, PRINT_REGULAR
 from kiosk.money import Money
@@ -180,20 +186,24 @@ def _draw(band: Image.Image, visual: str, style: TextStyle, x0: int, x1: int, al
     ImageDraw.Draw(band).text((x, ascent), visual, font=style.font, fill=0, anchor=anchor)
 
 
-def line_image(text: str, language: str, style: TextStyle, *, width: int, align: str) -> Image.Image:
+def line_image(text: str, language: str, style: TextStyle, *, width: int, align: str,
+               digits: str = WESTERN) -> Image.Image:
     """One line of `text` as a 1-bit band `width` dots wide, as the page holds it."""
     band = _blank(width, style.line_height)
-    _draw(band, display_line(text, language), style, MARGIN, width - MARGIN, align)
+    _draw(band, display_line(text, language, digits=digits), style, MARGIN, width - MARGIN, align)
     return _to_one_bit(band)
 
 
 class _Page:
     """A column of 1-bit bands, each the full paper width."""
 
-    def __init__(self, width: int, language: str) -> None:
+    def __init__(self, width: int, language: str, digits: str = WESTERN) -> None:
         self.width = width
         self.language = language
         self.rtl = is_rtl(language)
+        if digits not in DIGIT_STYLES:
+            raise ValueError("digits must be one of %s, not %r" % (", ".join(DIGIT_STYLES), digits))
+        self.digits = digits if self.rtl else WESTERN      # an English page keeps Western digits
         self._bands: list[Image.Image] = []
 
     @property
@@ -210,7 +220,7 @@ class _Page:
 
     def paragraph(self, text: str, style: TextStyle, *, centered: bool = False) -> None:
         align = "center" if centered else ("right" if self.rtl else "left")
-        for line in display_lines(text, self.language, self.text_width, style.measure):
+        for line in display_lines(text, self.language, self.text_width, style.measure, digits=self.digits):
             band = _blank(self.width, style.line_height)
             _draw(band, line, style, MARGIN, self.width - MARGIN, align)
             self._bands.append(_to_one_bit(band))
@@ -220,7 +230,8 @@ class _Page:
         if not rows:
             return
         label_width = min(int(self.text_width * LABEL_SHARE),
-                          int(max(LABEL.measure(display_line(label + ":", self.language)) for label, _ in rows)) + 1)
+                          int(max(LABEL.measure(display_line(label + ":", self.language, digits=self.digits))
+                                  for label, _ in rows)) + 1)
         value_width = self.text_width - label_width - COLUMN_GAP
         height = max(LABEL.line_height, VALUE.line_height)
         if self.rtl:
@@ -232,8 +243,10 @@ class _Page:
             value_box = (label_box[1] + COLUMN_GAP, self.width - MARGIN)
             align = "left"
         for label, value in rows:
-            labels = display_lines(label + ":", self.language, label_width, LABEL.measure)
-            values = display_lines(value, _value_language(value), value_width, VALUE.measure)
+            labels = display_lines(label + ":", self.language, label_width, LABEL.measure, digits=self.digits)
+            # On an Arabic page a value takes its digits too, whichever way it runs.
+            value = localise_digits(value, self.digits)
+            values = display_lines(value, _value_language(value), value_width, VALUE.measure, digits=self.digits)
             for index in range(max(len(labels), len(values))):
                 band = _blank(self.width, height)
                 if index < len(labels):
@@ -269,14 +282,16 @@ def _place_row(place: str | None, language: str) -> list[tuple[str, str]]:
 
 
 def render_certificate(document: IssuedDocument, language: str, *, paper_width: int = 576,
-                       time_zone: str = DEFAULT_TIME_ZONE, place: str | None = None, copy: bool = False) -> PrintJob:
+                       time_zone: str = DEFAULT_TIME_ZONE, place: str | None = None, copy: bool = False,
+                       digits: str = WESTERN) -> PrintJob:
     """The certificate page, its verification QR code, the serial, place and time of issue and hint, a cut.
 
     `time_zone` is the kiosk's IANA zone, the issue time is printed in; `place`
     the place of issue in `language` (none printed when None or blank); `copy`
-    marks a reprint after part of the first print came out.
+    marks a reprint after part of the first print came out; `digits` the
+    digits of an Arabic page (``[display] digits``: western or arabic-indic).
     """
-    page = _Page(paper_width, language)
+    page = _Page(paper_width, language, digits)
     page.space(12)
     if copy:
         page.paragraph(i18n.text("document.copy", language), TITLE, centered=True)
@@ -290,7 +305,7 @@ def render_certificate(document: IssuedDocument, language: str, *, paper_width: 
                for field in document.fields])
     page.space(8)
 
-    footer = _Page(paper_width, language)
+    footer = _Page(paper_width, language, digits)
     footer.rows([(i18n.text("document.serial", language), document.serial)]
                 + _place_row(place, language)
                 + [(i18n.text("document.issued_at", language),
@@ -308,12 +323,12 @@ def render_certificate(document: IssuedDocument, language: str, *, paper_width: 
 
 def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, issued_at: str,
                    language: str, *, paper_width: int = 576, time_zone: str = DEFAULT_TIME_ZONE,
-                   place: str | None = None) -> PrintJob:
+                   place: str | None = None, digits: str = WESTERN) -> PrintJob:
     """The payment receipt: service, fee, payment id, document serial, place and date; a cut.
 
-    `time_zone` and `place` as for :func:`render_certificate`.
+    `time_zone`, `place` and `digits` as for :func:`render_certificate`.
     """
-    page = _Page(paper_width, language)
+    page = _Page(paper_width, language, digits)
     page.space(12)
     page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
     page.paragraph(i18n.text("receipt.title", language), TITLE, centered=True)

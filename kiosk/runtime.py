@@ -91,6 +91,7 @@ class Runtime:
         post: Callable[[Callable[[], None]], None],
         document_timeout_s: float = 30.0,
         site: SiteConfig = SiteConfig(),
+        digits: str = "western",
         today: Callable[[], date] = date.today,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -101,6 +102,7 @@ class Runtime:
         self._post = post
         self._document_timeout_s = document_timeout_s
         self._site = site
+        self._digits = digits
         self._today = today
         self.clock = clock
         self._listeners: list[Callable[[View], None]] = []
@@ -258,13 +260,13 @@ class Runtime:
         place = self._site.place(effect.language)
         outcome = printer.print_job(render_certificate(effect.document, effect.language, paper_width=printer.paper_width,
                                                        time_zone=self._site.time_zone, place=place,
-                                                       copy=effect.copy))
+                                                       copy=effect.copy, digits=self._digits))
         if outcome.result is not PrintResult.PRINTED:
             return ev.PrintFinished(effect.txn_id, outcome)
         receipt = printer.print_job(render_receipt(
             effect.service.name(effect.language), effect.service.fee, effect.payment_id,
             effect.document.serial, effect.document.issued_at, effect.language, paper_width=printer.paper_width,
-            time_zone=self._site.time_zone, place=place))
+            time_zone=self._site.time_zone, place=place, digits=self._digits))
         if receipt.result is not PrintResult.PRINTED:
             log.warning("runtime.receipt_not_printed status=%s", receipt.status.name)
         return ev.PrintFinished(effect.txn_id, PrintOutcome(PrintResult.PRINTED, receipt.status,

@@ -222,12 +222,14 @@ class Session:
         timeouts: Timeouts = Timeouts(),
         device_id: str = "kiosk",
         governorate: str = "",
+        audio_guidance: bool = False,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self._languages = languages
         self._timeouts = timeouts
         self._device_id = device_id
         self._governorate = governorate      # only the services offered here are shown
+        self._guidance_default = audio_guidance   # every session starts with guidance on or off
         self._new_id = new_id
         self.step = Step.STARTING
         self.language = languages[0]
@@ -588,7 +590,7 @@ class Session:
         self._category: Category | None = None
         self._text_size = TextSize.NORMAL
         self._high_contrast = False
-        self._audio_guidance = False
+        self._audio_guidance = self._guidance_default
         self._last_touch = self._now
 
     def _idle_state(self) -> tuple[bool, int | None]:
@@ -697,13 +699,16 @@ class Session:
             self._orphans[self._txn.txn_id] = self._txn
             log.info("session.orphaned_transaction txn=%s", self._txn.txn_id)
         had_card_session = bool(self._session_id)
+        choices = (self._text_size, self._high_contrast, self._audio_guidance)
         self._clear()
         if had_card_session:
             effects.append(ReleaseCard())
         if self._card_present and self._reader_present:
-            # The card is still in the reader: ask for it back before anything else.
+            # The card is still in the reader: ask for it back before anything else, as the
+            # citizen set the screen up (their choices go with the card).
             self.step = Step.TAKE_CARD
             self._reason = reason
+            self._text_size, self._high_contrast, self._audio_guidance = choices
         else:
             self._to_attract()
         return effects

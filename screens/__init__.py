@@ -7,7 +7,7 @@ the screen's name is what the journey runner waits for.
 from kiosk.session import Step
 
 SCREENS: dict[Step, str] = {
-    Step.STARTING: "out_of_service",
+    Step.STARTING: "starting",
     Step.OUT_OF_SERVICE: "out_of_service",
     Step.ATTRACT: "attract",
     Step.INSERT_CARD: "insert_card",

@@ -7,7 +7,9 @@ A journey is JSON: ``{"name": "...", "steps": [...]}``; each step is one of
     {"await": "pin_entry", "view": {"tries_left": 2}}   ... and for the session's view to show that
     {"tap": "lang_ar", "timeout": 5}          touch the widget with that tap_id, once it can be touched
     {"pin": "1234"}                           touch those keypad digits one by one
+    {"await": "attract", "screenshot": false} ... without a screenshot (a long journey)
     {"screenshot": "label"}                   screenshot what is shown now
+    {"rss": "label"}                          note this process's resident memory (printed and reported)
 
 Card insertion and removal happen outside: the runner prints
 ``JOURNEY screen <name>`` on standard output each time an awaited screen
@@ -114,6 +116,10 @@ class JourneyRunner:
             self._tap(step, waited)
         elif "screenshot" in step:
             self._next({"screenshot": self._screenshot(step["screenshot"])})
+        elif "rss" in step:
+            rss_kb = _rss_kb()
+            print("JOURNEY rss %s %d" % (step["rss"], rss_kb), flush=True)
+            self._next({"rss_kb": rss_kb})
         else:
             self._fail("unknown step %r" % (step,))
 
@@ -129,8 +135,7 @@ class JourneyRunner:
             if Clock.frames_displayed - self._frames_at_match >= FRAMES_BEFORE_SCREENSHOT:
                 self._frames_at_match = None
                 print("JOURNEY screen %s" % target, flush=True)
-                shot = self._screenshot(target)
-                self._next({"screenshot": shot})
+                self._next({"screenshot": self._screenshot(target)} if step.get("screenshot", True) else {})
             return
         if waited > float(step.get("timeout", DEFAULT_AWAIT_S)):
             self._fail("screen %s did not come within %ss (showing %s)" % (
@@ -191,6 +196,14 @@ class JourneyRunner:
         (self.out_dir / "journey.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
         print("JOURNEY %s %s" % (report["result"], self.name), flush=True)
         self.app.stop()
+
+
+def _rss_kb() -> int:
+    """This process's resident memory, as the kernel counts it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _plain(value):

@@ -68,7 +68,7 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
             runner[0].start()
 
     try:
-        KioskApp(runtime, on_started=on_started).run()
+        KioskApp(runtime, on_started=on_started, audio=config.audio, digits=config.display.digits).run()
     finally:
         runtime.stop()
     return runner[0].exit_code if runner else 0

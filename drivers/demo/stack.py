@@ -44,13 +44,19 @@ SEED_CITIZENS = Path(__file__).resolve().parents[2] / "central" / "seed" / "citi
 ID_READER = "Virtual PCD 00 00"
 DEMO_PIN = "1234"
 SCREEN_SIZE = (1024, 600)
+BUILT_PROMPTS = Path(__file__).resolve().parents[2] / ".build" / "prompts"    # what `make prompts` writes
 
 
 class DemoStack:
     def __init__(self, workdir: Path, *, printed_dir: Path | None = None, idle_timeout_s: float = 60.0,
-                 idle_warning_s: float = 15.0, pin_timeout_s: float = 30.0, document_timeout_s: float = 20.0) -> None:
+                 idle_warning_s: float = 15.0, pin_timeout_s: float = 30.0, document_timeout_s: float = 20.0,
+                 prompts: Path = BUILT_PROMPTS, audio_guidance: bool = False, digits: str = "western") -> None:
+        """`prompts` is the folder of spoken prompts (`{ar,en}/<screen>.wav`, made by
+        `python -m screens.prompts build`); `audio_guidance` speaks every screen's prompt."""
         self.workdir = Path(workdir)
+        self._audio = (Path(prompts).resolve(), audio_guidance)
         self._timeouts = (idle_timeout_s, idle_warning_s, pin_timeout_s, document_timeout_s)
+        self._digits = digits          # [display] digits: western or arabic-indic, on Arabic screens and documents
         self.pcscd: PcscdHandle | None = None
         self.central: RunningCentral | None = None
         self.printer: PrinterSimulator | None = None
@@ -154,9 +160,18 @@ class DemoStack:
             width = {width}
             height = {height}
             fullscreen = false
-            """).format(central=self.central.url, reader=ID_READER, printer=self.printer.port,
+            digits = "{digits}"
+            """).format(digits=self._digits, central=self.central.url, reader=ID_READER, printer=self.printer.port,
                         idle=idle, warning=warning, pin=pin, document=document,
                         width=SCREEN_SIZE[0], height=SCREEN_SIZE[1]), encoding="utf-8")
+        with self.config_path.open("a", encoding="utf-8") as config:
+            config.write(self._audio_section())
+
+    def _audio_section(self) -> str:
+        """The spoken prompts (a missing file is silence) and whether every screen speaks."""
+        prompts, guidance = self._audio
+        return "\n[audio]\nprompts = %s\nguidance = %s\n" % (
+            json.dumps(str(prompts)), "true" if guidance else "false")   # JSON's string is a TOML basic string
 
 
 class VirtualScreen:
@@ -207,6 +222,7 @@ def run_journey(stack: DemoStack, journey: Path, out_dir: Path, *, display: str,
     when the runner announces that screen (that is where the card goes in or out)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DISPLAY=display)
+    env.setdefault("SDL_AUDIODRIVER", "dummy")    # a virtual screen has no sound card: prompts play into nothing
     command = [sys.executable, "-m", "kiosk.cli", "run", "--config", str(stack.config_path),
                "--journey", str(journey), "--out", str(out_dir)]
     output: list[str] = []

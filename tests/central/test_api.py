@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -14,6 +15,7 @@ from central import signing
 from central.db import Database
 from central.models import CertificateRequest, IssuedDocumentRecord
 from central.registry import import_citizens, parse_registry
+from central.seeding import SEED_DIR
 from central.server import start_in_thread
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
@@ -23,8 +25,9 @@ pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: s
 
 DEVICE_ID = "kiosk-test-01"   # the device the conftest's payments are made for
 
-KINDS = ("civil-status-extract", "family-statement", "non-conviction", "residence-certificate",
-         "birth-certificate", "marriage-certificate")
+# The first six services, with the fees the journeys were written against.
+FIRST_SIX = {"civil-status-extract": "1,500", "family-statement": "2,000", "non-conviction": "2,500",
+             "residence-certificate": "1,000", "birth-certificate": "1,500", "marriage-certificate": "2,000"}
 
 
 def field_values(document: IssuedDocument, label_en: str) -> list[str]:
@@ -35,13 +38,19 @@ def test_health(http: ApiClient) -> None:
     assert http.get("/health").json() == {"status": "ok"}
 
 
-def test_catalogue_has_the_six_kinds_with_fees_in_minor_units(http: ApiClient) -> None:
-    catalogue = Catalogue.from_json(http.get("/catalogue").json())
-    assert tuple(s.code for s in catalogue.services) == KINDS
+def test_catalogue_serves_the_seed_with_categories_governorates_and_ranks(http: ApiClient) -> None:
+    answer = http.get("/catalogue").json()
+    seed = json.loads((SEED_DIR / "catalogue.json").read_text(encoding="utf-8"))
+    assert answer == seed
+    catalogue = Catalogue.from_json(answer)
+    assert len(catalogue.services) >= 35 and len(catalogue.categories) >= 6
     for service in catalogue.services:
-        assert service.names["ar"] and service.names["en"]
+        assert service.names["ar"] and service.names["en"] and catalogue.category(service.category) is not None
         assert service.fee.currency == "SYP" and service.fee.amount_minor > 0
-    assert catalogue.get("civil-status-extract").fee.major_text() == "1,500"
+    for code, fee in FIRST_SIX.items():
+        assert catalogue.get(code).fee.major_text() == fee
+    assert catalogue.most_asked()[0].code == "civil-status-extract"
+    assert catalogue.get("displaced-statement").governorates == ("quneitra", "damascus", "rif-dimashq")
 
 
 # (service, citizen, language, {English label: text one of that label's values contains})
@@ -65,6 +74,12 @@ EXPECTED = [
     ("marriage-certificate", "Yara", "ar", {
         "Husband": "أحمد النوري", "Wife": "يارا الخطيب", "Date of marriage": "2019-04-12",
         "Civil registry entry": "حماة - المدينة - 332"}),
+    ("death-certificate", "Khaled", "en", {"Deceased": "محمود الحداد", "Date of death": "2015-12-03"}),
+    ("divorce-certificate", "Mariam", "ar", {"Marital status": "مطلقة", "Date of divorce": "2016-09-14"}),
+    ("driving-licence-statement", "Samir", "en", {
+        "Driving licence number": "2204118", "Driving licence class": "Public transport"}),
+    ("property-statement", "فادي", "ar", {"Real estate": "حمص - الحمراء — 3310/2 — شقة سكنية — 800/2400"}),
+    ("displaced-statement", "Youssef", "ar", {"Displaced from": "الجولان - القنيطرة - عين زيوان"}),
 ]
 
 
@@ -150,6 +165,9 @@ def test_same_request_id_with_another_body_is_a_conflict(http, request_body, see
     ("Omar", "marriage-certificate", {}, "not_married"),
     ("Mariam", "marriage-certificate", {}, "not_married"),
     ("فادي", "family-statement", {}, "no_family"),
+    ("Tarek", "good-conduct", {}, "has_convictions"),
+    ("Omar", "driving-licence-statement", {}, "no_driving_licence"),
+    ("محمود", "civil-status-extract", {}, "card_expired"),   # a deceased citizen's card has run out
     ("Omar", "civil-status-extract", {"payment_id": "pay_doesnotexist"}, "payment_not_found"),
 ])
 def test_refusals_carry_a_reason_code(http, request_body, seed_citizens, name, service_code, overrides,

@@ -163,3 +163,123 @@ def test_a_missing_value_of_a_field_that_is_not_optional_fails_without_personal_
     with pytest.raises(LayoutError) as raised:
         document_fields("marriage-certificate", registry["Omar"], "ar", layouts=layouts)
     assert str(raised.value) == "kinds.marriage-certificate.fields[0]: no value for a field that is not optional"
+
+
+# --- the whole seed catalogue ---------------------------------------------------------
+
+# A seed citizen who may ask for each kind (by Latin given name, else Arabic).
+SUITABLE = {
+    "civil-status-extract": "Khaled", "birth-certificate": "Lina", "single-status": "Omar",
+    "nationality-certificate": "Huda", "name-change-statement": "فادي", "death-certificate": "Khaled",
+    "id-card-statement": "Tarek", "passport-extract": "فادي", "civil-status-extract-abroad": "Yara",
+    "birth-certificate-abroad": "Lina", "family-statement": "Khaled", "marriage-certificate": "Rania",
+    "divorce-certificate": "Mariam", "widowhood-statement": "سلمى", "marital-status-statement": "Ahmad",
+    "children-statement": "Samir", "family-book-replacement": "Huda", "family-statement-abroad": "Tarek",
+    "marriage-certificate-abroad": "Ahmad", "non-conviction": "Tarek", "non-conviction-employment": "Omar",
+    "non-conviction-abroad": "Mariam", "good-conduct": "Rania", "inheritance-statement": "Khaled",
+    "residence-certificate": "Mariam", "family-residence-certificate": "Lina", "displaced-statement": "Youssef",
+    "qualifications-statement": "Rania", "school-registration-extract": "Khaled",
+    "university-registration-extract": "Lina", "exam-registration-extract": "Omar", "property-statement": "Samir",
+    "non-ownership-certificate": "Omar", "driving-licence-statement": "Ahmad", "driving-licence-lost": "Tarek",
+    "vehicle-ownership": "Samir", "vehicle-non-ownership": "Mariam", "life-certificate": "سلمى",
+    "family-allowance-statement": "Khaled", "orphan-statement": "Khaled",
+}
+
+
+def seed_catalogue() -> dict:
+    return json.loads((SEED_DIR / "catalogue.json").read_text(encoding="utf-8"))
+
+
+def test_every_service_has_a_layout_and_a_category_and_every_category_a_service() -> None:
+    catalogue = seed_catalogue()
+    categories = [c["code"] for c in catalogue["categories"]]
+    assert 6 <= len(categories) <= 8 and len(set(categories)) == len(categories)
+    assert 35 <= len(catalogue["services"]) <= 45
+    for service in catalogue["services"]:
+        assert service["code"] in standard_layouts().kinds, service["code"]
+        assert service["category"] in categories, service["code"]
+    for code in categories:
+        assert any(s["category"] == code for s in catalogue["services"]), code
+    assert set(standard_layouts().kinds) == {s["code"] for s in catalogue["services"]}
+
+
+def test_every_kind_has_a_suitable_seed_citizen() -> None:
+    assert set(SUITABLE) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(SUITABLE))
+def test_every_kind_gives_its_fields_to_a_citizen_who_may_ask(registry, kind) -> None:
+    for language in ("ar", "en"):
+        fields = document_fields(kind, registry[SUITABLE[kind]], language)
+        assert isinstance(fields, tuple) and fields, (kind, language)
+        for field in fields:
+            assert set(field.label) == {"ar", "en"} and field.value.strip()
+
+
+def test_every_kind_either_applies_or_names_one_of_its_requirements(registry) -> None:
+    """No seed citizen makes any layout fail: each gets the fields or a reason the layout gives."""
+    for kind, layout in standard_layouts().kinds.items():
+        reasons = {requirement.reason for requirement in layout.requires}
+        for citizen in registry.values():
+            for language in ("ar", "en"):
+                fields = document_fields(kind, citizen, language)
+                assert isinstance(fields, tuple) or fields.reason in reasons, kind
+
+
+@pytest.mark.parametrize("kind, name, reason", [
+    ("single-status", "Khaled", "not_single"),
+    ("divorce-certificate", "Omar", "not_divorced"),
+    ("widowhood-statement", "Mariam", "not_widowed"),
+    ("good-conduct", "Tarek", "has_convictions"),
+    ("non-ownership-certificate", "Khaled", "owns_property"),
+    ("vehicle-non-ownership", "Ahmad", "owns_vehicle"),
+    ("property-statement", "Omar", "no_property"),
+    ("driving-licence-statement", "Lina", "no_driving_licence"),
+    ("death-certificate", "Omar", "no_deceased_parent"),
+    ("name-change-statement", "Omar", "no_name_change"),
+    ("displaced-statement", "Khaled", "not_displaced"),
+    ("civil-status-extract-abroad", "فادي", "no_latin_name"),
+    ("family-book-replacement", "Omar", "no_own_family"),
+    ("children-statement", "Yara", "no_children"),
+    ("qualifications-statement", "Samir", "no_qualification"),
+    ("life-certificate", "محمود", "deceased"),
+])
+def test_a_citizen_who_may_not_ask_gets_the_reason(registry, kind, name, reason) -> None:
+    assert document_fields(kind, registry[name], "en") == NotApplicable(reason)
+
+
+def test_the_death_and_the_heirs_of_a_parent_are_read_from_the_registry(registry) -> None:
+    def values(kind: str) -> list[tuple[str, str]]:
+        return [(f.label["en"], f.value) for f in document_fields(kind, registry["Khaled"], "en")]
+
+    death = dict(values("death-certificate"))
+    assert death["Deceased"] == "محمود الحداد — 01020345626"
+    assert (death["Date of death"], death["Place of death"]) == ("2015-12-03", "دمشق")
+    assert death["Applicant"].startswith("خالد الحداد")
+    heirs = values("inheritance-statement")[3:]
+    assert heirs == [("Widow", "سلمى درويش — 01020345615 — 1948-08-16"),
+                     ("Son", "خالد الحداد — 01020345671 — 1975-03-14")]
+    assert ("Late father", "محمود الحداد — 2015-12-03") in values("orphan-statement")
+
+
+def test_new_closed_values_are_translated_and_agree_with_the_persons_sex(registry) -> None:
+    def value(kind: str, name: str, language: str, label: str) -> str:
+        return next(f.value for f in document_fields(kind, registry[name], language) if f.label["en"] == label)
+
+    assert value("nationality-certificate", "Khaled", "ar", "Nationality") == "عربي سوري"
+    assert value("nationality-certificate", "Rania", "ar", "Nationality") == "عربية سورية"
+    assert value("nationality-certificate", "Rania", "en", "Nationality") == "Syrian Arab"
+    assert value("driving-licence-statement", "Samir", "en", "Driving licence class") == "Public transport"
+    assert value("driving-licence-statement", "Ahmad", "ar", "Driving licence class") == "دراجة نارية"
+
+
+def test_lists_give_one_field_per_entry(registry) -> None:
+    def values(kind: str, name: str, label: str) -> list[str]:
+        return [f.value for f in document_fields(kind, registry[name], "ar") if f.label["en"] == label]
+
+    assert values("property-statement", "Samir", "Real estate") == [
+        "حلب - الجميلية — 877 — محل تجاري — 1200/2400",
+        "حلب - عندان — 2391 — أرض زراعية مشجرة زيتوناً — 2400/2400"]
+    assert len(values("qualifications-statement", "Lina", "Qualification")) == 2
+    assert values("vehicle-ownership", "Ahmad", "Vehicle") == ["حماة 118420 — دراجة نارية سوزوكي — 2015"]
+    assert values("school-registration-extract", "Rania", "Daughter") == ["لينا الحداد — 01020345704 — 2005-12-23"]

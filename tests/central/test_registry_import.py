@@ -65,6 +65,63 @@ def test_import_again_updates_in_place(tmp_path, db_url, capsys) -> None:
         database.dispose()
 
 
+FACTS = {
+    "driving_licence_number": "3301442", "driving_licence_grade": "private", "driving_licence_expires": "2031-01-31",
+    "former_name_ar": "نورا", "name_changed_on": "2015-02-01", "displaced_from_ar": "الجولان - مسعدة",
+    "qualifications": [{"year": 2017, "certificate_ar": "الشهادة الثانوية العامة", "institution_ar": "ثانوية طرطوس"}],
+    "properties": [{"area_ar": "طرطوس - المدينة", "parcel": "45/2", "description_ar": "شقة سكنية",
+                    "shares": "1200/2400"}],
+    "vehicles": [{"plate_ar": "طرطوس 220145", "make_ar": "سيارة سياحية", "year": 2019}],
+}
+
+
+def test_import_stores_the_optional_facts_and_replaces_them_on_update(tmp_path, db_url) -> None:
+    assert main(["registry", "import", str(write(tmp_path, [{**NEW_CITIZEN, **FACTS}, NEW_SPOUSE])),
+                 "--db", db_url]) == 0
+    database = Database(db_url)
+    try:
+        with database.reading() as session:
+            nour = session.get(Citizen, "09010000017")
+            assert (nour.driving_licence_grade, nour.former_name_ar) == ("private", "نورا")
+            assert [q.year for q in nour.qualifications] == [2017]
+            assert [(p.parcel, p.shares) for p in nour.properties] == [("45/2", "1200/2400")]
+            assert [v.plate_ar for v in nour.vehicles] == ["طرطوس 220145"]
+            assert nour.owns_no_property() is None and nour.clean_record() == "clean"
+        assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN], "bare.json")), "--db", db_url]) == 0
+        with database.reading() as session:
+            nour = session.get(Citizen, "09010000017")
+            assert nour.properties == [] and nour.vehicles == [] and nour.driving_licence_number is None
+            assert nour.owns_no_property() == "none" and nour.owns_no_vehicle() == "none"
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("change, where, problem", [
+    ({"driving_licence_grade": None}, "citizens[0].driving_licence_grade", "together"),
+    ({"driving_licence_grade": "tank"}, "citizens[0].driving_licence_grade", '"private"'),
+    ({"driving_licence_number": "12-34"}, "citizens[0].driving_licence_number", "digits"),
+    ({"name_changed_on": None}, "citizens[0].name_changed_on", "together"),
+    ({"name_changed_on": "1990-01-01"}, "citizens[0].name_changed_on", "before the date of birth"),
+    ({"divorce_date": "2020-01-01"}, "citizens[0].divorce_date", 'not "divorced"'),
+    ({"date_of_death": "2020-01-01"}, "citizens[0].place_of_death_ar", "together"),
+    ({"date_of_death": "1990-01-01", "place_of_death_ar": "طرطوس"}, "citizens[0].date_of_death",
+     "between the date of birth and today"),
+    ({"properties": [{"area_ar": "طرطوس", "parcel": "45", "description_ar": "شقة", "shares": "3000/2400"}]},
+     "citizens[0].properties[0].shares", "between 1 and all"),
+    ({"properties": [{"area_ar": "طرطوس", "parcel": "45", "description_ar": "شقة"}]},
+     "citizens[0].properties[0].shares", "missing"),
+    ({"vehicles": [{"plate_ar": "طرطوس 1", "make_ar": "سيارة", "year": 2999}]},
+     "citizens[0].vehicles[0].year", "not in the future"),
+    ({"qualifications": {"year": 2017}}, "citizens[0].qualifications", "must be a list"),
+    ({"qualification": []}, "citizens[0]", "did you mean `qualifications`?"),
+])
+def test_bad_optional_fact_is_named_by_index_and_key(tmp_path, db_url, capsys, change, where, problem) -> None:
+    path = write(tmp_path, [{**NEW_CITIZEN, **FACTS, **change}, NEW_SPOUSE])
+    assert main(["registry", "import", str(path), "--db", db_url]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("%s: %s: " % (path, where)) and problem in error, error
+
+
 @pytest.mark.parametrize("index, change, where, problem", [
     (1, {"card_number": "SY12"}, "citizens[1].card_number", '"SY" followed by 10 digits'),
     (0, {"national_number": "0901000001X"}, "citizens[0].national_number", "11 digits"),

@@ -67,8 +67,13 @@ def submit(client: CentralClient, request_id: str, citizen: dict, service_code: 
 
 def test_fetch_catalogue(client) -> None:
     catalogue = client.fetch_catalogue()
-    assert len(catalogue.services) == 6
+    assert len(catalogue.services) >= 35 and 6 <= len(catalogue.categories) <= 8
     assert catalogue.get("family-statement").fee == Money.of(200000, "SYP")
+    assert catalogue.get("family-statement").category == "family" and catalogue.category("family").name("en")
+    assert {"civil-status-extract", "family-statement", "non-conviction", "birth-certificate"} <= \
+        {s.code for s in catalogue.most_asked()}
+    assert catalogue.offered_in("latakia").get("displaced-statement") is None
+    assert catalogue.offered_in("quneitra").get("displaced-statement") is not None
 
 
 def test_submit_issues_a_document_and_a_retry_gets_the_same_one(central, client) -> None:
@@ -263,6 +268,74 @@ def test_connect_timeout_is_a_few_seconds_at_most_and_the_read_timeout_is_the_co
 
 CATALOGUE = {"services": [{"code": "birth-certificate", "names": {"ar": "بيان ولادة", "en": "Birth certificate"},
                            "fee": {"amount_minor": 150000, "currency": "SYP"}}]}
+
+
+GROUPED = {
+    "categories": [{"code": "civil-status", "names": {"ar": "الأحوال المدنية", "en": "Civil status"}},
+                   {"code": "transport", "names": {"ar": "النقل", "en": "Transport"}}],
+    "services": [{"code": "birth-certificate", "names": {"ar": "بيان ولادة", "en": "Birth certificate"},
+                  "fee": {"amount_minor": 150000, "currency": "SYP"}, "category": "civil-status",
+                  "governorates": [], "rank": 1},
+                 {"code": "boat-licence", "names": {"ar": "رخصة قارب", "en": "Boat licence"},
+                  "fee": {"amount_minor": 300000, "currency": "SYP"}, "category": "transport",
+                  "governorates": ["latakia", "tartus"], "rank": None}],
+}
+
+
+def _changed(change) -> dict:
+    data = json.loads(json.dumps(GROUPED))
+    change(data)
+    return data
+
+
+def fetched(data: object) -> object:
+    """What fetch_catalogue makes of `data` served as central's answer."""
+    stub = StubHttpServer(raw_reply("200 OK", json.dumps(data, ensure_ascii=False).encode()))
+    try:
+        with CentralClient(stub.url, device_id=DEVICE_ID) as client:
+            return client.fetch_catalogue()
+    finally:
+        stub.stop()
+
+
+def test_categories_governorates_and_ranks_come_through() -> None:
+    catalogue = fetched(GROUPED)
+    assert [c.code for c in catalogue.categories] == ["civil-status", "transport"]
+    assert catalogue.get("boat-licence").governorates == ("latakia", "tartus")
+    assert [s.code for s in catalogue.most_asked()] == ["birth-certificate"]
+    assert catalogue.offered_in("damascus").category("transport") is None
+    assert catalogue.to_json() == GROUPED
+
+
+def test_a_catalogue_without_categories_is_still_read() -> None:
+    """A central from before categories answers services alone: they are all on the first screen."""
+    assert [s.code for s in fetched(CATALOGUE).services] == ["birth-certificate"]
+
+
+GARBLED_CATALOGUES = {
+    "categories not a list": lambda d: d.update(categories={"code": "transport"}),
+    "a category without a code": lambda d: d["categories"][0].pop("code"),
+    "a category without an Arabic name": lambda d: d["categories"][1]["names"].pop("ar"),
+    "a category given twice": lambda d: d["categories"].append(d["categories"][0]),
+    "a service in an unknown category": lambda d: d["services"][1].update(category="sea"),
+    "a service category that is not text": lambda d: d["services"][1].update(category=7),
+    "a service given twice": lambda d: d["services"].append(d["services"][0]),
+    "a service without an Arabic name": lambda d: d["services"][0].update(names={"en": "Birth"}),
+    "governorates not a list": lambda d: d["services"][1].update(governorates="latakia"),
+    "a governorate that is not a code": lambda d: d["services"][1].update(governorates=["latakia", ""]),
+    "a rank as text": lambda d: d["services"][0].update(rank="1"),
+    "a rank of zero": lambda d: d["services"][0].update(rank=0),
+    "a rank that is true": lambda d: d["services"][0].update(rank=True),
+    "a service that is not an object": lambda d: d["services"].append("boat-licence"),
+    "a fee without its currency": lambda d: d["services"][0]["fee"].pop("currency"),
+}
+
+
+@pytest.mark.parametrize("change", list(GARBLED_CATALOGUES.values()), ids=list(GARBLED_CATALOGUES))
+def test_a_garbled_catalogue_is_unreachable_with_a_log_event(change, caplog) -> None:
+    with caplog.at_level(logging.INFO), pytest.raises(CentralUnreachable, match="unreadable"):
+        fetched(_changed(change))
+    assert "central.answer_garbled call=catalogue" in caplog.text
 
 
 @pytest.mark.parametrize("status", ["502 Bad Gateway", "503 Service Unavailable", "504 Gateway Timeout"])

@@ -8,6 +8,8 @@ picture (the QR code read back from the rendered PNG) and by its parts
 from __future__ import annotations
 
 
+import re
+
 import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
@@ -155,3 +157,77 @@ def test_certificate_is_laid_out_in_the_zone_it_is_given():
     assert damascus.tobytes() == footer(render_certificate(sample_document(), "en",
                                                            time_zone="Asia/Damascus")).tobytes()
     assert damascus.tobytes() != footer(render_certificate(sample_document(), "en", time_zone="UTC")).tobytes()
+
+
+# --- digits: an Arabic page may print Arabic-Indic digits, an English page never ---------------
+
+WESTERN_DIGITS = set("0123456789")
+ARABIC_INDIC_DIGITS = set("٠١٢٣٤٥٦٧٨٩")
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every visual line drawn on a page, as the printer gets it."""
+    import kiosk.document_layout as layout
+    lines: list[str] = []
+    real = layout._draw
+
+    def draw(band, visual, style, x0, x1, align):
+        lines.append(visual)
+        real(band, visual, style, x0, x1, align)
+    monkeypatch.setattr(layout, "_draw", draw)
+    return lines
+
+
+def receipt(language: str, **options):
+    return render_receipt("إخراج قيد فردي" if language == "ar" else "Civil-status extract",
+                          Money.of(150000, "SYP"), "PAY-1", "2026-ABCD1234", "2025-11-23T15:27:00Z", language,
+                          place="دمشق" if language == "ar" else "Damascus", **options)
+
+
+def codes(lines: list[str]) -> set[str]:
+    """The words that mix Latin letters and digits (serials, payment ids): typed as printed, Western."""
+    return {word for line in lines for word in line.split() if re.search(r"[A-Za-z]", word)}
+
+
+def test_arabic_receipt_prints_arabic_indic_digits_in_order(drawn):
+    receipt("ar", digits="arabic-indic")
+    words = {word for line in drawn for word in line.split()} - codes(drawn)
+    assert not WESTERN_DIGITS & set("".join(words))
+    assert "2026-ABCD1234" in codes(drawn) and "PAY-1" in codes(drawn)  # the serial as one types it
+    assert display_line("١٬٥٠٠ ل.س", "ar") in drawn                   # the fee, amount then currency from the right
+    date_line = next(line for line in drawn if "٢٠٢٥" in line)
+    assert date_line.endswith("٢٣/١١/٢٠٢٥") and date_line.startswith("١٨:٢٧ ")
+
+
+def test_arabic_indic_page_is_the_western_page_with_other_digit_shapes(drawn):
+    receipt("ar")
+    western = list(drawn)
+    drawn.clear()
+    receipt("ar", digits="arabic-indic")
+    as_western = str.maketrans("٠١٢٣٤٥٦٧٨٩٬٫", "0123456789,.")
+    assert [line.translate(as_western) for line in drawn] == western
+
+
+def test_english_receipt_and_certificate_keep_western_digits(drawn):
+    assert receipt("en", digits="arabic-indic").blocks[0].image.tobytes() == receipt("en").blocks[0].image.tobytes()
+    render_certificate(sample_document(), "en", digits="arabic-indic")
+    assert not ARABIC_INDIC_DIGITS & set("".join(drawn))
+
+
+def test_arabic_certificate_digits_leave_the_qr_code_alone(drawn):
+    job = render_certificate(sample_document(), "ar", digits="arabic-indic")
+    words = {word for line in drawn for word in line.split()} - codes(drawn)
+    assert not WESTERN_DIGITS & set("".join(words)) and ARABIC_INDIC_DIGITS & set("".join(drawn))
+    assert [block.data for block in job.blocks if isinstance(block, QrBlock)] == [VERIFICATION]
+
+
+def test_documents_default_to_western_digits_whatever_the_screen_shows(drawn):
+    from kiosk import bidi_text
+    before = bidi_text.screen_digits()
+    bidi_text.use_screen_digits("arabic-indic")
+    try:
+        receipt("ar")
+    finally:
+        bidi_text.use_screen_digits(before)
+    assert not ARABIC_INDIC_DIGITS & set("".join(drawn))

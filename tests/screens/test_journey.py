@@ -128,3 +128,128 @@ def test_silence_at_the_pin_screen_warns_then_ends_the_session(tmp_path, screen)
     assert run.screens_seen[-3:] == ["pin_entry", "take_card", "attract"]
     warned = next(step for step in run.report["steps"] if step["step"].get("view") == {"idle_warning": True})
     assert (run.out_dir / warned["screenshot"]).is_file()
+
+
+@pytest.fixture(scope="session")
+def built_prompts(tmp_path_factory):
+    """The spoken prompts `make prompts` wrote, or made now when some are not there."""
+    from drivers.demo.stack import BUILT_PROMPTS
+    from screens import prompts
+    if not prompts.missing(BUILT_PROMPTS):
+        return BUILT_PROMPTS
+    out = tmp_path_factory.mktemp("prompts")
+    prompts.build(out, report=lambda _line: None)
+    return out
+
+
+def test_audio_guidance_speaks_every_screen_in_the_session_language_and_nothing_on_the_pin(
+        tmp_path, screen, built_prompts):
+    from drivers.demo.stack import DemoStack, run_journey
+    with DemoStack(tmp_path / "stack", prompts=built_prompts, audio_guidance=True) as stack:
+        citizen = stack.citizen_numbers()[1]
+        run = run_journey(stack, JOURNEYS / "english.json", tmp_path / "audio", display=screen.display,
+                          on_screen={"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    audio = [line.split(" ", 2)[2] for line in run.output if line.startswith("screens.audio ")]
+    # Each screen shown said its own prompt once, in the session's language: Arabic until the citizen
+    # touched English, and again once the session had ended.
+    assert "pin_entry" in run.screens_seen and run.screens_seen[-1] == "attract"
+    spoken_in = {"starting": "ar", "attract": "ar"}
+    assert audio == ["audio.played screen=%s language=%s" % (name, spoken_in.get(name, "en"))
+                     for name in run.screens_seen]
+    assert all((built_prompts / lang / (name + ".wav")).is_file() for name, lang in
+               (re.fullmatch(r"audio\.played screen=(\w+) language=(ar|en)", line).groups() for line in audio))
+    # On the PIN screen, with four digits typed, nothing was played but its own prompt.
+    start = next(i for i, line in enumerate(run.output) if line.endswith("screen.shown name=pin_entry"))
+    end = next(i for i in range(start + 1, len(run.output)) if " screen.shown name=" in run.output[i])
+    assert [line for line in run.output[start:end] if line.startswith("screens.audio ")] == \
+        ["screens.audio INFO audio.played screen=pin_entry language=en"]
+
+
+def test_the_citizen_switches_audio_on_at_the_pin_screen_and_asks_to_listen(tmp_path, screen, built_prompts):
+    from drivers.demo.stack import DemoStack, run_journey
+    script = tmp_path / "audio-switch.json"
+    script.write_text(json.dumps({"name": "audio-switch", "steps": [
+        {"await": "attract", "timeout": 60}, {"tap": "lang_ar"}, {"await": "insert_card"},
+        {"await": "pin_entry", "timeout": 20}, {"tap": "audio"}, {"tap": "listen"}, {"pin": "1234"},
+        {"tap": "key_ok"}, {"await": "identity", "timeout": 20}, {"tap": "cancel"}, {"await": "take_card"},
+        {"await": "attract", "timeout": 20}]}))
+    with DemoStack(tmp_path / "stack", prompts=built_prompts) as stack:
+        citizen = stack.citizen_numbers()[0]
+        run = run_journey(stack, script, tmp_path / "audio", display=screen.display,
+                          on_screen={"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    audio = [line.split(" ", 2)[2] for line in run.output if line.startswith("screens.audio ")]
+    # Silent until switched on; then the PIN screen's prompt at once and again on request (the digits typed
+    # after it said nothing), and every screen after it, "take your card" included: the citizen's choices
+    # go with the card, and end when it is out.
+    assert audio == ["audio.played screen=%s language=ar" % name
+                     for name in ("pin_entry", "pin_entry", "verifying", "identity", "take_card")]
+    assert run.screens_seen[-1] == "attract"
+
+
+def test_arabic_indic_digits_journey_and_a_touch_gives_more_time(tmp_path, screen):
+    """Arabic with Arabic-Indic digits; the idle warning counts down, and a touch on it
+    gives more time without pressing the key under it."""
+    from drivers.demo.stack import DemoStack, run_journey
+    with DemoStack(tmp_path / "stack", pin_timeout_s=3, idle_warning_s=20, digits="arabic-indic") as stack:
+        assert 'digits = "arabic-indic"' in stack.config_path.read_text(encoding="utf-8")
+        citizen = stack.citizen_numbers()[0]
+        run = run_journey(stack, JOURNEYS / "arabic-indic.json", tmp_path / "arabic-indic", display=screen.display,
+                          on_screen={"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+        assert run.exit_code == 0, "\n".join(run.output[-20:])
+        assert stack.printer.wait_for_jobs(2, timeout=10)
+    assert run.screens_seen[-3:] == ["printing", "take_card", "attract"]
+    assert "take_card" in run.screens_seen and "failed" not in run.screens_seen
+    shots = [step["screenshot"] for step in run.report["steps"] if "screenshot" in step]
+    assert any(shot.endswith("idle_countdown.png") for shot in shots)
+
+
+def test_printer_down_before_paying_fails_with_what_to_do_and_charges_nothing(stack, journey, central):
+    from drivers.printer_sim.server import PaperLevel
+    citizen = stack.citizen_numbers()[0]
+    stack.printer.set_paper(PaperLevel.OUT)
+    run = journey("printer-down", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert run.screens_seen[-4:] == ["preparing", "failed", "take_card", "attract"]
+    assert charges(central, stack) == [] and stack.printer.jobs == []
+
+
+def taps_between(report, first, last):
+    """The tap ids touched after the screen `first` came and before `last` did, as the report lists them."""
+    steps = [entry["step"] for entry in report["steps"]]
+    start = next(i for i, step in enumerate(steps) if step.get("await") == first)
+    end = next(i for i in range(start + 1, len(steps)) if steps[i].get("await") == last)
+    return [step["tap"] for step in steps[start:end] if "tap" in step]
+
+
+def test_a_certificate_on_the_second_page_of_its_category_in_arabic(stack, journey, central):
+    citizen = stack.citizen_numbers()[0]
+    run = journey("category-arabic", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert run.screens_seen[-8:] == ["catalogue", "confirm", "preparing", "paying", "issuing", "printing",
+                                     "take_card", "attract"]
+    # From the name on screen to the confirmation: a category, a page turned, the certificate.
+    assert taps_between(run.report, "identity", "confirm") == [
+        "continue", "category_civil-status", "page_next", "service_id-card-statement"]
+    (charge,) = charges(central, stack)
+    assert charge["status"] == "approved" and charge["amount_minor"] == 100000 and charge["refunded_minor"] == 0
+    certificate, _receipt = stack.printer.wait_for_jobs(2, timeout=10)
+    (payload,) = qr_payloads(certificate.png_path)
+    assert central.get("/documents/verify", params={"payload": payload}).json()["service_code"] == "id-card-statement"
+    shots = [entry["screenshot"] for entry in run.report["steps"] if entry["step"].get("await") == "catalogue"]
+    assert len(shots) == 3 and all((run.out_dir / shot).stat().st_size > 10_000 for shot in shots)
+
+
+def test_the_citizen_pages_a_category_goes_back_and_takes_another_in_english(stack, journey, central):
+    citizen = stack.citizen_numbers()[1]
+    run = journey("category-english", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    assert "take_card" in run.screens_seen and run.screens_seen[-1] == "attract"
+    (charge,) = charges(central, stack)
+    assert charge["amount_minor"] == 200000 and charge["refunded_minor"] == 0
+    certificate, _receipt = stack.printer.wait_for_jobs(2, timeout=10)
+    (payload,) = qr_payloads(certificate.png_path)
+    assert central.get("/documents/verify", params={"payload": payload}).json()["service_code"] == "good-conduct"
+    # Straight from the categories, a certificate is two touches away.
+    assert taps_between(run.report, "identity", "confirm")[-3:] == ["back", "category_justice", "service_good-conduct"]
