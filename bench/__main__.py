@@ -1,6 +1,6 @@
 """`make bench`: the kiosk's figures, measured on the real stack.
 
-    python -m bench [--card-runs N] [--journey-runs N] [--cold-runs N] [--print-runs N]
+    python -m bench [--card-runs N] [--journey-runs N] [--cold-runs N] [--print-runs N] [--memory-journeys N]
 
 Reports wall times and ratios; nothing here passes or fails on a time.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import card_read, cold_start, journey, printing, touches
+from bench import card_read, cold_start, journey, memory, printing, touches
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="cold starts of the kiosk and of a bare Kivy app, each (default %(default)s)")
     parser.add_argument("--print-runs", type=int, default=5,
                         help="layouts of each printed document, timed (default %(default)s)")
+    parser.add_argument("--memory-journeys", type=int, default=300,
+                        help="journeys in one kiosk process for its memory (default %(default)s; about 6 s each)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     print(card_read.format_table(card_read.run(args.card_runs)))
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     print(printing.report(printing.run(args.print_runs)))
     print()
     print(touches.report(touches.run()))
+    print()
+    print(memory.report(memory.run(args.memory_journeys)))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ import requests
 from kiosk import config as kiosk_config
 from kiosk import events as ev
 from kiosk.app import build_runtime
-from drivers.demo.stack import DEMO_PIN, DemoStack
+from drivers.demo.stack import DEMO_PIN, ID_READER, DemoStack
 from drivers.printer_sim.server import PaperLevel
 from kiosk.session import PRINTER_RECHECK_S, Reason, Step
+from tests.drivers.conftest import wait_for_reader_state
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
@@ -78,9 +79,12 @@ class Kiosk:
 @pytest.fixture
 def kiosk(tmp_path):
     with DemoStack(tmp_path / "stack") as stack:
+        # The reader is shared with the tests before: their card must be out before ours goes in.
+        assert wait_for_reader_state(ID_READER, present=False, timeout=60), "another card stays in the reader"
         kiosk = Kiosk(stack)
         yield kiosk
         kiosk.runtime.stop()
+    assert wait_for_reader_state(ID_READER, present=False), "the card did not leave the reader"
 
 
 def statement(stack):
