@@ -253,3 +253,14 @@ def test_the_citizen_pages_a_category_goes_back_and_takes_another_in_english(sta
     assert central.get("/documents/verify", params={"payload": payload}).json()["service_code"] == "good-conduct"
     # Straight from the categories, a certificate is two touches away.
     assert taps_between(run.report, "identity", "confirm")[-3:] == ["back", "category_justice", "service_good-conduct"]
+
+
+def test_extra_large_text_and_high_contrast_last_the_whole_journey_and_end_with_it(stack, journey, central):
+    citizen = stack.citizen_numbers()[0]
+    run = journey("large-contrast", {"insert_card": lambda: stack.insert(citizen), "take_card": stack.remove})
+    assert run.exit_code == 0, "\n".join(run.output[-20:])
+    (charge,) = charges(central, stack)
+    assert charge["amount_minor"] == 150000 and charge["refunded_minor"] == 0
+    # Every screen of the journey has its screenshot, at extra large and in high contrast.
+    shots = [step["screenshot"] for step in run.report["steps"] if "screenshot" in step]
+    assert len(shots) >= 10 and all((run.out_dir / shot).stat().st_size > 10_000 for shot in shots)
