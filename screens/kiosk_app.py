@@ -131,7 +131,6 @@ class KioskApp(App):
         if self._on_started is not None:
             self._on_started(self)
 
-
     # ------------------------------------------------------------ for the screens
 
     def send(self, event: Event) -> None:
@@ -161,12 +160,6 @@ class KioskApp(App):
 
     def toggle_audio_guidance(self) -> None:
         self.send(AudioGuidanceChosen(not self.audio_guidance))
-
-    def listen_now(self) -> None:
-        """The header's listen button: the current screen's prompt, spoken (screens/audio.py)."""
-        listen = getattr(self, "listen", None)
-        if listen is not None:
-            listen()
 
     # ------------------------------------------------------------ internals
 
