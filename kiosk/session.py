@@ -170,6 +170,7 @@ class Transaction:
     print_failed_at: float | None = None     # when the print failed, while a reprint is awaited
     partly_printed: bool = False             # part of a failed print came out: the reprint is a copy
     printer_asked: bool = False              # a printer check is on its way
+    printer_asked_at: float = float("-inf")  # when the printer was last asked, while a reprint waits
 
 
 @dataclass(frozen=True, repr=False)
@@ -239,7 +240,6 @@ class Session:
         self._card_present = False
         self._orphans: dict[str, Transaction] = {}
         self._now = 0.0
-        self._printer_asked_at = float("-inf")
         self._clear()
         # Which method handles which event: one entry per event type.
         self._handlers: dict[type, Callable[[Any], list[Effect] | None]] = {
@@ -635,10 +635,10 @@ class Session:
         """A tick while a reprint waits: give up after the window, else ask the printer now and then."""
         if txn.print_failed_at is not None and self._now - txn.print_failed_at >= self._timeouts.reprint_s:
             return self._give_up_printing(txn)
-        if txn.printer_asked or self._now - self._printer_asked_at < PRINTER_RECHECK_S:
+        if txn.printer_asked or self._now - txn.printer_asked_at < PRINTER_RECHECK_S:
             return []
         txn.printer_asked = True
-        self._printer_asked_at = self._now
+        txn.printer_asked_at = self._now
         return [CheckPrinter(txn.txn_id)]
 
     def _reprint_if_ready(self, txn: Transaction, ready: bool) -> list[Effect]:

@@ -51,7 +51,6 @@ _BARE_SCREENS = ("attract", "out_of_service")
 
 # How much larger every screen's text is drawn at each of the citizen's sizes.
 TEXT_SCALES = {TextSize.NORMAL: 1.0, TextSize.LARGE: 1.25, TextSize.EXTRA_LARGE: 1.5}
-_SIZES = tuple(TEXT_SCALES)
 
 
 class IdleWarning(AnchorLayout):
@@ -149,11 +148,6 @@ class KioskApp(App):
 
     def choose_text_size(self, size: str) -> None:
         self.send(TextSizeChosen(TextSize(size)))
-
-    def next_text_size(self) -> None:
-        """Normal, large, extra large, normal again."""
-        now = _SIZES.index(TextSize(self.text_size))
-        self.send(TextSizeChosen(_SIZES[(now + 1) % len(_SIZES)]))
 
     def toggle_contrast(self) -> None:
         self.send(ContrastChosen(not self.high_contrast))
