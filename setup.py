@@ -3,7 +3,7 @@
 `pip install citizen-kiosk` installs the kiosk (its core, drivers, screens and
 outbox) with the libraries a Raspberry Pi needs for them. The reference
 central service (`central/`) and the simulators (`drivers/card_sim`,
-`drivers/printer_sim`, `drivers/demo`) are development tools that run from a
+`drivers/printer_sim`, `drivers/terminal_sim`, `drivers/demo`) are development tools that run from a
 source checkout: the extras `[central]`, `[sim]` and `[dev]` bring the
 libraries they need, and `make install` sets all of it up.
 
@@ -15,7 +15,8 @@ from setuptools import find_packages, setup
 
 # Not part of the device: they stay in the source checkout.
 DEVELOPMENT_ONLY = ["central", "central.*", "drivers.card_sim", "drivers.card_sim.*", "drivers.printer_sim",
-                    "drivers.printer_sim.*", "drivers.demo", "drivers.demo.*"]
+                    "drivers.printer_sim.*", "drivers.terminal_sim", "drivers.terminal_sim.*", "drivers.demo",
+                    "drivers.demo.*"]
 
 CENTRAL_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "sqlalchemy>=2.0,<3", "pydantic>=2",
                     "zxing-cpp>=2.2"]   # `kiosk-central verify` reads the QR code off a photo
@@ -55,6 +56,7 @@ setup(
             "hypothesis>=6.100",
             "zxing-cpp>=2.2",
             "build>=1.0",
+            "persist-queue>=1.0,<2",   # `make bench`: the outbox's enqueue against SQLiteAckQueue's
         ],
     },
     entry_points={
@@ -67,7 +69,7 @@ setup(
             "fake=drivers.fakes.card_reader:from_config",
         ],
         "kiosk.payment_terminals": [
-            "gateway=drivers.gateway_payment:from_config",
+            "nexo=drivers.nexo_terminal:from_config",
             "fake=drivers.fakes.payment_terminal:from_config",
         ],
         "kiosk.receipt_printers": [
@@ -86,6 +88,7 @@ setup(
         ],
         "kiosk.tools": [
             "card-check=drivers.card_check:run",
+            "queue=offline.queue_cli:run",
         ],
     },
 )

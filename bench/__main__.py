@@ -1,6 +1,7 @@
 """`make bench`: the kiosk's figures, measured on the real stack.
 
     python -m bench [--card-runs N] [--journey-runs N] [--cold-runs N] [--print-runs N] [--memory-journeys N]
+                    [--nexo-runs N] [--payment-runs N] [--outbox-pending N]
 
 Reports wall times and ratios; nothing here passes or fails on a time.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import card_read, cold_start, journey, memory, printing, touches
+from bench import card_read, cold_start, journey, memory, nexo_round_trip, outbox, payment_overhead, printing, touches
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="layouts of each printed document, timed (default %(default)s)")
     parser.add_argument("--memory-journeys", type=int, default=300,
                         help="journeys in one kiosk process for its memory (default %(default)s; about 6 s each)")
+    parser.add_argument("--nexo-runs", type=int, default=200,
+                        help="sales over nexo against the terminal simulator on loopback (default %(default)s)")
+    parser.add_argument("--payment-runs", type=int, default=50,
+                        help="journeys timed for the kiosk's own time around a payment (default %(default)s)")
+    parser.add_argument("--outbox-pending", type=int, default=100_000,
+                        help="pending messages for the outbox's memory figure (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     print(card_read.format_table(card_read.run(args.card_runs)))
@@ -35,6 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     print(printing.report(printing.run(args.print_runs)))
     print()
     print(touches.report(touches.run()))
+    print()
+    print(nexo_round_trip.report(nexo_round_trip.run(args.nexo_runs)))
+    print()
+    print(payment_overhead.report(payment_overhead.run(args.payment_runs)))
+    print()
+    print(outbox.report(outbox.run(pending=args.outbox_pending)))
     print()
     print(memory.report(memory.run(args.memory_journeys)))
 

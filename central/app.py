@@ -1,13 +1,18 @@
 """The reference central service as a FastAPI application.
 
     GET  /api/v1/health
-    GET  /api/v1/catalogue
+    GET  /api/v1/catalogue                    the services, their fees, the catalogue's version; signed
+    POST /api/v1/requests/eligibility         the pre-check before a charge: eligible?, central's fee now
     POST /api/v1/requests                     issue a certificate (idempotent on request_id)
     POST /api/v1/requests/{request_id}/void   void it (idempotent)
     GET  /api/v1/documents/verify?payload=... check a printed QR code: issued (valid), voided, or invalid
     GET  /api/v1/signing-key                  the document-verification public key, PEM
-    /api/v1/gateway/...                       the payment gateway simulator (central/gateway.py)
+    POST /api/v1/claims/waiting               documents claimed offline that wait for a card's holder
+    POST /api/v1/claims/{serial}/collected    one of them printed for its citizen (idempotent)
     GET  /verify/{serial}[?lang=en]           the verification page for officials (central/verify_page.py)
+
+Central approves and holds no payment: it looks each request's payment id up
+at the acquirer (central/acquirer.py), whose URL it is given.
 
 Money is always ``{"amount_minor": int, "currency": str}``. A body that does
 not validate is a 400 ``{"status": "invalid", "reason": "invalid_input",
@@ -24,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI, Query, Request
@@ -33,9 +39,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from central import signing, verify_page
-from central.catalogue_store import load_catalogue
-from central.db import Database, sqlite_path
-from central.gateway import GatewaySimulator, gateway_router
+from central.acquirer import AcquirerClient
+from central.catalogue_store import load_catalogue, served_catalogue
+from central.claims import Claims, CollectedBody, WaitingBody
+from central.db import Database, iso_utc, sqlite_path, utc_now
 from central.issuing import CertificateRequestBody, EligibilityBody, Issuer
 from central.models import IssuedDocumentRecord
 from central.seeding import prepare_database
@@ -81,12 +88,23 @@ def _verify_document(database: Database, public_keys: list[Ed25519PublicKey], pa
     return Answer(200, {"status": AnswerStatus.ISSUED, "valid": True, **facts})
 
 
-def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> FastAPI:
+def create_app(db_url: str, *, signing_key_path: Path | str | None = None, acquirer_url: str | None = None,
+               acquirer_ca_file: Path | str | None = None) -> FastAPI:
     """The service on the database `db_url`, created and seeded when empty.
 
     The signing key is read from `signing_key_path`, or kept beside a SQLite
-    database file (created there on first start).
+    database file (created there on first start). Payments are looked up at
+    the acquirer at `acquirer_url` (its certificate checked against
+    `acquirer_ca_file` when given); without one, central starts but answers
+    every paid request 503 ``payment_unverifiable``, and says so in its log.
     """
+    acquirer = AcquirerClient(acquirer_url, ca_file=acquirer_ca_file) if acquirer_url else None
+    if acquirer is None:
+        log.error("central.no_acquirer: no acquirer is configured (--acquirer URL); every certificate request "
+                  "is answered 503 payment_unverifiable until one is")
+    else:
+        log.info("central.acquirer host=%s pinned_ca=%s", urlsplit(acquirer.base_url).netloc.rpartition("@")[2],
+                 "yes" if acquirer_ca_file else "no")
     database = Database(db_url)
     prepare_database(database)
     key_path = Path(signing_key_path) if signing_key_path else signing.default_key_path(sqlite_path(db_url))
@@ -94,12 +112,14 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
     public_key = signing_key.public_key()
     public_pem = signing.public_key_pem(public_key)
     public_keys = [public_key]     # what central verifies with; a rotation would add the previous key here
-    issuer = Issuer(database, signing_key)
-    simulator = GatewaySimulator(database)
+    issuer = Issuer(database, signing_key, acquirer)
+    claims = Claims(database)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if acquirer is not None:
+            acquirer.close()
         database.dispose()
 
     app = FastAPI(title="Citizen kiosk central (reference)", version="1", lifespan=lifespan,
@@ -107,7 +127,6 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
     app.add_exception_handler(RequestValidationError, _invalid_input)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.state.database = database
-    app.state.gateway = simulator
 
     @app.middleware("http")
     async def log_and_contain(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -130,7 +149,8 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
     @app.get(wire.CATALOGUE)
     def catalogue() -> dict:
         with database.reading() as session:
-            return load_catalogue(session).to_json()
+            served = served_catalogue(load_catalogue(session), issued_at=iso_utc(utc_now()))
+        return signing.sign_catalogue(signing_key, served)
 
     @app.post(wire.ELIGIBILITY)
     def check_eligibility(body: EligibilityBody) -> JSONResponse:
@@ -143,6 +163,14 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
     @app.post(wire.VOID)
     def void_request(request_id: Annotated[str, PathParam(pattern=wire.ID_PATTERN)]) -> JSONResponse:
         return issuer.void(request_id).response()
+
+    @app.post(wire.CLAIMS_WAITING)
+    def claims_waiting(body: WaitingBody) -> JSONResponse:
+        return claims.waiting(body).response()
+
+    @app.post(wire.CLAIM_COLLECTED)
+    def claim_collected(serial: Annotated[str, PathParam(pattern=wire.ID_PATTERN)], body: CollectedBody) -> JSONResponse:
+        return claims.collected(serial, body).response()
 
     @app.get(wire.VERIFY_DOCUMENT)
     def verify_document(payload: Annotated[str, Query(min_length=1, max_length=1000)]) -> JSONResponse:
@@ -159,5 +187,4 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None) -> Fa
         status = 404 if facts.state is verify_page.State.UNKNOWN else 200
         return HTMLResponse(verify_page.render(facts, lang), status_code=status, headers=verify_page.HEADERS)
 
-    app.include_router(gateway_router(simulator))
     return app

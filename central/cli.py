@@ -1,13 +1,30 @@
 """`kiosk-central`: the reference central service.
 
     kiosk-central serve [--db URL] [--host 127.0.0.1] [--port 8700] [--signing-key PEM]
+                        [--acquirer URL [--acquirer-ca PEM]]
     kiosk-central registry import FILE.json [--db URL]
+    kiosk-central catalogue set-fee SERVICE_CODE AMOUNT_MINOR [--db URL]
+    kiosk-central catalogue set-offline SERVICE_CODE online_only|claim [--max-fee MINOR --daily-cap MINOR] [--db URL]
     kiosk-central keys [--db URL] [--signing-key PEM]
     kiosk-central verify --key PUBLIC.pem [--key OLDER.pem ...] [--document DOC.json] FILE
 
 A new database gets its tables, the catalogue and fourteen fictional citizens.
 The document signing key is kept beside a SQLite database unless
 --signing-key names a PEM file (created when missing).
+
+Central approves no payment: `serve --acquirer URL` names the acquirer where
+each request's payment is looked up before a document is issued (its
+certificate checked against --acquirer-ca when given). Without it, central
+starts, logs an error, and answers every certificate request 503
+payment_unverifiable, which the kiosks send again later.
+
+`catalogue set-fee` changes a service's fee (in minor units of its currency)
+for every kiosk from the next catalogue or pre-check on; it prints the fee
+before and after and the catalogue's new version. Exit 2: no such service,
+or an amount that is not a positive whole number. `catalogue set-offline`
+sets what a kiosk that cannot reach central may do for a service: nothing
+(`online_only`), or take a claim for a fee up to --max-fee, within a daily
+cap per kiosk of --daily-cap (minor units); the catalogue's version changes.
 
 `verify` checks a printed document offline, with nothing but central's public
 key (`keys` prints it): FILE is a text file holding the scanned QR payload, or
@@ -22,6 +39,7 @@ fields (its JSON as central issued it) are the ones the payload signs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -30,6 +48,7 @@ import uvicorn
 
 from central import signing
 from central.app import create_app
+from central.catalogue_store import find_service, load_catalogue, save_offline_policies, set_fee
 from central.db import Database, sqlite_path
 from central.registry import RegistryFileError, import_citizens, load_registry_file
 from central.seeding import prepare_database
@@ -38,6 +57,7 @@ from kiosk.documents import IssuedDocument
 
 DEFAULT_DB = "sqlite:///central.sqlite3"
 DEFAULT_PORT = 8700
+_LARGEST_FEE = 10 ** 12                 # as central/wire.py's AmountMinor
 _LARGEST_TEXT = 64 * 1024              # a payload is a few hundred characters
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")   # PNG, JPEG
 
@@ -50,7 +70,12 @@ _PROBLEMS = {
 
 
 def _serve(args: argparse.Namespace) -> int:
-    app = create_app(args.db, signing_key_path=args.signing_key)
+    try:
+        app = create_app(args.db, signing_key_path=args.signing_key, acquirer_url=args.acquirer,
+                         acquirer_ca_file=args.acquirer_ca)
+    except (ValueError, FileNotFoundError) as exc:      # a bad --acquirer or --acquirer-ca
+        print("kiosk-central serve: %s" % exc, file=sys.stderr)
+        return 2
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
     uvicorn.Server(config).run()
     return 0
@@ -73,6 +98,61 @@ def _import_registry(args: argparse.Namespace) -> int:
         database.dispose()
     print("%s: %d citizens imported (%d new, %d updated)" % (args.file, len(records), summary.created,
                                                                summary.updated))
+    return 0
+
+
+def _set_fee(args: argparse.Namespace) -> int:
+    if not 0 < args.amount_minor <= _LARGEST_FEE:
+        print("kiosk-central catalogue set-fee: the fee is a positive whole number of minor units "
+              "(150000 is 1,500.00)", file=sys.stderr)
+        return 2
+    database = Database(args.db)
+    try:
+        prepare_database(database)
+        with database.writing() as session:
+            changed = set_fee(session, args.service_code, args.amount_minor)
+        with database.reading() as session:
+            version = load_catalogue(session).version
+    finally:
+        database.dispose()
+    if changed is None:
+        print("kiosk-central catalogue set-fee: no service %s in the catalogue" % args.service_code,
+              file=sys.stderr)
+        return 2
+    before, after = changed
+    print("%s: fee %s %s -> %s %s; catalogue version %s" % (args.service_code, before.major_text(),
+                                                             before.currency, after.major_text(),
+                                                             after.currency, version))
+    return 0
+
+
+def _set_offline(args: argparse.Namespace) -> int:
+    from kiosk.catalogue import Catalogue, OfflineMode, OfflinePolicy
+
+    if args.mode == OfflineMode.CLAIM.value:
+        if not (0 < args.max_fee <= _LARGEST_FEE and args.max_fee <= args.daily_cap <= _LARGEST_FEE):
+            print("kiosk-central catalogue set-offline: a claim needs --max-fee and --daily-cap, positive whole "
+                  "numbers of minor units, the cap at least the fee", file=sys.stderr)
+            return 2
+        policy = OfflinePolicy(OfflineMode.CLAIM, args.max_fee, args.daily_cap)
+    else:
+        policy = OfflinePolicy()
+    database = Database(args.db)
+    try:
+        prepare_database(database)
+        with database.writing() as session:
+            service = find_service(session, args.service_code)
+            if service is not None:
+                save_offline_policies(session, Catalogue((dataclasses.replace(service, offline=policy),)))
+        with database.reading() as session:
+            version = load_catalogue(session).version
+    finally:
+        database.dispose()
+    if service is None:
+        print("kiosk-central catalogue set-offline: no service %s in the catalogue" % args.service_code,
+              file=sys.stderr)
+        return 2
+    print("%s: offline %s; catalogue version %s" % (args.service_code, json.dumps(policy.to_json()), version))
     return 0
 
 
@@ -196,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--signing-key", type=Path, help="document signing key, PEM (created when missing)")
+    serve.add_argument("--acquirer", metavar="URL",
+                       help="the acquirer's base URL, where payments are looked up (without it every "
+                            "certificate request is answered 503 payment_unverifiable)")
+    serve.add_argument("--acquirer-ca", type=Path, metavar="PEM",
+                       help="the acquirer's certificate authority, PEM (default: the system's)")
     serve.set_defaults(run=_serve)
 
     registry = commands.add_parser("registry", help="the civil registry").add_subparsers(dest="action",
@@ -204,6 +289,20 @@ def main(argv: list[str] | None = None) -> int:
                                                            "(format: central/REGISTRY.md)"))
     importing.add_argument("file", type=Path)
     importing.set_defaults(run=_import_registry)
+
+    catalogue = commands.add_parser("catalogue", help="the services and their fees").add_subparsers(
+        dest="action", required=True)
+    fee = with_db(catalogue.add_parser("set-fee", help="change a service's fee, in minor units of its currency"))
+    fee.add_argument("service_code")
+    fee.add_argument("amount_minor", type=int, help="the new fee in minor units (150000 SYP is 1,500.00)")
+    fee.set_defaults(run=_set_fee)
+    offline = with_db(catalogue.add_parser("set-offline", help="what a kiosk that cannot reach central may do "
+                                                               "for a service"))
+    offline.add_argument("service_code")
+    offline.add_argument("mode", choices=("online_only", "claim"))
+    offline.add_argument("--max-fee", type=int, default=0, help="a claim's largest fee, minor units")
+    offline.add_argument("--daily-cap", type=int, default=0, help="a kiosk's claims in a day, minor units")
+    offline.set_defaults(run=_set_offline)
 
     keys = with_db(commands.add_parser("keys", help="print the document-verification public key (PEM)"))
     keys.add_argument("--signing-key", type=Path)

@@ -6,7 +6,7 @@ so every database keeps them the same way.
 
 Writes go through :meth:`Database.writing`, which holds one process-wide lock
 for the whole read-check-write transaction: the idempotency checks (a request
-id, a charge id, a payment used once) are then race-free without relying on
+id, a payment used once) are then race-free without relying on
 each database's isolation rules. The reference service runs as one process.
 """
 

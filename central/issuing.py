@@ -17,9 +17,27 @@ Arabic name and the digest of the printed fields (central/signing.py).
 The request may also name the kiosk's time zone (`"time_zone"`, an IANA
 name): the signed issue time then carries its offset, as printed.
 
+A request may be a claim (``"claim": true``, with the slip's
+``"claim_reference"``): the kiosk took it while it could not reach central.
+It is checked and issued like any other when it arrives, and its document
+then awaits collection by its citizen at any kiosk (central/claims.py).
+
+The payment is the acquirer's (central/acquirer.py): central looks the
+payment id up there before it issues, and answers a request it cannot check
+now (no acquirer configured, or no usable answer from it) with HTTP 503
+``{"status": "error", "reason": "payment_unverifiable"}``, stored nowhere, so
+the kiosk's outbox sends it again later. A request already answered is
+answered again from the store, without asking the acquirer.
+
+The pre-check before a charge (``eligibility``) names the fee the kiosk is
+about to charge and the version of the catalogue it shows; central answers
+with its own current fee for the service and its catalogue's version, so a
+fee changed since the kiosk read the catalogue is shown before anything is
+charged. A request whose payment is not central's current fee is refused.
+
 Rejection reasons: unknown_service, unknown_citizen, card_mismatch,
-card_expired, payment_not_found, payment_not_approved,
-payment_device_mismatch, payment_amount_mismatch, payment_refunded,
+card_expired, payment_not_found, payment_not_approved, payment_refunded
+(reversed or refunded at the acquirer), payment_amount_mismatch,
 payment_already_used, request_voided; and the requirements of the kinds'
 layouts (central/seed/layouts.json): not_married, no_family, not_single,
 not_divorced, not_widowed, no_own_family, no_children, no_latin_name,
@@ -43,19 +61,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central import signing
-from central.catalogue_store import find_service
+from central.acquirer import AcquirerClient, LookupOutcome, PaymentLookup
+from central.catalogue_store import find_service, load_catalogue
 from central.certificates import NotApplicable, document_fields
 from central.db import Database, iso_utc, utc_now
-from central.models import CertificateRequest, Citizen, GatewayCharge, IssuedDocumentRecord
-from central.wire import Answer, Body, Identifier, body_digest, canonical_json, conflict, rejected
+from central.models import CertificateRequest, Citizen, ClaimRecord, IssuedDocumentRecord
+from central.wire import AmountMinor, Answer, Body, Currency, Identifier, body_digest, canonical_json, conflict, \
+    rejected
 from kiosk import wire
 from kiosk.catalogue import Service
 from kiosk.documents import IssuedDocument, content_digest
-from kiosk.wire import AnswerStatus
+from kiosk.wire import AcquirerPaymentStatus, AnswerStatus
 
 log = logging.getLogger(__name__)
 
 _SERIAL_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"   # no 0/O, 1/I/L, U: read aloud without doubt
+
+PAYMENT_UNVERIFIABLE = "payment_unverifiable"
+
+
+def payment_unverifiable() -> Answer:
+    """The payment cannot be checked now: a 503, which the kiosk's outbox sends again later."""
+    return Answer(503, {"status": "error", "reason": PAYMENT_UNVERIFIABLE})
 
 
 def _plain_text(value: str) -> str:
@@ -96,15 +123,37 @@ class CertificateRequestBody(Body):
     payment_id: Identifier
     place: Place | None = None
     time_zone: TimeZone | None = None    # the kiosk's: the signed issue time carries its offset
+    claim: bool = False                  # taken while the kiosk could not reach central: collected at any kiosk
+    claim_reference: Identifier | None = None
+
+
+def _digest(body: CertificateRequestBody) -> str:
+    """A body without a place, or not a claim, has the digest it had before places and claims existed:
+    a retry of a request stored then is still the same request."""
+    exclude = set()
+    if body.place is None:
+        exclude.add("place")
+    if not body.claim and body.claim_reference is None:
+        exclude |= {"claim", "claim_reference"}
+    return body_digest(body, exclude=frozenset(exclude))
+
+
+class Fee(Body):
+    amount_minor: AmountMinor
+    currency: Currency
 
 
 class EligibilityBody(Body):
-    """Asked before the fee is charged: would this citizen get this document?"""
+    """Asked before the fee is charged: would this citizen get this document, and at what fee?
+    `fee` is what the kiosk is about to charge, `catalogue_version` the version of the
+    catalogue it shows ("" when it has none)."""
 
     device_id: Identifier
     service_code: Identifier
     national_number: Annotated[str, Field(pattern=r"^[0-9]{11}$")]
     card_number: Annotated[str, Field(pattern=r"^SY[0-9]{10}$")]
+    fee: Fee
+    catalogue_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{0,64}$")]
 
 
 def _answer_of(row: CertificateRequest) -> Answer:
@@ -136,23 +185,37 @@ def _holder(session: Session, service_code: str, national_number: str, card_numb
 
 
 class Issuer:
-    def __init__(self, database: Database, signing_key: Ed25519PrivateKey) -> None:
+    """Issues, refuses and voids certificate requests. `acquirer` is where payments are
+    looked up; None when none is configured (every paid request is then unverifiable)."""
+
+    def __init__(self, database: Database, signing_key: Ed25519PrivateKey,
+                 acquirer: AcquirerClient | None = None) -> None:
         self._database = database
         self._signing_key = signing_key
+        self._acquirer = acquirer
 
     def submit(self, body: CertificateRequestBody) -> Answer:
-        # A body without a place has the digest it had before places existed: a retry
-        # of a request stored then is still the same request.
-        digest = body_digest(body, exclude=frozenset({"place"}) if body.place is None else frozenset())
-        with self._database.writing() as session:
+        digest = _digest(body)
+        with self._database.reading() as session:
             stored = session.get(CertificateRequest, body.request_id)
             if stored is not None:
-                if stored.body_digest is not None and stored.body_digest != digest:
-                    return conflict("request_id_reused")
-                log.info("request.replayed request_id=%s status=%s", body.request_id, stored.status)
-                return _answer_of(stored)
+                return self._replay(stored, body, digest)
+            holder = _holder(session, body.service_code, body.national_number, body.card_number, body.language,
+                             utc_now())
+        # The acquirer is asked outside the write lock (it may be slow), and only for a
+        # request that would be issued: a refusal on the citizen's record needs no payment.
+        lookup = None if isinstance(holder, str) else self._look_up(body)
+        if lookup is not None and lookup.outcome is LookupOutcome.UNREACHABLE:
+            return payment_unverifiable()
+        with self._database.writing() as session:
+            stored = session.get(CertificateRequest, body.request_id)
+            if stored is not None:       # a retry racing this one was answered first
+                return self._replay(stored, body, digest)
             now = utc_now()
-            answer, document = self._decide(session, body, now)
+            decided = self._decide(session, body, now, lookup)
+            if decided is None:          # the record changed since it was read: the payment was not looked up
+                return payment_unverifiable()
+            answer, document = decided
             session.add(CertificateRequest(
                 request_id=body.request_id, body_digest=digest, device_id=body.device_id,
                 status=answer.body["status"], http_status=answer.http_status,
@@ -160,30 +223,67 @@ class Issuer:
             if document is not None:
                 session.flush()
                 session.add(document)
+                if body.claim:
+                    session.flush()
+                    session.add(ClaimRecord(serial=document.serial, national_number=document.national_number,
+                                            reference=body.claim_reference, device_id=body.device_id,
+                                            created_at=iso_utc(now)))
         if document is not None:
-            log.info("request.issued request_id=%s serial=%s service=%s device=%s",
-                     body.request_id, document.serial, body.service_code, body.device_id)
+            payment = lookup.payment if lookup is not None else None
+            log.info("request.issued request_id=%s serial=%s service=%s device=%s terminal=%s claim=%s",
+                     body.request_id, document.serial, body.service_code, body.device_id,
+                     payment.terminal_id if payment and wire.is_id(payment.terminal_id) else "-",
+                     "yes" if body.claim else "no")
         else:
             log.info("request.rejected request_id=%s reason=%s device=%s",
                      body.request_id, answer.body["reason"], body.device_id)
         return answer
 
+    @staticmethod
+    def _replay(stored: CertificateRequest, body: CertificateRequestBody, digest: str) -> Answer:
+        if stored.body_digest is not None and stored.body_digest != digest:
+            return conflict("request_id_reused")
+        log.info("request.replayed request_id=%s status=%s", body.request_id, stored.status)
+        return _answer_of(stored)
+
+    def _look_up(self, body: CertificateRequestBody) -> PaymentLookup:
+        if self._acquirer is None:
+            log.error("request.payment_unverifiable request_id=%s cause=no_acquirer device=%s",
+                      body.request_id, body.device_id)
+            return PaymentLookup(LookupOutcome.UNREACHABLE)
+        lookup = self._acquirer.look_up(body.payment_id)
+        if lookup.outcome is LookupOutcome.UNREACHABLE:
+            log.warning("request.payment_unverifiable request_id=%s cause=acquirer device=%s",
+                        body.request_id, body.device_id)
+        return lookup
+
     def eligibility(self, body: EligibilityBody) -> Answer:
-        """Whether a request would be issued, payment aside; stores nothing."""
+        """Whether a request would be issued, payment aside, and central's fee for it now; stores nothing."""
         with self._database.reading() as session:
+            catalogue = load_catalogue(session)
             holder = _holder(session, body.service_code, body.national_number, body.card_number, "ar", utc_now())
+        service = catalogue.get(body.service_code)
+        fee = service.fee.to_json() if service is not None else None
+        if service is not None and (fee != body.fee.model_dump() or body.catalogue_version != catalogue.version):
+            log.info("request.catalogue_stale service=%s fee_changed=%s kiosk_version=%s version=%s device=%s",
+                     service.code, fee != body.fee.model_dump(), body.catalogue_version or "-", catalogue.version,
+                     body.device_id)
         if isinstance(holder, str):
             log.info("request.not_eligible reason=%s device=%s", holder, body.device_id)
-            return Answer(200, {"eligible": False, "reason": holder})
-        return Answer(200, {"eligible": True})
+            return Answer(200, {"eligible": False, "reason": holder, "fee": fee,
+                                "catalogue_version": catalogue.version})
+        return Answer(200, {"eligible": True, "fee": fee, "catalogue_version": catalogue.version})
 
-    def _decide(self, session: Session, body: CertificateRequestBody,
-                now: datetime) -> tuple[Answer, IssuedDocumentRecord | None]:
+    def _decide(self, session: Session, body: CertificateRequestBody, now: datetime,
+                lookup: PaymentLookup | None) -> tuple[Answer, IssuedDocumentRecord | None] | None:
+        """The answer and the document to store; None when the payment was not looked up and must be."""
         holder = _holder(session, body.service_code, body.national_number, body.card_number, body.language, now)
         if isinstance(holder, str):
             return rejected(holder), None
+        if lookup is None:
+            return None
         service, citizen, fields = holder
-        payment_problem = self._payment_problem(session, body, service)
+        payment_problem = self._payment_problem(session, body, service, lookup)
         if payment_problem is not None:
             return rejected(payment_problem), None
 
@@ -203,18 +303,18 @@ class Issuer:
         return Answer(200, {"status": AnswerStatus.ISSUED, "document": document.to_json()}), record
 
     @staticmethod
-    def _payment_problem(session: Session, body: CertificateRequestBody, service: Service) -> str | None:
-        charge = session.get(GatewayCharge, body.payment_id)
-        if charge is None:
+    def _payment_problem(session: Session, body: CertificateRequestBody, service: Service,
+                         lookup: PaymentLookup) -> str | None:
+        """Why the acquirer's payment does not pay for this document; None when it does."""
+        payment = lookup.payment
+        if lookup.outcome is LookupOutcome.UNKNOWN or payment is None:
             return "payment_not_found"
-        if charge.status != "approved":
+        if payment.status is AcquirerPaymentStatus.DECLINED:
             return "payment_not_approved"
-        if charge.device_id != body.device_id:
-            return "payment_device_mismatch"
-        if (charge.amount_minor, charge.currency) != (service.fee.amount_minor, service.fee.currency):
-            return "payment_amount_mismatch"
-        if charge.refunds:
+        if payment.status in (AcquirerPaymentStatus.REVERSED, AcquirerPaymentStatus.REFUNDED):
             return "payment_refunded"
+        if (payment.amount_minor, payment.currency) != (service.fee.amount_minor, service.fee.currency):
+            return "payment_amount_mismatch"
         used = session.scalar(select(IssuedDocumentRecord.serial).where(
             IssuedDocumentRecord.payment_id == body.payment_id))
         if used is not None:

@@ -8,8 +8,10 @@ A few methods of :class:`Citizen` state a fact about the record (single, a clean
 judicial record, no real estate, ...) as a value or None, so that a certificate
 layout can require it.
 The service: catalogue services, certificate requests (keyed by the kiosk's
-request id, with the exact answer given), issued documents. The gateway
-simulator: charges and refunds.
+request id, with the exact answer given), issued documents (each with the
+id of the payment that paid for it, at the acquirer: central holds no
+payment itself), and claims: documents asked for while a kiosk could not
+reach central, awaiting collection by their citizen at any kiosk.
 
 Rows of the registry hold personal data: their ``repr`` never shows it.
 """
@@ -204,6 +206,19 @@ class CatalogueService(Base):
     rank: Mapped[int | None]                                              # among the most asked, 1 first
 
 
+class ServiceOfflinePolicy(Base):
+    """What a kiosk that cannot reach central may do for a service (kiosk.catalogue.OfflinePolicy):
+    ``online_only``, or ``claim`` within a fee per payment and a daily cap per kiosk (minor units, in
+    the service's currency). A service without a row is online only."""
+
+    __tablename__ = "catalogue_offline_policies"
+
+    code: Mapped[str] = mapped_column(ForeignKey("catalogue_services.code"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), default="online_only")
+    max_fee_minor: Mapped[int] = mapped_column(default=0)
+    daily_cap_minor: Mapped[int] = mapped_column(default=0)
+
+
 class CertificateRequest(Base):
     """A kiosk's request, answered once: a retry gets ``answer`` back as it was.
 
@@ -230,37 +245,25 @@ class IssuedDocumentRecord(Base):
     request_id: Mapped[str] = mapped_column(ForeignKey("certificate_requests.request_id"), unique=True)
     service_code: Mapped[str] = mapped_column(String(64))
     national_number: Mapped[str] = mapped_column(ForeignKey("citizens.national_number"))
-    payment_id: Mapped[str] = mapped_column(ForeignKey("gateway_charges.payment_id"), unique=True)
+    payment_id: Mapped[str] = mapped_column(String(64), unique=True)   # the acquirer's: pays for one document
     issued_at: Mapped[str] = mapped_column(String(20))
     document: Mapped[str] = mapped_column(Text)          # IssuedDocument.to_json()
     voided_at: Mapped[str | None] = mapped_column(String(20))
 
 
-class GatewayCharge(Base):
-    __tablename__ = "gateway_charges"
+class ClaimRecord(Base):
+    """A document asked for while the kiosk could not reach central (a claim): issued when the request
+    arrived, it awaits collection by its citizen at any kiosk until one confirms it printed it."""
 
-    payment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    charge_id: Mapped[str] = mapped_column(String(64), unique=True)
-    body_digest: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(10))     # approved | declined
-    amount_minor: Mapped[int]
-    currency: Mapped[str] = mapped_column(String(3))
-    device_id: Mapped[str] = mapped_column(String(64))
-    reference: Mapped[str] = mapped_column(String(64))
+    __tablename__ = "claims"
+
+    serial: Mapped[str] = mapped_column(ForeignKey("issued_documents.serial"), primary_key=True)
+    national_number: Mapped[str] = mapped_column(ForeignKey("citizens.national_number"), index=True)
+    reference: Mapped[str | None] = mapped_column(String(64))     # the claim slip's
+    device_id: Mapped[str] = mapped_column(String(64))            # the kiosk that took the claim
     created_at: Mapped[str] = mapped_column(String(20))
+    collected_at: Mapped[str | None] = mapped_column(String(20))
+    collected_by: Mapped[str | None] = mapped_column(String(64))  # the kiosk that printed it
 
-    refunds: Mapped[list[GatewayRefund]] = relationship(order_by="GatewayRefund.created_at")
-
-    def refunded_minor(self) -> int:
-        return sum(r.amount_minor for r in self.refunds)
-
-
-class GatewayRefund(Base):
-    __tablename__ = "gateway_refunds"
-
-    refund_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    payment_id: Mapped[str] = mapped_column(ForeignKey("gateway_charges.payment_id"))
-    body_digest: Mapped[str] = mapped_column(String(64))
-    amount_minor: Mapped[int]
-    currency: Mapped[str] = mapped_column(String(3))
-    created_at: Mapped[str] = mapped_column(String(20))
+    def __repr__(self) -> str:
+        return "ClaimRecord(serial=%s)" % self.serial

@@ -74,11 +74,14 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 def start_in_thread(db_url: str, *, host: str = "127.0.0.1", port: int = 0,
-                    signing_key_path: Path | str | None = None, startup_timeout_s: float = 30.0) -> RunningCentral:
-    """Serve central on `host`:`port` (0: any free port); returns once it accepts connections."""
+                    signing_key_path: Path | str | None = None, acquirer_url: str | None = None,
+                    acquirer_ca_file: Path | str | None = None, startup_timeout_s: float = 30.0) -> RunningCentral:
+    """Serve central on `host`:`port` (0: any free port); returns once it accepts connections.
+    Payments are looked up at `acquirer_url` (see `create_app`)."""
     sock = _listening_socket(host, port)
     try:
-        app = create_app(db_url, signing_key_path=signing_key_path)
+        app = create_app(db_url, signing_key_path=signing_key_path, acquirer_url=acquirer_url,
+                         acquirer_ca_file=acquirer_ca_file)
     except BaseException:
         sock.close()
         raise

@@ -20,13 +20,20 @@ The claims, in this order:
     8  content digest  16 bytes: kiosk.documents.content_digest of the title and the fields
 
 The key id lets keys rotate: a verifier holding several public keys picks
-the one the payload names. The content digest ties the signature to every
+the one the payload names.
+
+The same key signs the catalogue central serves (`sign_catalogue`): the
+signature goes with the document as ``"signature": {"alg": "Ed25519",
+"key_id": <hex>, "value": <base64>}``, over `kiosk.catalogue.signing_bytes`
+(a context string, then the canonical JSON of the rest), so a kiosk can keep
+the catalogue on its disk and trust it again when central cannot be reached. The content digest ties the signature to every
 printed word: a verifier recomputes it from the document's fields. The
 national number is not in the payload.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import logging
@@ -41,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.catalogue import signing_bytes
 from kiosk.documents import CONTENT_DIGEST_BYTES
 
 log = logging.getLogger(__name__)
@@ -264,6 +272,17 @@ def verify(payload: str, public_keys: Iterable[Ed25519PublicKey]) -> SignedField
         raise InvalidPayload(Problem.MALFORMED, "issue time out of range") from None
     return SignedFields(key_id=key_id_bytes, serial=serial, kind=kind, issued_at=issued_at, place_ar=place_ar,
                         place_en=place_en, holder_ar=holder_ar, content_digest=digest)
+
+
+CATALOGUE_ALGORITHM = "Ed25519"
+
+
+def sign_catalogue(private_key: Ed25519PrivateKey, document: dict) -> dict:
+    """`document` (the catalogue as served: its version and issue time in it) with central's
+    signature added as its ``signature`` member."""
+    signature = private_key.sign(signing_bytes(document))
+    return {**document, "signature": {"alg": CATALOGUE_ALGORITHM, "key_id": key_id(private_key.public_key()).hex(),
+                                      "value": base64.b64encode(signature).decode("ascii")}}
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> str:

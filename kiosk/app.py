@@ -10,16 +10,26 @@ on loopback), and the `fake` backends stand in-process for a test.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Callable
 
 from kiosk import backends
+from kiosk.catalogue_supply import CatalogueSupply, load_public_key
 from kiosk.central_client import CentralClient
 from kiosk.config import KioskConfig
-from kiosk.delivery import make_deliver
+from kiosk.ports.state import LocalState
 from kiosk.runtime import Devices, Runtime
 from kiosk.session import Session, Timeouts
 
 Post = Callable[[Callable[[], None]], None]
+
+log = logging.getLogger(__name__)
+
+
+def _alert(kind: str) -> None:
+    """A technician must see to something (a settlement refused for good); no personal data."""
+    log.warning("alert.%s", kind)
 
 
 def build_devices(config: KioskConfig) -> Devices:
@@ -35,7 +45,9 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
     """The runtime for `config`; `devices` already built (a test's fakes) are used as they are."""
     devices = devices or build_devices(config)
     central = CentralClient(config.central.url, device_id=config.device_id, timeout_s=config.central.timeout_s)
-    outbox = backends.load("outbox.backend", config.outbox.backend)(config, make_deliver(central, devices.payment))
+    run_id = uuid.uuid4().hex
+    state: LocalState = backends.load("outbox.backend", config.outbox.backend)(
+        config, deliver=central.deliver, terminal=devices.payment, run_id=run_id, alert=_alert)
     session = Session(
         languages=config.languages,
         timeouts=Timeouts(idle_s=config.session.idle_timeout_s, warning_s=config.session.idle_warning_s,
@@ -43,7 +55,11 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
         device_id=config.device_id,
         governorate=config.site.governorate,
         audio_guidance=config.audio.guidance,
+        catalogue_refresh_s=config.catalogue.refresh_s,
     )
-    return Runtime(session, devices, central, outbox, post=post,
+    keys = [load_public_key(config.central.catalogue_key)] if config.central.catalogue_key else []
+    catalogue = CatalogueSupply(central, keys=keys, cache=state.catalogue_cache,
+                                max_age_s=config.catalogue.max_age_h * 3600)
+    return Runtime(session, devices, central, state.outbox, state.journal, state.reconciler, post=post, run_id=run_id,
                    document_timeout_s=config.session.document_timeout_s, site=config.site,
-                   digits=config.display.digits)
+                   digits=config.display.digits, catalogue=catalogue)

@@ -7,6 +7,11 @@ central answers idempotently. :class:`~kiosk.errors.CentralError` is kept for
 an answer that can never succeed (a request id reused with another body, a
 body central calls invalid). Nothing here logs or raises with personal data.
 
+The pre-check before a charge sends the fee about to be charged and the
+version of the catalogue the kiosk shows; central answers with its current
+fee and version, read strictly (a garbled fee is UNREACHABLE: nothing is
+charged). The catalogue carries its version (missing: "").
+
 Every call has a timeout, TLS certificates are always verified (against the
 system's authorities, or against central's own CA when the kiosk pins it),
 and only the catalogue, a GET, is ever retried by the transport: a POST is
@@ -15,9 +20,11 @@ sent once, and the outbox asks again later under the same request id.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +38,14 @@ from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
 from kiosk.errors import CentralError
 from kiosk.messages import MessageKind
-from kiosk.ports.central import Central, Eligibility
+from kiosk.money import Money
+from kiosk.ports.central import Central, Eligibility, EligibilityAnswer
 from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
 
 _RETRY_LATER = frozenset({408, 425, 429})
+_VERSION = re.compile(r"^[A-Za-z0-9._:-]{0,64}$")     # a catalogue version, as central gives it
 
 # Connecting takes at most this long (or timeout_s, when shorter); waiting for
 # the answer takes up to timeout_s.
@@ -106,12 +115,51 @@ def _names(value: Any, what: str) -> None:
         raise _Garbled("%s without an Arabic name" % what)
 
 
+def _version(value: Any) -> str:
+    """A catalogue version: short text; missing (None) is "" (a central from before versions)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not _VERSION.match(value):
+        raise _Garbled("a catalogue version that is not a short code")
+    return value
+
+
+def _money(value: Any) -> Money:
+    """``{"amount_minor": int, "currency": str}``: a positive whole amount in a currency the kiosk knows."""
+    if not isinstance(value, dict) or set(value) != {"amount_minor", "currency"}:
+        raise _Garbled("a fee that is not an amount and a currency")
+    amount = value["amount_minor"]
+    if type(amount) is not int or amount <= 0 or not isinstance(value["currency"], str):
+        raise _Garbled("a fee that is not a positive whole number of minor units")
+    return Money.of(amount, value["currency"])        # ValueError: a currency the kiosk does not handle
+
+
+def _minor(value: Any, what: str) -> int:
+    if type(value) is not int or value <= 0:
+        raise _Garbled("%s is not a positive whole number of minor units" % what)
+    return value
+
+
+def _offline(value: Any) -> None:
+    """A service's offline policy: missing or ``{"mode": "online_only"}``, or ``{"mode": "claim",
+    "max_fee_minor": int, "daily_cap_minor": int}`` with a day's cap of at least one payment."""
+    if value is None:
+        return
+    if not isinstance(value, dict) or value.get("mode") not in ("online_only", "claim"):
+        raise _Garbled("a service's offline policy is not one the kiosk knows")
+    if value["mode"] == "claim" and _minor(value.get("daily_cap_minor"), "a daily cap") < \
+            _minor(value.get("max_fee_minor"), "an offline fee limit"):
+        raise _Garbled("a service's daily offline cap is below its fee limit")
+
+
 def _catalogue(data: Any) -> Catalogue:
     """A Catalogue from central's JSON, checked strictly before it is built: codes and
     Arabic names present and unique, every service's category among the categories,
-    governorates a list of codes, a rank a positive whole number or null."""
+    governorates a list of codes, a rank a positive whole number or null, an offline
+    policy one the kiosk knows (missing: online only), the version short text (missing: "")."""
     if not isinstance(data, dict) or not isinstance(data.get("services"), list):
         raise _Garbled("catalogue without a list of services")
+    version = _version(data.get("version"))
     categories = data.get("categories", [])
     if not isinstance(categories, list):
         raise _Garbled("catalogue.categories is not a list")
@@ -142,7 +190,18 @@ def _catalogue(data: Any) -> Catalogue:
         rank = service.get("rank")
         if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
             raise _Garbled("a service's rank is not a positive whole number")
-    return Catalogue.from_json(data)
+        _offline(service.get("offline"))
+    return dataclasses.replace(Catalogue.from_json(data), version=version)
+
+
+def catalogue_from_json(data: Any) -> Catalogue:
+    """A Catalogue from central's JSON (served now, or kept by the kiosk), checked strictly;
+    ValueError when it is not one."""
+    try:
+        return _catalogue(data)
+    except (ValueError, KeyError, TypeError, _Garbled) as exc:     # ValueError: bad money
+        raise ValueError("not a catalogue: %s" % (exc if isinstance(exc, _Garbled) else type(exc).__name__)) \
+            from None
 
 
 def _document(data: Any) -> IssuedDocument:
@@ -168,13 +227,16 @@ def _checked_answer(kind: MessageKind, message: dict, answer: Any) -> dict:
     if not isinstance(answer, dict):
         raise _Garbled("answer is not an object")
     status = answer.get("status")
-    if status == AnswerStatus.REJECTED and kind is MessageKind.CERTIFICATE_REQUEST:
+    if status == AnswerStatus.REJECTED and kind in (MessageKind.CERTIFICATE_REQUEST, MessageKind.CLAIM_COLLECTED):
         if not isinstance(answer.get("reason"), str) or not answer["reason"]:
             raise _Garbled("rejection without a reason")
     elif status == AnswerStatus.ISSUED and kind is MessageKind.CERTIFICATE_REQUEST:
         document = _document(answer.get("document"))
         if document.request_id != message["request_id"] or document.service_code != message["service_code"]:
             raise _Garbled("document is for another request")
+    elif status == AnswerStatus.COLLECTED and kind is MessageKind.CLAIM_COLLECTED:
+        if answer.get("serial") != message["serial"]:
+            raise _Garbled("collection of another document")
     elif status == AnswerStatus.VOIDED and kind is MessageKind.VOID_REQUEST:
         if answer.get("request_id") != message["request_id"]:
             raise _Garbled("void of another request")
@@ -233,6 +295,16 @@ class CentralClient(Central):
         CentralUnreachable (a CentralError) when central cannot be reached or answers something
         unreadable or inconsistent."""
         try:
+            return catalogue_from_json(self.fetch_signed_catalogue())
+        except ValueError:
+            log.error("central.answer_garbled call=catalogue")
+            raise CentralUnreachable("central's catalogue is unreadable") from None
+
+    def fetch_signed_catalogue(self) -> dict:
+        """The catalogue as central served it, its signature included (checked by the caller,
+        kiosk.catalogue_supply). CentralUnreachable when central cannot be reached, or answers
+        with something else than a JSON object."""
+        try:
             response = self._call("GET", wire.CATALOGUE)
         except _TRANSPORT_ERRORS as exc:
             log.warning("central.unreachable call=catalogue error=%s", type(exc).__name__)
@@ -241,33 +313,84 @@ class CentralClient(Central):
             log.warning("central.unavailable call=catalogue http=%d", response.status_code)
             raise CentralUnreachable("central answered HTTP %d to the catalogue" % response.status_code)
         try:
-            catalogue = _catalogue(response.json())
-        except (ValueError, KeyError, TypeError, _Garbled):  # ValueError: not JSON, or bad money
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
             log.error("central.answer_garbled call=catalogue")
-            raise CentralUnreachable("central's catalogue is unreadable") from None
-        return catalogue
+            raise CentralUnreachable("central's catalogue is unreadable")
+        return document
 
-    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str) -> Eligibility:
-        """Asked before the fee is charged, so that nobody pays for a document
-        central would refuse, nor while central cannot be reached."""
+    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str, fee: Money,
+                          catalogue_version: str) -> EligibilityAnswer:
+        """Asked before the fee is charged, so that nobody pays for a document central
+        would refuse, nor while central cannot be reached, nor a fee central no longer
+        asks. `fee` is what the kiosk is about to charge, `catalogue_version` the version
+        of the catalogue it shows; the answer carries central's current fee for the
+        service and its catalogue's version (the caller compares them). An answer that
+        is unreadable, or eligible without a fee, is UNREACHABLE: do not charge."""
         try:
             response = self._call("POST", wire.ELIGIBILITY, json={
                 "device_id": self.device_id, "service_code": service_code,
-                "national_number": national_number, "card_number": card_number})
+                "national_number": national_number, "card_number": card_number,
+                "fee": fee.to_json(), "catalogue_version": catalogue_version})
         except _TRANSPORT_ERRORS as exc:
             log.info("central.unreachable call=eligibility error=%s", type(exc).__name__)
-            return Eligibility.UNREACHABLE
-        try:
-            answer = response.json() if response.status_code == 200 else None
-            eligible = answer["eligible"] if isinstance(answer, dict) else None
-        except (ValueError, KeyError):
-            eligible = None
-        if not isinstance(eligible, bool):
+            return EligibilityAnswer(Eligibility.UNREACHABLE)
+        if response.status_code != 200:
             log.warning("central.unavailable call=eligibility http=%d", response.status_code)
-            return Eligibility.UNREACHABLE
-        if not eligible:
+            return EligibilityAnswer(Eligibility.UNREACHABLE)
+        try:
+            answer = self._eligibility_answer(response.json())
+        except (ValueError, _Garbled) as exc:   # ValueError: not JSON, or a currency the kiosk does not handle
+            log.error("central.answer_garbled call=eligibility problem=%s",
+                      exc if isinstance(exc, _Garbled) else "not JSON or an unknown currency")
+            return EligibilityAnswer(Eligibility.UNREACHABLE)
+        if answer.eligibility is Eligibility.NOT_ELIGIBLE:
             log.info("central.not_eligible reason=%s", self._reason(response))
-        return Eligibility.ELIGIBLE if eligible else Eligibility.NOT_ELIGIBLE
+        if answer.fee is not None and answer.fee != fee:
+            log.info("central.fee_changed service=%s version=%s", service_code, answer.catalogue_version or "-")
+        return answer
+
+    def waiting_documents(self, *, national_number: str, card_number: str) -> tuple[IssuedDocument, ...] | None:
+        """The documents claimed earlier that central issued and that wait for this card's holder,
+        oldest first; None when central cannot be asked or answers something unreadable (nothing is
+        shown); () when it says this card is not its citizen's."""
+        try:
+            response = self._call("POST", wire.CLAIMS_WAITING, json={
+                "device_id": self.device_id, "national_number": national_number, "card_number": card_number})
+        except _TRANSPORT_ERRORS as exc:
+            log.info("central.unreachable call=claims_waiting error=%s", type(exc).__name__)
+            return None
+        if response.status_code == 422:
+            log.info("central.claims_refused reason=%s", self._reason(response))
+            return ()
+        if response.status_code != 200:
+            log.warning("central.unavailable call=claims_waiting http=%d", response.status_code)
+            return None
+        try:
+            data = response.json()
+            if not isinstance(data, dict) or not isinstance(data.get("documents"), list):
+                raise _Garbled("no list of documents")
+            documents = tuple(_document(item) for item in data["documents"])
+        except (ValueError, KeyError, TypeError, _Garbled) as exc:
+            log.error("central.answer_garbled call=claims_waiting problem=%s",
+                      exc if isinstance(exc, _Garbled) else type(exc).__name__)
+            return None
+        log.info("central.claims_waiting count=%d", len(documents))
+        return documents
+
+    @staticmethod
+    def _eligibility_answer(data: Any) -> EligibilityAnswer:
+        """``{"eligible": bool, ["reason",] "fee": money or null, "catalogue_version": str}``,
+        checked strictly; an eligible answer must name the fee."""
+        if not isinstance(data, dict) or not isinstance(data.get("eligible"), bool):
+            raise _Garbled("no eligible flag")
+        fee = _money(data["fee"]) if data.get("fee") is not None else None
+        if data["eligible"] and fee is None:
+            raise _Garbled("eligible without a fee")
+        return EligibilityAnswer(Eligibility.ELIGIBLE if data["eligible"] else Eligibility.NOT_ELIGIBLE, fee=fee,
+                                 catalogue_version=_version(data.get("catalogue_version")))
 
     def submit_request(self, request_id: str, *, service_code: str, national_number: str, card_number: str,
                        language: str, payment_id: str, place: dict[str, str] | None = None) -> SubmitResult:
@@ -302,7 +425,10 @@ class CentralClient(Central):
         or, for a request sent again after its document was voided,
         ``{"status": "voided", "reason": "request_voided", ...}``: final, and not issued.
         VOID_REQUEST: `payload` is ``{"request_id": ...}``; the answer is
-        ``{"status": "voided", ...}``. Any other kind is not central's: CentralError.
+        ``{"status": "voided", ...}``. CLAIM_COLLECTED: `payload` is ``{"serial": ..., "request_id":
+        ...}`` (the claim's); the answer is ``{"status": "collected", "serial", "collected_at"}``, or
+        ``{"status": "rejected", "reason"}`` for a document that may not be collected (voided).
+        Any other kind is not central's: CentralError.
         None: central cannot take it now (retry later). CentralError: never will.
         """
         try:
@@ -315,6 +441,11 @@ class CentralClient(Central):
         elif kind is MessageKind.VOID_REQUEST:
             message = dict(payload)
             path = wire.void_path(str(payload.get("request_id", "")))
+        elif kind is MessageKind.CLAIM_COLLECTED:
+            message = {"device_id": self.device_id, **payload}
+            if not wire.is_id(message.get("serial")):
+                raise CentralError("claim_collected without a serial")
+            path = wire.claim_collected_path(message["serial"])
         else:
             raise CentralError("outbox message kind %r is not for central" % kind.value)
         request_id = message.get("request_id")
@@ -322,7 +453,8 @@ class CentralClient(Central):
             raise CentralError("%s without a request id" % kind.value)
 
         try:
-            response = self._call("POST", path, json=message if kind is MessageKind.CERTIFICATE_REQUEST else None)
+            body = {"device_id": self.device_id} if kind is MessageKind.CLAIM_COLLECTED else message
+            response = self._call("POST", path, json=body if kind is not MessageKind.VOID_REQUEST else None)
         except _TRANSPORT_ERRORS as exc:
             log.info("central.unreachable kind=%s request_id=%s error=%s", kind.value, request_id,
                      type(exc).__name__)

@@ -3,6 +3,7 @@
     kiosk run [--config C] [--journey J.json --out DIR]
     kiosk config check [--config C]
     kiosk card check [--config C] [--trust ISSUER.pem ...] [--reader NAME]   (PIN on stdin)
+    kiosk queue status | list | dead | retry ID | export FILE [--config C]
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ line, with no personal data: `valid apdus=7`, `forged apdus=6`, `wrong PIN
 only for a valid card, 1 for any other verdict, 2 for a usage or
 configuration problem. The PIN is read from standard input, never echoed.
 The check is the card backend's own tool (`kiosk.tools` entry points)."""
+
+QUEUE_HELP = """\
+The outbox's messages for central, as a technician needs them, with no
+personal data: `status` (counts, the oldest pending message's age, the
+database's size, the free disk, the link as the kiosk last saw it), `list`
+(pending messages), `dead` (dead letters and why), `retry ID` (a dead letter
+back in the queue), `export FILE` (all of it as JSON). The outbox backend's
+own tool (`kiosk.tools` entry points)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,10 +72,24 @@ def main(argv: list[str] | None = None) -> int:
                             help="log the driver's events (no card data) on stderr")
     check_card.set_defaults(handler=_card_check)
 
+    queue = commands.add_parser("queue", help="the outbox, for technicians (no personal data)",
+                                description=QUEUE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+                                ).add_subparsers(dest="what", required=True)
+    for action, about in (("status", "counts, the oldest pending message's age, the file's size, the link"),
+                          ("list", "pending messages: id, kind, transaction, attempts, next try"),
+                          ("dead", "dead letters: id, kind, transaction, when and why central refused them")):
+        _config_option(queue.add_parser(action, help=about)).set_defaults(handler=_queue, argument=None)
+    retry = queue.add_parser("retry", help="put a dead letter back in the queue")
+    retry.add_argument("argument", metavar="ID", help="the dead letter's message id")
+    _config_option(retry).set_defaults(handler=_queue)
+    export = queue.add_parser("export", help="write the status, the pending messages and the dead letters as JSON")
+    export.add_argument("argument", metavar="FILE", help="where to write")
+    _config_option(export).set_defaults(handler=_queue)
+
     args = parser.parse_args(argv)
-    if args.command == "card":
-        # stdout is kept for the one verdict line; the log goes to stderr, on request.
-        logs.setup(sys.stderr, logging.INFO if args.verbose else logging.WARNING)
+    if args.command in ("card", "queue"):
+        # stdout is kept for the one verdict line (or the queue's report); the log goes to stderr.
+        logs.setup(sys.stderr, logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     else:
         logs.setup()
     try:
@@ -76,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
+def _config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=kiosk_config.DEFAULT_PATH,
                         help="configuration file (default %(default)s)")
+    return parser
 
 
 def _config_check(args: argparse.Namespace, _started_at: float) -> int:
@@ -91,6 +115,11 @@ def _config_check(args: argparse.Namespace, _started_at: float) -> int:
 def _card_check(args: argparse.Namespace, _started_at: float) -> int:
     run = backends.load_tool("card-check")
     return run(args.config, args.trust, args.reader)
+
+
+def _queue(args: argparse.Namespace, _started_at: float) -> int:
+    run = backends.load_tool("queue")
+    return run(args.config, args.what, args.argument)
 
 
 def _run(args: argparse.Namespace, started_at: float) -> int:

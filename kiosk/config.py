@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import tomllib
+import types
 import typing
 import zoneinfo
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ CONFIG_VERSION = 1
 class CentralConfig:
     url: str
     timeout_s: float = 10.0
+    catalogue_key: Path | None = None  # PEM of central's public key, that signs the catalogue: checked and kept
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,12 @@ class CardConfig:
 
 @dataclass(frozen=True)
 class PaymentConfig:
-    backend: str = "gateway"
+    backend: str = "nexo"
     timeout_s: float = 60.0
+    host: str = "127.0.0.1"            # nexo: the payment terminal's address
+    port: int = 7778                   # nexo: its Sale to POI TCP port (Market Pay's; nexo fixes none)
+    tls_ca: Path | None = None         # nexo: PEM of the CA that signs the terminal's certificate: TLS, pinned
+    poi_id: str = ""                   # nexo: the terminal's POIID; "" = the one it answers the Login with
 
 
 @dataclass(frozen=True)
@@ -87,9 +93,19 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class CatalogueConfig:
+    refresh_s: float = 60.0            # while nobody is served, central's catalogue is asked again this often
+    max_age_h: float = 72.0            # a kept copy signed longer ago than this is not used (central unreachable)
+
+
+@dataclass(frozen=True)
 class OutboxConfig:
     backend: str = "sqlite"
-    path: Path = Path("/var/lib/kiosk/outbox.sqlite3")
+    path: Path = Path("/var/lib/kiosk/outbox.sqlite3")   # the state database: outbox and journal
+    key_path: Path | None = None       # the device key sealing personal data at rest; default: device.key beside `path`
+    disk_alert_mb: int = 256           # free space on the state's disk below which a technician is alerted
+    disk_reserve_mb: int = 32          # free space below which paid services are unavailable (nothing is charged)
+    max_backoff_s: float = 300.0       # the longest a message central could not take waits before it is tried again
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,7 @@ class KioskConfig:
     cabinet: CabinetConfig = field(default_factory=CabinetConfig)
     site: SiteConfig = field(default_factory=SiteConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    catalogue: CatalogueConfig = field(default_factory=CatalogueConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -200,11 +217,29 @@ def _check(config: KioskConfig) -> None:
         ("printer.timeout_s", config.printer.timeout_s),
         ("payment.timeout_s", config.payment.timeout_s),
         ("printer.reprint_window_s", config.printer.reprint_window_s),
+        ("catalogue.refresh_s", config.catalogue.refresh_s),
+        ("catalogue.max_age_h", config.catalogue.max_age_h),
     ):
         if value <= 0:
             raise ConfigError("`%s` must be greater than zero" % key)
     if not 0 < config.printer.port < 65536:
         raise ConfigError("`printer.port` must be between 1 and 65535")
+    if not 0 < config.payment.port < 65536:
+        raise ConfigError("`payment.port` must be between 1 and 65535")
+    if config.central.catalogue_key is not None and not config.central.catalogue_key.is_file():
+        raise ConfigError("`central.catalogue_key`: no such file %s" % config.central.catalogue_key)
+    if config.payment.tls_ca is not None and not config.payment.tls_ca.is_file():
+        raise ConfigError("`payment.tls_ca`: no such file %s" % config.payment.tls_ca)
+    _check_outbox(config.outbox)
+
+
+def _check_outbox(outbox: OutboxConfig) -> None:
+    if outbox.disk_reserve_mb < 0:
+        raise ConfigError("`outbox.disk_reserve_mb` must be zero or more")
+    if outbox.disk_alert_mb < outbox.disk_reserve_mb:
+        raise ConfigError("`outbox.disk_alert_mb` must be at least `outbox.disk_reserve_mb` (the alert comes first)")
+    if outbox.max_backoff_s <= 0:
+        raise ConfigError("`outbox.max_backoff_s` must be greater than zero")
 
 
 PRINTER_TRANSPORTS = ("network", "usb", "serial")
@@ -252,6 +287,9 @@ def _convert(hint, value, dotted: str, base_dir: Path):
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=dotted + ".", base_dir=base_dir)
     origin = typing.get_origin(hint)
+    if origin is types.UnionType and type(None) in typing.get_args(hint):    # X | None: TOML has no null
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner, value, dotted, base_dir)
     if origin is tuple:
         (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
         if not isinstance(value, list):

@@ -1,4 +1,4 @@
-"""Certificates and receipts laid out as print jobs for the 80 mm printer.
+"""Certificates, receipts and claim slips laid out as print jobs for the 80 mm printer.
 
 The page is drawn here with Pillow in Amiri, so Arabic prints right whatever
 the printer's code pages: every string goes through `kiosk.bidi_text`
@@ -12,7 +12,13 @@ and an Arabic name right to left on an English one. Inside Arabic text every
 word holding a digit is isolated (LRI ... PDI) before reordering: the bidi
 algorithm otherwise turns "2025-11-23" after an Arabic word into
 "23-11-2025" (digits after an Arabic letter become Arabic numbers, which a
-hyphen does not join). The isolate marks are removed before drawing.
+hyphen does not join). The isolate marks are removed before drawing. A
+word too wide for its column (a sale reference, a long code) is cut onto
+lines of its own, never run off the paper.
+
+The receipt carries the payment terminal's lines when it has them (the
+masked card number or the wallet paid with, the bank's authorisation code,
+the terminal and the sale), each labelled from the catalogues.
 
 Times are printed in the kiosk's time zone (``[site] time_zone``), converted
 from the document's UTC time, with the zone named and its offset shown on
@@ -37,14 +43,15 @@ import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Callable, Sequence
 
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
+from kiosk.ports.payment_terminal import CardReceipt
 from kiosk.ports.receipt_printer import PrintJob, QrBlock, RasterBlock
 from kiosk import i18n
-from kiosk.bidi_text import DIGIT_STYLES, WESTERN, display_line, display_lines, is_rtl, localise_digits
+from kiosk.bidi_text import DIGIT_STYLES, WESTERN, display_line, display_lines, is_rtl, localise_digits, shape
 from kiosk.documents import IssuedDocument
 from kiosk.fonts import PRINT_BOLD, PRINT_REGULAR
 from kiosk.money import Money
@@ -171,6 +178,31 @@ def _currency_name(code: str, language: str) -> str:
 
 # --- drawing --------------------------------------------------------------------
 
+def _break_long_words(text: str, width: float, measure: Callable[[str], float]) -> str:
+    """`text` with every word wider than `width` (a sale reference, a long code) cut onto
+    lines of its own that fit, as even as they can be, so that it never runs off the paper:
+    the wrapping keeps a word whole otherwise. Words that fit are left alone."""
+    def fits(piece: str) -> bool:
+        return measure(shape(piece)) <= width
+
+    def pieces(word: str) -> str:
+        if fits(word):
+            return word
+        lines, current = [], ""
+        for ch in word:
+            if current and not fits(current + ch):
+                lines.append(current)
+                current = ch
+            else:
+                current += ch
+        lines.append(current)
+        size = -(-len(word) // len(lines))           # as many lines, each about as long
+        even = [word[at:at + size] for at in range(0, len(word), size)]
+        return "\n".join(even if len(even) == len(lines) and all(map(fits, even)) else lines)
+
+    return "\n".join(" ".join(pieces(word) for word in line.split(" ")) for line in text.split("\n"))
+
+
 def _blank(width: int, height: int) -> Image.Image:
     return Image.new("L", (width, height), 255)
 
@@ -245,7 +277,7 @@ class _Page:
         for label, value in rows:
             labels = display_lines(label + ":", self.language, label_width, LABEL.measure, digits=self.digits)
             # On an Arabic page a value takes its digits too, whichever way it runs.
-            value = localise_digits(value, self.digits)
+            value = _break_long_words(localise_digits(value, self.digits), value_width, VALUE.measure)
             values = display_lines(value, _value_language(value), value_width, VALUE.measure, digits=self.digits)
             for index in range(max(len(labels), len(values))):
                 band = _blank(self.width, height)
@@ -321,10 +353,27 @@ def render_certificate(document: IssuedDocument, language: str, *, paper_width: 
     ), cut=True)
 
 
+def _payment_rows(payment: CardReceipt | None, language: str) -> list[tuple[str, str]]:
+    """The terminal's lines: the masked card number (or the wallet paid with), the bank's
+    authorisation code, the terminal and the sale; a line with nothing to say is left out.
+    The card number is printed as the terminal masked it, never more."""
+    if payment is None:
+        return []
+    if payment.masked_pan:
+        paid_with = ("receipt.card", " ".join(filter(None, (payment.brand, payment.masked_pan))))
+    else:
+        paid_with = ("receipt.wallet", payment.brand)
+    rows = [paid_with, ("receipt.auth_code", payment.auth_code), ("receipt.terminal_id", payment.terminal_id),
+            ("receipt.sale_id", payment.sale_id)]
+    return [(i18n.text(msgid, language), value.strip()) for msgid, value in rows if value and value.strip()]
+
+
 def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, issued_at: str,
                    language: str, *, paper_width: int = 576, time_zone: str = DEFAULT_TIME_ZONE,
-                   place: str | None = None, digits: str = WESTERN) -> PrintJob:
-    """The payment receipt: service, fee, payment id, document serial, place and date; a cut.
+                   place: str | None = None, digits: str = WESTERN, payment: CardReceipt | None = None) -> PrintJob:
+    """The payment receipt: service, fee, payment id, the payment's lines from the terminal
+    (`payment`: card or wallet, authorisation code, terminal, sale), document serial, place
+    and date; a cut.
 
     `time_zone`, `place` and `digits` as for :func:`render_certificate`.
     """
@@ -338,9 +387,52 @@ def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, 
         (i18n.text("receipt.service", language), service_name),
         (i18n.text("receipt.fee", language), "%s %s" % (fee.major_text(), _currency_name(fee.currency, language))),
         (i18n.text("receipt.payment_id", language), payment_id),
+        *_payment_rows(payment, language),
         (i18n.text("document.serial", language), serial),
         *_place_row(place, language),
         (i18n.text("receipt.date", language), _display_time(issued_at, language, time_zone)),
     ])
     page.space(16)
     return PrintJob(blocks=(RasterBlock(page.image()),), cut=True)
+
+
+# --- claims ---------------------------------------------------------------------------
+
+def render_claim_slip(service_name: str, fee: Money, reference: str, taken_at: str, language: str, *,
+                      paper_width: int = 576, time_zone: str = DEFAULT_TIME_ZONE, place: str | None = None,
+                      digits: str = WESTERN, payment_id: str = "", payment: CardReceipt | None = None) -> PrintJob:
+    """The claim slip, for a certificate paid while the kiosk could not reach central: the service, the
+    fee paid, the claim's reference, the payment's lines, place and time; what happens next (the
+    document waits for the citizen at any kiosk once the link is back: their ID card is enough); the
+    reference again as a QR code (the reference alone: no name, no number) and in large letters; a cut.
+
+    `taken_at` is ISO 8601 UTC; `time_zone`, `place` and `digits` as for :func:`render_certificate`.
+    """
+    page = _Page(paper_width, language, digits)
+    page.space(12)
+    page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
+    page.paragraph(i18n.text("claim_slip.title", language), TITLE, centered=True)
+    page.rule()
+    page.space(6)
+    page.rows([
+        (i18n.text("receipt.service", language), service_name),
+        (i18n.text("receipt.fee", language), "%s %s" % (fee.major_text(), _currency_name(fee.currency, language))),
+        (i18n.text("claim_slip.reference", language), reference),
+        *([(i18n.text("receipt.payment_id", language), payment_id)] if payment_id else []),
+        *_payment_rows(payment, language),
+        *_place_row(place, language),
+        (i18n.text("receipt.date", language), _display_time(taken_at, language, time_zone)),
+    ])
+    page.space(10)
+    page.paragraph(i18n.text("claim_slip.next", language), SMALL)
+    page.space(10)
+
+    footer = _Page(paper_width, language, digits)
+    footer.space(6)
+    footer.paragraph(reference, HEADER, centered=True)     # Latin letters and digits: the same on every page
+    footer.space(16)
+    return PrintJob(blocks=(
+        RasterBlock(page.image()),
+        QrBlock(reference, size=_qr_module_size(reference, paper_width)),
+        RasterBlock(footer.image()),
+    ), cut=True)

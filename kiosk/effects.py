@@ -8,6 +8,7 @@ from typing import Union
 from kiosk.catalogue import Service
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
+from kiosk.ports.payment_terminal import CardReceipt, PaymentMethod
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,14 @@ class ReleaseCard:
 
 @dataclass(frozen=True, repr=False)
 class CheckEligibility:
-    """Ask central, before any charge, whether it would issue this document."""
+    """Ask central, before any charge, whether it would issue this document at this fee."""
 
     txn_id: str
     service_code: str
     national_number: str
     card_number: str
+    fee: Money
+    catalogue_version: str
 
     def __repr__(self) -> str:
         return "CheckEligibility(txn_id=%s, service=%s)" % (self.txn_id, self.service_code)
@@ -58,11 +61,40 @@ class CheckPrinter:
 
 
 @dataclass(frozen=True)
-class Charge:
+class CheckTerminal:
+    """Ask the payment terminal, before any charge, whether it can take a sale."""
+
+    txn_id: str
+
+
+@dataclass(frozen=True)
+class CheckOfflineAllowance:
+    """Before a claim is charged: would `amount` keep the day's offline payments within `daily_cap`?"""
+
     txn_id: str
     amount: Money
-    charge_id: str
-    reference: str
+    daily_cap: Money
+
+
+@dataclass(frozen=True)
+class Charge:
+    """Journal the transaction, then ask the terminal for the sale."""
+
+    txn_id: str
+    amount: Money
+    sale_id: str
+    request_id: str
+    service_code: str
+    method: PaymentMethod
+    label: str                   # the service and the fee, for the terminal's own display
+    offline: bool = False        # a claim's: central cannot be reached (counts to the day's offline cap)
+
+
+@dataclass(frozen=True)
+class AbortPayment:
+    """The citizen pressed cancel while the terminal waits for a card or a wallet."""
+
+    txn_id: str
 
 
 @dataclass(frozen=True, repr=False)
@@ -80,31 +112,74 @@ class IssueDocument:
             self.txn_id, self.request_id, self.service_code)
 
 
+@dataclass(frozen=True, repr=False)
+class QueueClaim:
+    """Central cannot be reached and the fee is paid: keep the certificate request in the outbox as a
+    claim (central issues it when it arrives; the citizen collects it at any kiosk), journalled CLAIMED."""
+
+    txn_id: str
+    request_id: str
+    service_code: str
+    national_number: str
+    card_number: str
+    language: str
+    payment_id: str
+    reference: str               # the claim slip's: random, not guessable; no personal data
+
+    def __repr__(self) -> str:
+        return "QueueClaim(txn_id=%s, request_id=%s, service=%s)" % (self.txn_id, self.request_id, self.service_code)
+
+
+@dataclass(frozen=True)
+class PrintClaimSlip:
+    txn_id: str
+    service: Service
+    reference: str
+    payment_id: str
+    receipt: CardReceipt | None
+    language: str
+
+
+@dataclass(frozen=True, repr=False)
+class FindWaitingDocuments:
+    """After the card is verified: ask central whether documents claimed earlier wait for this citizen."""
+
+    session_id: str
+    national_number: str
+    card_number: str
+
+    def __repr__(self) -> str:
+        return "FindWaitingDocuments(session_id=%s)" % self.session_id
+
+
+@dataclass(frozen=True)
+class PrintCollected:
+    """Print the documents waiting for the citizen, one by one; each printed is confirmed to central
+    (through the outbox), so it is collected once. No payment."""
+
+    session_id: str
+    documents: tuple[IssuedDocument, ...]
+    language: str
+
+
 @dataclass(frozen=True)
 class PrintDocument:
     txn_id: str
     document: IssuedDocument
     service: Service
     payment_id: str
+    receipt: CardReceipt | None
     language: str
     copy: bool = False           # a reprint after part of the first print came out: marked as a copy
 
 
 @dataclass(frozen=True)
-class Refund:
-    """Give the fee back; carried out durably (it survives a power cut)."""
+class Settle:
+    """Give the fee back and void the document, whatever the payment's answer was: written in the
+    journal, carried out by the reconciler (it survives a power cut)."""
 
     txn_id: str
-    payment_id: str | None       # None: the charge's answer was lost; settle by charge_id
-    charge_id: str
-    amount: Money
-    refund_id: str
-
-
-@dataclass(frozen=True)
-class VoidDocument:
-    txn_id: str
-    request_id: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -123,6 +198,7 @@ class Audit:
 
 
 Effect = Union[
-    LoadCatalogue, ConnectCard, Authenticate, ReadPhoto, ReleaseCard, CheckEligibility, CheckPrinter, Charge,
-    IssueDocument, PrintDocument, Refund, VoidDocument, Alert, Audit,
+    LoadCatalogue, ConnectCard, Authenticate, ReadPhoto, ReleaseCard, CheckEligibility, CheckPrinter,
+    CheckTerminal, Charge, AbortPayment, IssueDocument, PrintDocument, Settle, Alert, Audit,
+    CheckOfflineAllowance, QueueClaim, PrintClaimSlip, FindWaitingDocuments, PrintCollected,
 ]

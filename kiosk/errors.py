@@ -36,3 +36,7 @@ class QueueError(KioskError):
 
 class CentralError(KioskError):
     """The central service answered with something we cannot use."""
+
+
+class JournalError(QueueError):
+    """The transaction journal cannot write a fact down: nothing may be charged."""

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Union
 
 from kiosk.ports.card_reader import CardReadResult, ConnectResult
-from kiosk.ports.payment_terminal import PaymentOutcome
+from kiosk.money import Money
+from kiosk.ports.outbox import LinkState
+from kiosk.ports.payment_terminal import PaymentMethod, PaymentOutcome, PaymentPrompt, TerminalState
 from kiosk.ports.receipt_printer import PrintOutcome
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
@@ -55,7 +57,16 @@ class ReaderFound:
 
 @dataclass(frozen=True)
 class CatalogueLoaded:
-    catalogue: Catalogue | None      # None: central could not be reached
+    catalogue: Catalogue | None      # None: central could not be reached, and no usable copy was kept
+    cached: bool = False             # the kiosk's own signed copy: central could not be reached
+    expired: bool = False            # with None: the catalogue shown before may not be used any more
+
+
+@dataclass(frozen=True)
+class LinkChanged:
+    """The outbox saw its link to central change (the runtime tells only changes)."""
+
+    state: LinkState
 
 
 @dataclass(frozen=True)
@@ -101,12 +112,16 @@ class ShowServices:
 
 @dataclass(frozen=True)
 class Pay:
-    """The citizen confirmed the service and its fee: prepare, then charge."""
+    """The citizen confirmed the service and its fee, and chose how to pay: prepare, then charge."""
+
+    method: PaymentMethod = PaymentMethod.CARD
 
 
 @dataclass(frozen=True)
 class RetryPayment:
-    """After a declined payment, the citizen tries again (another card)."""
+    """After a declined payment, the citizen tries again (another card, or the other method)."""
+
+    method: PaymentMethod = PaymentMethod.CARD
 
 
 @dataclass(frozen=True)
@@ -157,12 +172,28 @@ class AudioGuidanceChosen:
 class EligibilityChecked:
     txn_id: str
     eligible: bool | None            # None: central could not be asked
+    fee: Money | None = None         # central's fee now, when it answered
+    catalogue_version: str = ""      # central's catalogue version now, when it answered
 
 
 @dataclass(frozen=True)
 class PrinterChecked:
     txn_id: str
     ready: bool
+
+
+@dataclass(frozen=True)
+class TerminalChecked:
+    txn_id: str
+    state: TerminalState
+
+
+@dataclass(frozen=True)
+class PaymentPrompted:
+    """The terminal asks something of the citizen while the sale is under way."""
+
+    txn_id: str
+    prompt: PaymentPrompt
 
 
 @dataclass(frozen=True)
@@ -186,10 +217,45 @@ class PrintFinished:
     outcome: PrintOutcome
 
 
+@dataclass(frozen=True)
+class OfflineAllowanceChecked:
+    txn_id: str
+    allowed: bool                    # the claim keeps the day's offline payments within the cap
+
+
+@dataclass(frozen=True)
+class ClaimQueued:
+    txn_id: str
+    kept: bool                       # the claim's request is in the outbox and journalled: False, it is given back
+
+
+@dataclass(frozen=True, repr=False)
+class WaitingDocumentsFound:
+    session_id: str
+    documents: tuple[IssuedDocument, ...] | None     # None: central could not be asked
+
+    def __repr__(self) -> str:
+        return "WaitingDocumentsFound(session_id=%s, count=%s)" % (
+            self.session_id, "?" if self.documents is None else len(self.documents))
+
+
+@dataclass(frozen=True)
+class CollectDocuments:
+    """The citizen asks for the documents waiting for them."""
+
+
+@dataclass(frozen=True)
+class DocumentsCollected:
+    session_id: str
+    collected: tuple[str, ...]       # the serials printed (and confirmed to central), in order
+    outcome: PrintOutcome            # the last print's: not PRINTED when one failed (the rest still wait)
+
+
 Event = Union[
     Start, Tick, Touched, LanguageChosen, CardInserted, CardRemoved, ReaderLost, ReaderFound,
-    CatalogueLoaded, CardConnected, PinDigit, PinErase, PinSubmit, CardAuthenticated, PhotoRead,
+    CatalogueLoaded, LinkChanged, CardConnected, PinDigit, PinErase, PinSubmit, CardAuthenticated, PhotoRead,
     ShowServices, Pay, RetryPayment, Back, Cancel, CategoryChosen, ServiceChosen, TextSizeChosen, ContrastChosen,
-    AudioGuidanceChosen, EligibilityChecked, PrinterChecked, PaymentSettled, DocumentAnswered,
-    PrintFinished,
+    AudioGuidanceChosen, EligibilityChecked, PrinterChecked, TerminalChecked, PaymentPrompted, PaymentSettled,
+    DocumentAnswered, PrintFinished, OfflineAllowanceChecked, ClaimQueued, WaitingDocumentsFound, CollectDocuments,
+    DocumentsCollected,
 ]

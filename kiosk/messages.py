@@ -8,4 +8,4 @@ import enum
 class MessageKind(str, enum.Enum):
     CERTIFICATE_REQUEST = "certificate_request"   # to central: issue a paid document
     VOID_REQUEST = "void_request"                 # to central: void a document that did not reach the citizen
-    REFUND = "refund"                             # to the payment side: give a fee back
+    CLAIM_COLLECTED = "claim_collected"           # to central: a claimed document was printed for its citizen

@@ -17,22 +17,27 @@ from __future__ import annotations
 
 import logging
 import time
+import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Generic, TypeVar
 
 from kiosk import effects as fx
 from kiosk import events as ev
+from kiosk.catalogue_supply import CatalogueSupply
 from kiosk.config import SiteConfig
 from kiosk.documents import IssuedDocument
-from kiosk.errors import CentralError
+from kiosk.errors import QueueError
 from kiosk.messages import MessageKind
 from kiosk.ports.cabinet import Cabinet, Light, NoCabinet
 from kiosk.ports.central import Central, Eligibility
 from kiosk.ports.card_reader import CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult
-from kiosk.ports.outbox import Outbox
-from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus, PaymentTerminal
+from kiosk.ports.journal import Journal, JournalEntry, Reconciler, TxnState
+from kiosk.ports.outbox import LinkState, Outbox
+from kiosk.ports.payment_terminal import (
+    PaymentOutcome, PaymentPrompt, PaymentStatus, PaymentTerminal, TerminalState,
+)
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult, ReceiptPrinter
 from kiosk.session import Session, Step, View
 from kiosk.wire import AnswerStatus
@@ -87,27 +92,40 @@ class Runtime:
         devices: Devices,
         central: Central,
         outbox: Outbox,
+        journal: Journal,
+        reconciler: Reconciler,
         *,
         post: Callable[[Callable[[], None]], None],
+        run_id: str,
         document_timeout_s: float = 30.0,
         site: SiteConfig = SiteConfig(),
         digits: str = "western",
         today: Callable[[], date] = date.today,
         clock: Callable[[], float] = time.monotonic,
+        catalogue: CatalogueSupply | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """`catalogue` is where the catalogue comes from: central, checked and kept on the disk
+        (default: central's as it comes, nothing kept)."""
         self.session = session
         self.devices = devices
         self.central = central
         self.outbox = outbox
+        self.journal = journal
+        self.reconciler = reconciler
+        self.catalogue = catalogue or CatalogueSupply(central)
+        self.run_id = run_id              # this run's mark on the journal: other runs' open entries are settled
         self._post = post
         self._document_timeout_s = document_timeout_s
         self._site = site
         self._digits = digits
         self._today = today
         self.clock = clock
+        self._wall = wall                 # wall time: the day a claim counts to, the time on its slip
         self._listeners: list[Callable[[View], None]] = []
         self._shown: View | None = None
         self._light: Light | None = None
+        self._link = LinkState.UNKNOWN    # the outbox's link as last told to the session
         self._stopped = False
         self._workers = {
             name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
@@ -118,6 +136,7 @@ class Runtime:
 
     def start(self) -> None:
         self.outbox.start()
+        self.reconciler.start()           # settles what a crash left open, before anyone pays
         self.devices.card_reader.watch(self._on_card_event)
         self.dispatch(ev.Start(self.clock()))
 
@@ -129,6 +148,7 @@ class Runtime:
         self.devices.card_reader.unwatch()
         for worker in self._workers.values():
             worker.shutdown(wait=True, cancel_futures=True)
+        self.reconciler.stop()
         self.outbox.stop()
         self.devices.cabinet.show(Light.OFF)
 
@@ -155,11 +175,17 @@ class Runtime:
         view = self.session.view()
         if view != self._shown:          # most ticks and touches change nothing on screen
             self._shown = view
-            self._show_light(view.step)
+            self._show_light(view)
             for listener in self._listeners:
                 listener(view)
 
     def tick(self) -> None:
+        """The clock's second: the outbox's link first, told to the session only when it changed."""
+        link = self.outbox.link()
+        if link is not self._link:
+            self._link = link
+            log.info("runtime.link state=%s", link.value)
+            self.dispatch(ev.LinkChanged(link))
         self.dispatch(ev.Tick(self.clock()))
 
     def touched(self) -> None:
@@ -172,8 +198,10 @@ class Runtime:
     def _on_card_event(self, event: CardEvent) -> None:
         self._report(_CARD_EVENTS[event])
 
-    def _show_light(self, step: Step) -> None:
-        light = _LIGHTS.get(step, Light.BUSY)
+    def _show_light(self, view: View) -> None:
+        light = _LIGHTS.get(view.step, Light.BUSY)
+        if light is Light.READY and view.link is LinkState.OFFLINE:
+            light = Light.OFFLINE             # serving, but central cannot be reached: claims only
         if light is not self._light:
             self._light = light
             self.devices.cabinet.show(light)
@@ -203,11 +231,8 @@ class Runtime:
         log.warning("alert.%s", effect.kind)
 
     def _load_catalogue(self, _effect: fx.LoadCatalogue) -> ev.Event:
-        try:
-            return ev.CatalogueLoaded(self.central.fetch_catalogue())
-        except CentralError as exc:
-            log.warning("runtime.catalogue_unavailable error=%s", type(exc).__name__)
-            return ev.CatalogueLoaded(None)
+        supplied = self.catalogue.load()
+        return ev.CatalogueLoaded(supplied.catalogue, cached=supplied.cached, expired=supplied.expired)
 
     def _connect_card(self, effect: fx.ConnectCard) -> ev.Event:
         return ev.CardConnected(effect.session_id, self.devices.card_reader.connect())
@@ -225,18 +250,50 @@ class Runtime:
     def _check_eligibility(self, effect: fx.CheckEligibility) -> ev.Event:
         answer = self.central.check_eligibility(service_code=effect.service_code,
                                                 national_number=effect.national_number,
-                                                card_number=effect.card_number)
-        eligible = {Eligibility.ELIGIBLE: True, Eligibility.NOT_ELIGIBLE: False}.get(answer)
-        return ev.EligibilityChecked(effect.txn_id, eligible)
+                                                card_number=effect.card_number, fee=effect.fee,
+                                                catalogue_version=effect.catalogue_version)
+        eligible = {Eligibility.ELIGIBLE: True, Eligibility.NOT_ELIGIBLE: False}.get(answer.eligibility)
+        return ev.EligibilityChecked(effect.txn_id, eligible, answer.fee, answer.catalogue_version)
 
     def _check_printer(self, effect: fx.CheckPrinter) -> ev.Event:
         return ev.PrinterChecked(effect.txn_id, self.devices.printer.status() in READY_STATUSES)
 
+    def _check_terminal(self, effect: fx.CheckTerminal) -> ev.Event:
+        if not self.outbox.can_take_payment():
+            # The state disk is into its reserve: no transaction could be kept, so none is charged;
+            # the session shows paid services unavailable, as for a terminal that cannot be reached.
+            log.warning("runtime.no_room_for_a_transaction txn=%s", effect.txn_id)
+            return ev.TerminalChecked(effect.txn_id, TerminalState.UNREACHABLE)
+        return ev.TerminalChecked(effect.txn_id, self.devices.payment.check())
+
     def _charge(self, effect: fx.Charge) -> ev.Event:
-        return ev.PaymentSettled(effect.txn_id, self.devices.payment.charge(
-            effect.amount, charge_id=effect.charge_id, reference=effect.reference))
+        """Written down first: a sale the journal does not hold is never asked for."""
+        try:
+            self.journal.open(JournalEntry(
+                txn_id=effect.txn_id, sale_id=effect.sale_id, request_id=effect.request_id,
+                service_code=effect.service_code, amount=effect.amount, method=effect.method,
+                state=TxnState.OPENED, run_id=self.run_id, offline=effect.offline))
+        except QueueError as exc:
+            log.error("runtime.journal_unwritable txn=%s error=%s", effect.txn_id, exc)
+            self._alert(fx.Alert("journal.unwritable"))
+            return ev.PaymentSettled(effect.txn_id, PaymentOutcome(PaymentStatus.FAILED, effect.amount, effect.sale_id))
+
+        def prompted(prompt: PaymentPrompt) -> None:
+            self._report(ev.PaymentPrompted(effect.txn_id, prompt))
+
+        outcome = self.devices.payment.pay(effect.amount, sale_id=effect.sale_id, reference=effect.request_id,
+                                           label=effect.label, method=effect.method, on_prompt=prompted)
+        self._journal("payment", effect.txn_id, lambda: self.journal.record_payment(effect.txn_id, outcome))
+        return ev.PaymentSettled(effect.txn_id, outcome)
+
+    def _abort_payment(self, effect: fx.AbortPayment) -> None:
+        self.devices.payment.abort()
 
     def _issue(self, effect: fx.IssueDocument) -> ev.Event:
+        # Journalled before it is sent: a settlement then always voids what central may have issued.
+        # A request the journal cannot hold (a full disk) is never sent: no document, the fee goes back.
+        if not self._journal("requested", effect.txn_id, lambda: self.journal.record_requested(effect.txn_id)):
+            return ev.DocumentAnswered(effect.txn_id, None)
         self._send(MessageKind.CERTIFICATE_REQUEST, effect.request_id, {
             "request_id": effect.request_id, "service_code": effect.service_code,
             "national_number": effect.national_number, "card_number": effect.card_number,
@@ -248,7 +305,9 @@ class Runtime:
             log.warning("runtime.document_late request=%s", effect.request_id)
             return ev.DocumentAnswered(effect.txn_id, None)
         if answer.get("status") == AnswerStatus.ISSUED:
-            return ev.DocumentAnswered(effect.txn_id, IssuedDocument.from_json(answer["document"]))
+            document = IssuedDocument.from_json(answer["document"])
+            self._journal("issued", effect.txn_id, lambda: self.journal.record_issued(effect.txn_id, document.serial))
+            return ev.DocumentAnswered(effect.txn_id, document)
         log.warning("runtime.document_refused request=%s reason=%s", effect.request_id, answer.get("reason"))
         return ev.DocumentAnswered(effect.txn_id, None, refused=True)
 
@@ -263,39 +322,124 @@ class Runtime:
                                                        copy=effect.copy, digits=self._digits))
         if outcome.result is not PrintResult.PRINTED:
             return ev.PrintFinished(effect.txn_id, outcome)
+        self._journal("printed", effect.txn_id, lambda: self.journal.record_printed(effect.txn_id))
         receipt = printer.print_job(render_receipt(
             effect.service.name(effect.language), effect.service.fee, effect.payment_id,
             effect.document.serial, effect.document.issued_at, effect.language, paper_width=printer.paper_width,
-            time_zone=self._site.time_zone, place=place, digits=self._digits))
+            time_zone=self._site.time_zone, place=place, digits=self._digits, payment=effect.receipt))
         if receipt.result is not PrintResult.PRINTED:
             log.warning("runtime.receipt_not_printed status=%s", receipt.status.name)
         return ev.PrintFinished(effect.txn_id, PrintOutcome(PrintResult.PRINTED, receipt.status,
                                                             outcome.bytes_sent + receipt.bytes_sent))
 
-    def _refund(self, effect: fx.Refund) -> None:
-        self._send(MessageKind.REFUND, effect.refund_id, {
-            "payment_id": effect.payment_id, "charge_id": effect.charge_id,
-            "amount": effect.amount.to_json(), "refund_id": effect.refund_id,
-        })
+    # ------------------------------------------------------------ claims, made offline and collected anywhere
 
-    def _void(self, effect: fx.VoidDocument) -> None:
-        self._send(MessageKind.VOID_REQUEST, "void-" + effect.request_id, {"request_id": effect.request_id})
+    def _today_bounds(self) -> tuple[float, float]:
+        """Today, in the kiosk's time zone, as [start, end) in wall time."""
+        day = datetime.fromtimestamp(self._wall(), zoneinfo.ZoneInfo(self._site.time_zone)).date()
+        start = datetime(day.year, day.month, day.day, tzinfo=zoneinfo.ZoneInfo(self._site.time_zone))
+        return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+    def _check_offline_allowance(self, effect: fx.CheckOfflineAllowance) -> ev.Event:
+        since, until = self._today_bounds()
+        try:
+            total = self.journal.offline_total(effect.amount.currency, since, until)
+        except QueueError as exc:
+            log.error("runtime.journal_unreadable txn=%s error=%s", effect.txn_id, exc)
+            return ev.OfflineAllowanceChecked(effect.txn_id, False)
+        allowed = total + effect.amount.amount_minor <= effect.daily_cap.amount_minor
+        log.info("runtime.offline_allowance txn=%s allowed=%s", effect.txn_id, allowed)
+        return ev.OfflineAllowanceChecked(effect.txn_id, allowed)
+
+    def _queue_claim(self, effect: fx.QueueClaim) -> ev.Event:
+        """The request, marked as a claim, durably in the outbox, and the journal says CLAIMED; anything
+        short of that is not kept (the session settles it: whatever was sent is voided after it)."""
+        if not self._journal("requested", effect.txn_id, lambda: self.journal.record_requested(effect.txn_id)):
+            return ev.ClaimQueued(effect.txn_id, False)
+        sent = self.outbox.send(MessageKind.CERTIFICATE_REQUEST, effect.request_id, {
+            "request_id": effect.request_id, "service_code": effect.service_code,
+            "national_number": effect.national_number, "card_number": effect.card_number,
+            "language": effect.language, "payment_id": effect.payment_id,
+            "place": {"ar": self._site.place_ar, "en": self._site.place_en}, "time_zone": self._site.time_zone,
+            "claim": True, "claim_reference": effect.reference,
+        })
+        if not sent:
+            log.critical("runtime.unsent kind=claim id=%s", effect.request_id)
+            return ev.ClaimQueued(effect.txn_id, False)
+        if not self._journal("claimed", effect.txn_id, lambda: self.journal.record_claimed(effect.txn_id)):
+            return ev.ClaimQueued(effect.txn_id, False)
+        log.info("runtime.claim_kept txn=%s request=%s", effect.txn_id, effect.request_id)
+        return ev.ClaimQueued(effect.txn_id, True)
+
+    def _print_claim_slip(self, effect: fx.PrintClaimSlip) -> ev.Event:
+        from kiosk.document_layout import render_claim_slip
+
+        printer = self.devices.printer
+        taken_at = datetime.fromtimestamp(self._wall(), zoneinfo.ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+        outcome = printer.print_job(render_claim_slip(
+            effect.service.name(effect.language), effect.service.fee, effect.reference, taken_at, effect.language,
+            paper_width=printer.paper_width, time_zone=self._site.time_zone,
+            place=self._site.place(effect.language), digits=self._digits, payment_id=effect.payment_id,
+            payment=effect.receipt))
+        return ev.PrintFinished(effect.txn_id, outcome)
+
+    def _find_waiting_documents(self, effect: fx.FindWaitingDocuments) -> ev.Event:
+        return ev.WaitingDocumentsFound(effect.session_id, self.central.waiting_documents(
+            national_number=effect.national_number, card_number=effect.card_number))
+
+    def _print_collected(self, effect: fx.PrintCollected) -> ev.Event:
+        """Each waiting document printed as the certificate it is (its place of issue is the claiming
+        kiosk's, in its signed QR code: none is printed here), then confirmed to central through the
+        outbox. The first that does not print stops the rest: they still wait."""
+        from kiosk.document_layout import render_certificate
+
+        printer = self.devices.printer
+        collected: list[str] = []
+        outcome = PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)
+        for document in effect.documents:
+            outcome = printer.print_job(render_certificate(document, effect.language, paper_width=printer.paper_width,
+                                                           time_zone=self._site.time_zone, digits=self._digits))
+            if outcome.result is not PrintResult.PRINTED:
+                log.warning("runtime.collection_not_printed serial=%s status=%s", document.serial,
+                            outcome.status.name)
+                break
+            collected.append(document.serial)
+            self._send(MessageKind.CLAIM_COLLECTED, "collected-" + document.serial,
+                       {"serial": document.serial, "request_id": document.request_id})
+        return ev.DocumentsCollected(effect.session_id, tuple(collected), outcome)
+
+    def _settle(self, effect: fx.Settle) -> None:
+        """The fee goes back and the document is voided: owed in the journal, done by the reconciler."""
+        self.reconciler.owe(effect.txn_id, effect.reason)
+
+    def _journal(self, fact: str, txn_id: str, write: Callable[[], None]) -> bool:
+        """Write one fact down; False when the journal cannot (a full disk). The entry then keeps its last
+        state, which the reconciler settles at the next start: the money rules still hold, an attendant is called."""
+        try:
+            write()
+        except QueueError as exc:
+            log.critical("runtime.journal_unwritable fact=%s txn=%s error=%s", fact, txn_id, exc)
+            self._alert(fx.Alert("journal.unwritable"))
+            return False
+        return True
 
     def _send(self, kind: MessageKind, message_id: str, payload: dict) -> None:
         if not self.outbox.send(kind, message_id, payload):
-            log.critical("runtime.unsettled kind=%s id=%s", kind.value, message_id)
+            log.critical("runtime.unsent kind=%s id=%s", kind.value, message_id)
 
 
-def _unsettled(effect: fx.Refund | fx.VoidDocument) -> None:
-    """The outbox itself failed unexpectedly: nothing more can be done here but raise the alarm."""
-    log.critical("runtime.unsettled effect=%s txn=%s", type(effect).__name__, effect.txn_id)
+def _unsettled(effect: fx.Settle) -> None:
+    """The reconciler failed unexpectedly: the journal still holds the entry, which the next start
+    settles; nothing more can be done here but raise the alarm."""
+    log.critical("runtime.unsettled txn=%s", effect.txn_id)
 
 
 # Every effect the session can ask for: its worker, its work, and its answer when the work fails.
 EFFECTS: dict[type, EffectHandler[Any]] = {
     fx.Audit: EffectHandler("", Runtime._audit, _nothing),
     fx.Alert: EffectHandler("", Runtime._alert, _nothing),
-    fx.LoadCatalogue: EffectHandler("central", Runtime._load_catalogue, lambda e: ev.CatalogueLoaded(None)),
+    # On its own thread: a refresh waiting on a link that is down never holds up a citizen's pre-check.
+    fx.LoadCatalogue: EffectHandler("catalogue", Runtime._load_catalogue, lambda e: ev.CatalogueLoaded(None)),
     fx.ConnectCard: EffectHandler("card", Runtime._connect_card,
                            lambda e: ev.CardConnected(e.session_id, ConnectResult.UNREADABLE)),
     fx.Authenticate: EffectHandler("card", Runtime._authenticate,
@@ -305,11 +449,25 @@ EFFECTS: dict[type, EffectHandler[Any]] = {
     fx.CheckEligibility: EffectHandler("central", Runtime._check_eligibility,
                                 lambda e: ev.EligibilityChecked(e.txn_id, None)),
     fx.CheckPrinter: EffectHandler("printer", Runtime._check_printer, lambda e: ev.PrinterChecked(e.txn_id, False)),
+    fx.CheckTerminal: EffectHandler("payment", Runtime._check_terminal,
+                                    lambda e: ev.TerminalChecked(e.txn_id, TerminalState.UNREACHABLE)),
     fx.Charge: EffectHandler("payment", Runtime._charge, lambda e: ev.PaymentSettled(
-        e.txn_id, PaymentOutcome(PaymentStatus.UNKNOWN, e.amount, e.charge_id))),
+        e.txn_id, PaymentOutcome(PaymentStatus.UNKNOWN, e.amount, e.sale_id))),
+    # On its own thread: the payment's is blocked in `pay`, waiting for the card this cancels.
+    fx.AbortPayment: EffectHandler("payment-abort", Runtime._abort_payment, _nothing),
     fx.IssueDocument: EffectHandler("central", Runtime._issue, lambda e: ev.DocumentAnswered(e.txn_id, None)),
     fx.PrintDocument: EffectHandler("printer", Runtime._print, lambda e: ev.PrintFinished(
         e.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.UNKNOWN))),
-    fx.Refund: EffectHandler("outbox", Runtime._refund, _unsettled),
-    fx.VoidDocument: EffectHandler("outbox", Runtime._void, _unsettled),
+    fx.Settle: EffectHandler("outbox", Runtime._settle, _unsettled),
+    fx.CheckOfflineAllowance: EffectHandler("outbox", Runtime._check_offline_allowance,
+                                            lambda e: ev.OfflineAllowanceChecked(e.txn_id, False)),
+    # Whatever may have been kept of a claim that failed unexpectedly is settled: voided after it, given back.
+    fx.QueueClaim: EffectHandler("outbox", Runtime._queue_claim, lambda e: ev.ClaimQueued(e.txn_id, False)),
+    fx.PrintClaimSlip: EffectHandler("printer", Runtime._print_claim_slip, lambda e: ev.PrintFinished(
+        e.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.UNKNOWN))),
+    # On its own thread: a link that is down never holds up the pre-check behind it.
+    fx.FindWaitingDocuments: EffectHandler("waiting", Runtime._find_waiting_documents,
+                                           lambda e: ev.WaitingDocumentsFound(e.session_id, None)),
+    fx.PrintCollected: EffectHandler("printer", Runtime._print_collected, lambda e: ev.DocumentsCollected(
+        e.session_id, (), PrintOutcome(PrintResult.FAILED, PrinterStatus.UNKNOWN))),
 }

@@ -6,9 +6,28 @@ runtime to carry out beside the UI thread (read the card, charge, print).
 It imports no Kivy and no driver: it is tested without a screen or a device.
 
 Money rule: once a charge may have been made, every path ends in a printed
-document or a refund. A transaction whose session has ended (the card was
-pulled mid-payment) is kept as an orphan until its last result comes back,
-and then refunded unless its document was printed.
+document or a `Settle` (the fee given back and the document voided, by the
+journal's reconciler, durably). A transaction whose session has ended (the
+card was pulled mid-payment) is kept as an orphan until its last result
+comes back, and then settled unless its document was printed. Nothing is
+charged before central, the printer and the terminal have said they can go
+on, and a fee changed at central is shown to the citizen before any charge.
+
+Offline rule: while central cannot be reached (the link seen down, or the
+pre-check unanswered), a service whose offline policy does not allow a claim
+for its fee cannot be paid for: the confirm screen says it needs the link,
+before anything is charged. One whose policy allows it is offered as a claim:
+the day's offline payments are checked against the policy's cap, the fee is
+taken at the terminal (by card, as card-present offline payments are), the
+request is kept in the outbox as a claim (central issues it when the link is
+back), and the citizen takes a claim slip with a random reference. Once the
+claim is kept, its fee is never given back by the session: only central
+refusing the request for good does that (the reconciler).
+
+Collection: after the card is verified, central is asked whether documents
+claimed earlier wait for this citizen; the identity screen says so, and the
+citizen prints them here, with no payment; each printed is confirmed to
+central, so it is collected once, and one that did not print still waits.
 
 Privacy rule: what was read from the card lives only in the session and is
 dropped when the session ends. The PIN is kept only while it is typed and is
@@ -17,8 +36,10 @@ handed to exactly one `Authenticate` effect.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -26,22 +47,29 @@ from typing import Any, Callable
 
 from kiosk.catalogue import Catalogue, Category, Service
 from kiosk.documents import IssuedDocument
+from kiosk.money import Money
 from kiosk.effects import (
+    AbortPayment,
     Alert,
     Audit,
     Authenticate,
     Charge,
     CheckEligibility,
     CheckPrinter,
+    CheckTerminal,
     ConnectCard,
     Effect,
     IssueDocument,
     LoadCatalogue,
     PrintDocument,
     ReadPhoto,
-    Refund,
     ReleaseCard,
-    VoidDocument,
+    Settle,
+    CheckOfflineAllowance,
+    QueueClaim,
+    PrintClaimSlip,
+    FindWaitingDocuments,
+    PrintCollected,
 )
 from kiosk.events import (
     Back,
@@ -58,7 +86,9 @@ from kiosk.events import (
     EligibilityChecked,
     Event,
     LanguageChosen,
+    LinkChanged,
     Pay,
+    PaymentPrompted,
     PaymentSettled,
     PhotoRead,
     PinDigit,
@@ -72,13 +102,22 @@ from kiosk.events import (
     ServiceChosen,
     ShowServices,
     Start,
+    TerminalChecked,
     TextSize,
     TextSizeChosen,
     Tick,
     Touched,
+    OfflineAllowanceChecked,
+    ClaimQueued,
+    WaitingDocumentsFound,
+    CollectDocuments,
+    DocumentsCollected,
 )
 from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
-from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
+from kiosk.ports.outbox import LinkState
+from kiosk.ports.payment_terminal import (
+    CardReceipt, PaymentMethod, PaymentOutcome, PaymentReason, PaymentStatus, PromptKind, TerminalState,
+)
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
 
 log = logging.getLogger(__name__)
@@ -86,7 +125,9 @@ log = logging.getLogger(__name__)
 PIN_MIN_DIGITS = 4
 PIN_MAX_DIGITS = 8
 CATALOGUE_RETRY_S = 15.0
+CATALOGUE_REFRESH_S = 60.0           # while nobody is served: central's catalogue asked again (and the link seen)
 PRINTER_RECHECK_S = 5.0              # how often the printer is asked whether it is back, while a reprint waits
+WALLET_GRACE_S = 15.0                # after a wallet request expired, the terminal is told to stop if it has not
 
 
 class Step(enum.Enum):
@@ -106,6 +147,8 @@ class Step(enum.Enum):
     ISSUING = "issuing"
     PRINTING = "printing"
     PRINT_WAITING = "print waiting"   # paid and issued, the print failed: waiting for the printer to reprint
+    CLAIMING = "claiming"             # paid offline: the request is being kept as a claim
+    COLLECTING = "collecting"         # the documents waiting for the citizen are printing
     TAKE_CARD = "take card"
     CARD_REFUSED = "card refused"
     FAILED = "failed"
@@ -120,7 +163,8 @@ INTERACTIVE_STEPS = frozenset({
 CARD_STEPS = frozenset({
     Step.READING_CARD, Step.PIN_ENTRY, Step.VERIFYING, Step.IDENTITY, Step.CATALOGUE,
     Step.CONFIRM, Step.PREPARING, Step.PAYING, Step.PAYMENT_DECLINED, Step.ISSUING,
-    Step.PRINTING, Step.PRINT_WAITING, Step.TAKE_CARD, Step.CARD_REFUSED, Step.FAILED,
+    Step.PRINTING, Step.PRINT_WAITING, Step.TAKE_CARD, Step.CARD_REFUSED, Step.FAILED, Step.CLAIMING,
+    Step.COLLECTING,
 })
 
 
@@ -136,12 +180,18 @@ class Reason(enum.Enum):
     IDLE_TIMEOUT = "idle_timeout"
     PRINTER_UNAVAILABLE = "printer_unavailable"
     PAYMENT_FAILED = "payment_failed"
+    PAYMENT_UNAVAILABLE = "payment_unavailable"   # the terminal is busy or unreachable: nothing was charged
     DOCUMENT_REFUSED = "document_refused"
     DOCUMENT_UNAVAILABLE = "document_unavailable"
     PRINT_FAILED = "print_failed"
     NO_CATALOGUE = "no_catalogue"
     NO_READER = "no_reader"
+    OFFLINE_LIMIT = "offline_limit"             # the day's offline payments reached the cap: nothing was charged
+    COLLECTION_FAILED = "collection_failed"     # a waiting document did not print: it still waits
 
+
+# A sale that failed because the terminal could not take it: paid services are unavailable for now.
+_TERMINAL_DOWN = frozenset({PaymentReason.TERMINAL_BUSY, PaymentReason.TERMINAL_UNREACHABLE, None})
 
 _VERDICT_REASONS = {
     CardVerdict.UNREADABLE: Reason.CARD_UNREADABLE,
@@ -161,16 +211,25 @@ class Transaction:
 
     txn_id: str
     service: Service
-    charge_id: str
+    sale_id: str
     request_id: str
+    method: PaymentMethod = PaymentMethod.CARD
     payment_id: str | None = None
+    receipt: CardReceipt | None = None       # the payment's, for the receipt
     charged: bool = False            # the charge may have gone through
+    cancelling: bool = False         # the citizen pressed cancel while the terminal waited
+    prompt: PromptKind | None = None         # what the terminal asks of the citizen now
+    qr: str | None = None                    # a wallet's payment request, while it waits to be paid
+    qr_expires_at: float | None = None
     document: IssuedDocument | None = None   # kept only until it is printed
     language: str = ""                       # the document's: asked for, printed and reprinted in it
     print_failed_at: float | None = None     # when the print failed, while a reprint is awaited
     partly_printed: bool = False             # part of a failed print came out: the reprint is a copy
     printer_asked: bool = False              # a printer check is on its way
     printer_asked_at: float = float("-inf")  # when the printer was last asked, while a reprint waits
+    claim: bool = False                      # central cannot be reached: paid now, kept as a claim
+    reference: str = ""                      # the claim slip's reference
+    claimed: bool = False                    # the claim is kept (outbox and journal): its fee is central's to owe
 
 
 @dataclass(frozen=True, repr=False)
@@ -188,6 +247,19 @@ class View:
     services: tuple[Service, ...] = ()        # the services to choose from now (of `category`, or the most asked)
     selected: Service | None = None
     reason: Reason | None = None
+    payment_reason: PaymentReason | None = None   # why the last payment did not go through
+    payment_method: PaymentMethod | None = None   # of the sale under way
+    payment_prompt: PromptKind | None = None      # what the terminal asks of the citizen now
+    payment_qr: str | None = None                 # the wallet payment request to show as a QR code
+    payment_seconds_left: int | None = None       # how long the wallet request stays payable
+    cancelling: bool = False                      # cancel pressed: waiting for the terminal to stop
+    fee_changed: bool = False                     # central changed the fee: the new one is shown to confirm
+    needs_link: bool = False                      # the service chosen needs central, which cannot be reached
+    claim: bool = False                           # central cannot be reached: paying makes a claim (slip now)
+    claim_reference: str | None = None            # the claim kept, for the slip and the end screen
+    claim_slip_printed: bool = False
+    waiting_documents: int = 0                    # documents claimed earlier that wait for this citizen
+    collected: tuple[str, ...] = ()               # the serials of the waiting documents printed now
     expiry: date | None = None
     refunded: bool = False
     printed: bool = False           # this session's document came out of the printer
@@ -198,6 +270,7 @@ class View:
     text_size: TextSize = TextSize.NORMAL     # the citizen's choices, kept until the session ends
     high_contrast: bool = False
     audio_guidance: bool = False
+    link: LinkState = LinkState.UNKNOWN       # whether central can be reached, as last seen
 
     def __repr__(self) -> str:
         return "View(step=%s, language=%s)" % (self.step.name, self.language)
@@ -215,6 +288,15 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+_REFERENCE_LETTERS = "ABCDEFGHJKMNPQRSTVWXYZ23456789"    # no 0/O, 1/I/L, U: read aloud without doubt
+
+
+def new_claim_reference() -> str:
+    """A claim slip's reference: 12 random letters (about 59 bits), never derived from anything else."""
+    letters = "".join(secrets.choice(_REFERENCE_LETTERS) for _ in range(12))
+    return "CLM-%s-%s-%s" % (letters[:4], letters[4:8], letters[8:])
+
+
 class Session:
     def __init__(
         self,
@@ -224,7 +306,9 @@ class Session:
         device_id: str = "kiosk",
         governorate: str = "",
         audio_guidance: bool = False,
+        catalogue_refresh_s: float = CATALOGUE_REFRESH_S,
         new_id: Callable[[], str] = _new_id,
+        new_reference: Callable[[], str] = new_claim_reference,
     ) -> None:
         self._languages = languages
         self._timeouts = timeouts
@@ -232,6 +316,9 @@ class Session:
         self._governorate = governorate      # only the services offered here are shown
         self._guidance_default = audio_guidance   # every session starts with guidance on or off
         self._new_id = new_id
+        self._new_reference = new_reference
+        self._catalogue_refresh_s = catalogue_refresh_s
+        self._link = LinkState.UNKNOWN       # what the outbox and central's answers last said of the link
         self.step = Step.STARTING
         self.language = languages[0]
         self._catalogue: Catalogue | None = None
@@ -248,6 +335,7 @@ class Session:
             Touched: self._on_touched,
             LanguageChosen: self._on_language_chosen,
             CatalogueLoaded: self._on_catalogue_loaded,
+            LinkChanged: self._on_link_changed,
             ReaderLost: self._on_reader_lost,
             ReaderFound: self._on_reader_found,
             CardInserted: self._on_card_inserted,
@@ -270,15 +358,23 @@ class Session:
             RetryPayment: self._on_retry_payment,
             EligibilityChecked: self._on_eligibility_checked,
             PrinterChecked: self._on_printer_checked,
+            TerminalChecked: self._on_terminal_checked,
+            PaymentPrompted: self._on_payment_prompted,
             PaymentSettled: self._on_payment_settled,
             DocumentAnswered: self._on_document_answered,
             PrintFinished: self._on_print_finished,
+            OfflineAllowanceChecked: self._on_offline_allowance_checked,
+            ClaimQueued: self._on_claim_queued,
+            WaitingDocumentsFound: self._on_waiting_documents_found,
+            CollectDocuments: self._on_collect_documents,
+            DocumentsCollected: self._on_documents_collected,
         }
 
     # ------------------------------------------------------------ the view
 
     def view(self) -> View:
         warning, seconds_left = self._idle_state()
+        txn = self._txn
         return View(
             step=self.step,
             language=self.language,
@@ -291,6 +387,21 @@ class Session:
             services=self._services_shown(),
             selected=self._txn.service if self._txn else self._selected,
             reason=self._reason,
+            payment_reason=self._payment_reason,
+            payment_method=txn.method if txn is not None and self.step is Step.PAYING else None,
+            payment_prompt=txn.prompt if txn is not None and self.step is Step.PAYING else None,
+            payment_qr=txn.qr if txn is not None and self.step is Step.PAYING else None,
+            payment_seconds_left=self._wallet_seconds_left(),
+            cancelling=txn is not None and txn.cancelling,
+            fee_changed=self._fee_changed,
+            needs_link=self.step is Step.CONFIRM and self._selected is not None
+            and self._needs_link(self._selected),
+            claim=self.step is Step.CONFIRM and self._selected is not None and self._offline()
+            and not self._needs_link(self._selected),
+            claim_reference=self._claim_reference,
+            claim_slip_printed=self._slip_printed,
+            waiting_documents=len(self._waiting),
+            collected=self._collected,
             expiry=self._expiry,
             refunded=self._refunded,
             printed=self._printed,
@@ -301,6 +412,7 @@ class Session:
             text_size=self._text_size,
             high_contrast=self._high_contrast,
             audio_guidance=self._audio_guidance,
+            link=self._link,
         )
 
     @property
@@ -329,8 +441,16 @@ class Session:
                 and event.now - self._catalogue_asked_at >= CATALOGUE_RETRY_S:
             self._catalogue_asked_at = event.now
             effects.append(LoadCatalogue())
+        elif self._catalogue is not None and self.step in (Step.ATTRACT, Step.OUT_OF_SERVICE) \
+                and event.now - self._catalogue_asked_at >= self._catalogue_refresh_s:
+            # Nobody is served: central's catalogue again, so that a changed fee, or a link that went
+            # down or came back, is seen before the next citizen comes.
+            self._catalogue_asked_at = event.now
+            effects.append(LoadCatalogue())
         if self.step is Step.PRINT_WAITING and self._txn is not None:
             effects += self._wait_for_printer(self._txn)
+        if self.step is Step.PAYING and self._txn is not None:
+            effects += self._stop_expired_wallet(self._txn)
         if self.step in INTERACTIVE_STEPS:
             limit = self._timeouts.pin_s if self.step is Step.PIN_ENTRY else self._timeouts.idle_s
             if event.now - self._last_touch >= limit + self._timeouts.warning_s:
@@ -351,10 +471,16 @@ class Session:
             self.step = Step.INSERT_CARD
             self._last_touch = self._now
 
+    def _on_link_changed(self, event: LinkChanged) -> None:
+        self._link = event.state
+
     def _on_catalogue_loaded(self, event: CatalogueLoaded) -> None:
+        self._link = LinkState.OFFLINE if event.catalogue is None or event.cached else LinkState.ONLINE
         offered = event.catalogue.offered_in(self._governorate) if event.catalogue is not None else None
         if offered is not None and offered.services:
             self._catalogue = offered
+        elif event.expired and self.step in (Step.STARTING, Step.ATTRACT, Step.OUT_OF_SERVICE):
+            self._catalogue = None       # too old, or refused: out of service until central answers
         self._update_service_state()
 
     def _on_reader_lost(self, event: ReaderLost) -> list[Effect]:
@@ -419,7 +545,9 @@ class Session:
             self._tries_left = None
             self.step = Step.IDENTITY
             self._last_touch = self._now
-            return [ReadPhoto(self._session_id)]
+            waiting: list[Effect] = [] if self._offline() else [FindWaitingDocuments(
+                self._session_id, result.identity.national_number, result.identity.card_number)]
+            return [ReadPhoto(self._session_id)] + waiting
         if result.verdict is CardVerdict.WRONG_PIN:
             self._tries_left = result.tries_left
             self.step = Step.PIN_ENTRY
@@ -439,10 +567,10 @@ class Session:
             self.step = Step.CATALOGUE
 
     def _on_pay(self, event: Pay) -> list[Effect]:
-        return self._pay() if self.step is Step.CONFIRM else []
+        return self._pay(event.method) if self.step is Step.CONFIRM else []
 
     def _on_retry_payment(self, event: RetryPayment) -> list[Effect]:
-        return self._pay() if self.step is Step.PAYMENT_DECLINED else []
+        return self._pay(event.method) if self.step is Step.PAYMENT_DECLINED else []
 
     def _on_back(self, event: Back) -> None:
         if self.step is Step.CATALOGUE and self._category is not None:
@@ -454,6 +582,7 @@ class Session:
             self._to_attract()
         elif self.step is Step.PAYMENT_DECLINED:
             self._txn = None
+            self._payment_reason = None
             self.step = Step.CATALOGUE
 
     def _on_cancel(self, event: Cancel) -> list[Effect]:
@@ -462,6 +591,8 @@ class Session:
             return []
         if self.step is Step.PRINT_WAITING and self._txn is not None:
             return self._give_up_printing(self._txn)
+        if self.step is Step.PAYING and self._txn is not None:
+            return self._cancel_payment(self._txn)
         if self.step in INTERACTIVE_STEPS or self.step is Step.TAKE_CARD:
             return self._end_session(None)
         return []
@@ -486,17 +617,38 @@ class Session:
         service = self._catalogue.get(event.code)
         if service is not None:
             self._selected = service
+            self._fee_changed = False
             self.step = Step.CONFIRM
 
     def _on_eligibility_checked(self, event: EligibilityChecked) -> list[Effect]:
+        self._link = LinkState.OFFLINE if event.eligible is None else LinkState.ONLINE
         txn = self._live(event.txn_id)
         if txn is None or self.step is not Step.PREPARING:
             return []                                # nothing was charged yet
+        if event.eligible is None and txn.service.offline.allows_claim(txn.service.fee):
+            # Central did not answer, and the service may be claimed: the confirm screen offers the claim.
+            self._txn = None
+            self._selected = txn.service
+            self.step = Step.CONFIRM
+            self._last_touch = self._now
+            return [Audit("claim.offered", txn.service.code)]
         if event.eligible is not True:
             self._txn = None
             reason = Reason.DOCUMENT_UNAVAILABLE if event.eligible is None else Reason.DOCUMENT_REFUSED
             return self._fail(reason, refunded=False)
-        return [CheckPrinter(txn.txn_id)]
+        refresh: list[Effect] = []
+        if event.catalogue_version and self._catalogue is not None \
+                and event.catalogue_version != self._catalogue.version:
+            refresh = [LoadCatalogue()]              # central's catalogue changed: shown from now on
+        if event.fee is not None and event.fee != txn.service.fee:
+            # The fee changed at central: the citizen confirms the new one before anything is charged.
+            self._selected = dataclasses.replace(txn.service, fee=event.fee)
+            self._txn = None
+            self._fee_changed = True
+            self.step = Step.CONFIRM
+            self._last_touch = self._now
+            return refresh + [Audit("transaction.fee_changed", txn.service.code)]
+        return refresh + [CheckPrinter(txn.txn_id)]
 
     def _on_printer_checked(self, event: PrinterChecked) -> list[Effect]:
         txn = self._live(event.txn_id)
@@ -507,34 +659,72 @@ class Session:
         if not event.ready:
             self._txn = None
             return self._fail(Reason.PRINTER_UNAVAILABLE, refunded=False)
+        return [CheckTerminal(txn.txn_id)]
+
+    def _on_terminal_checked(self, event: TerminalChecked) -> list[Effect]:
+        txn = self._live(event.txn_id)
+        if txn is None or self.step is not Step.PREPARING:
+            return []                                # nothing was charged yet
+        if event.state is not TerminalState.READY:
+            self._txn = None
+            return self._fail(Reason.PAYMENT_UNAVAILABLE, refunded=False)
         self.step = Step.PAYING
         txn.charged = True
-        return [Charge(txn.txn_id, txn.service.fee, txn.charge_id, reference=txn.request_id)]
+        txn.prompt = PromptKind.SCAN_QR if txn.method is PaymentMethod.WALLET else PromptKind.PRESENT_CARD
+        fee = txn.service.fee
+        return [Charge(txn.txn_id, fee, txn.sale_id, txn.request_id, txn.service.code, txn.method,
+                       label="%s  %s %s" % (txn.service.name("en"), fee.major_text(), fee.currency),
+                       offline=txn.claim)]
+
+    def _on_payment_prompted(self, event: PaymentPrompted) -> None:
+        txn = self._live(event.txn_id)
+        if txn is None or self.step is not Step.PAYING:
+            return
+        prompt = event.prompt
+        txn.prompt = prompt.kind
+        if prompt.kind is PromptKind.SCAN_QR and prompt.qr:
+            txn.qr = prompt.qr
+            txn.qr_expires_at = self._now + prompt.expires_in_s if prompt.expires_in_s is not None else None
 
     def _on_payment_settled(self, event: PaymentSettled) -> list[Effect]:
         outcome = event.outcome
         txn = self._live(event.txn_id)
         if txn is None:
             return self._settle_orphan(event.txn_id, payment=outcome)
+        txn.qr = None
         if outcome.status is PaymentStatus.APPROVED:
             txn.payment_id = outcome.payment_id
+            txn.receipt = outcome.receipt
+            if txn.cancelling:
+                # Approved before the terminal heard the cancel: the citizen still gets their money back.
+                self._txn = None
+                return [Settle(txn.txn_id, "cancelled")] + self._end_session(None)
             txn.language = self.language
+            if txn.claim:
+                self.step = Step.CLAIMING
+                return [QueueClaim(txn.txn_id, txn.request_id, txn.service.code, self._identity.national_number,
+                                   self._identity.card_number, txn.language, outcome.payment_id or "", txn.reference)]
             self.step = Step.ISSUING
             return [IssueDocument(
                 txn.txn_id, txn.request_id, txn.service.code, self._identity.national_number,
                 self._identity.card_number, txn.language, outcome.payment_id or "",
             )]
-        if outcome.status is PaymentStatus.DECLINED:
-            txn.charged = False
-            self.step = Step.PAYMENT_DECLINED
-            self._last_touch = self._now
-            return []
-        if outcome.status is PaymentStatus.FAILED:
+        if outcome.status is PaymentStatus.UNKNOWN:
+            # The answer was lost: the journal and the reconciler find out and give it back.
             self._txn = None
-            return self._fail(Reason.PAYMENT_FAILED, refunded=False)
-        # UNKNOWN: the answer was lost; settle it by the charge id, durably.
-        self._txn = None
-        return [self._refund(txn)] + self._fail(Reason.PAYMENT_FAILED, refunded=True)
+            return [Settle(txn.txn_id, "answer_lost")] + self._fail(Reason.PAYMENT_FAILED, refunded=True)
+        txn.charged = False
+        if txn.cancelling:
+            self._txn = None
+            return self._end_session(None)
+        if outcome.status is PaymentStatus.FAILED and outcome.reason in _TERMINAL_DOWN:
+            self._txn = None
+            return self._fail(Reason.PAYMENT_UNAVAILABLE, refunded=False)
+        # Declined, or the card or wallet did not go through: another card, the other method, or cancel.
+        self._payment_reason = outcome.reason or PaymentReason.REFUSED
+        self.step = Step.PAYMENT_DECLINED
+        self._last_touch = self._now
+        return [Audit("payment.declined", self._payment_reason.value)]
 
     def _on_document_answered(self, event: DocumentAnswered) -> list[Effect]:
         txn = self._live(event.txn_id)
@@ -543,10 +733,11 @@ class Session:
         if event.document is None:
             self._txn = None
             reason = Reason.DOCUMENT_REFUSED if event.refused else Reason.DOCUMENT_UNAVAILABLE
-            return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(reason, refunded=True)
+            return [Settle(txn.txn_id, reason.value)] + self._fail(reason, refunded=True)
         txn.document = event.document
         self.step = Step.PRINTING
-        return [PrintDocument(txn.txn_id, event.document, txn.service, txn.payment_id or "", txn.language)]
+        return [PrintDocument(txn.txn_id, event.document, txn.service, txn.payment_id or "", txn.receipt,
+                              txn.language)]
 
     def _on_print_finished(self, event: PrintFinished) -> list[Effect]:
         txn = self._live(event.txn_id)
@@ -554,6 +745,13 @@ class Session:
             return self._settle_orphan(event.txn_id, printed=event.outcome)
         alerts: list[Effect] = [Alert("printer.paper_near_end")] \
             if event.outcome.status is PrinterStatus.PAPER_NEAR_END else []
+        if txn.claimed:
+            # The claim is kept whatever the slip did: the end screen shows its reference too.
+            self._txn = None
+            self._slip_printed = event.outcome.result is PrintResult.PRINTED
+            self.step = Step.TAKE_CARD
+            return alerts + [Audit("claim.slip_printed" if self._slip_printed else "claim.slip_not_printed",
+                                   txn.service.code)]
         if event.outcome.result is PrintResult.PRINTED:
             self._txn = None
             self._printed = True
@@ -562,7 +760,7 @@ class Session:
             return alerts + [Audit("document.printed", txn.service.code)]
         if txn.document is None or self._timeouts.reprint_s <= 0:
             self._txn = None
-            return alerts + [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(
+            return alerts + [Settle(txn.txn_id, Reason.PRINT_FAILED.value)] + self._fail(
                 Reason.PRINT_FAILED, refunded=True)
         # Paid and issued: the document waits for the printer (paper, cable, power) for a while.
         txn.print_failed_at = self._now
@@ -570,6 +768,52 @@ class Session:
         self.step = Step.PRINT_WAITING
         return alerts + [Alert("printer.failed_mid_document"),
                          Audit("document.print_failed", event.outcome.status.name.lower())]
+
+    def _on_offline_allowance_checked(self, event: OfflineAllowanceChecked) -> list[Effect]:
+        txn = self._live(event.txn_id)
+        if txn is None or self.step is not Step.PREPARING:
+            return []                                # nothing was charged yet
+        if not event.allowed:
+            self._txn = None
+            return self._fail(Reason.OFFLINE_LIMIT, refunded=False)
+        return [CheckPrinter(txn.txn_id)]
+
+    def _on_claim_queued(self, event: ClaimQueued) -> list[Effect]:
+        txn = self._live(event.txn_id)
+        if txn is None:
+            return self._settle_orphan(event.txn_id, claim_kept=event.kept)
+        if not event.kept:
+            self._txn = None
+            return [Settle(txn.txn_id, "claim_not_kept")] + self._fail(Reason.DOCUMENT_UNAVAILABLE, refunded=True)
+        txn.claimed = True
+        self._claim_reference = txn.reference
+        self.step = Step.PRINTING
+        return [Audit("claim.kept", txn.service.code),
+                PrintClaimSlip(txn.txn_id, txn.service, txn.reference, txn.payment_id or "", txn.receipt,
+                               txn.language)]
+
+    def _on_waiting_documents_found(self, event: WaitingDocumentsFound) -> None:
+        if event.session_id == self._session_id and self._identity is not None and event.documents:
+            self._waiting = tuple(event.documents)
+
+    def _on_collect_documents(self, event: CollectDocuments) -> list[Effect]:
+        if self.step not in (Step.IDENTITY, Step.CATALOGUE) or not self._waiting:
+            return []
+        self.step = Step.COLLECTING
+        return [PrintCollected(self._session_id, self._waiting, self.language)]
+
+    def _on_documents_collected(self, event: DocumentsCollected) -> list[Effect]:
+        if event.session_id != self._session_id or self.step is not Step.COLLECTING:
+            return []
+        self._collected = self._collected + tuple(event.collected)
+        self._waiting = tuple(d for d in self._waiting if d.serial not in event.collected)
+        alerts: list[Effect] = [Alert("printer.paper_near_end")] \
+            if event.outcome.status is PrinterStatus.PAPER_NEAR_END else []
+        audit = [Audit("claim.collected", str(len(event.collected)))]
+        if event.outcome.result is not PrintResult.PRINTED or self._waiting:
+            return alerts + audit + self._fail(Reason.COLLECTION_FAILED, refunded=False)
+        self.step = Step.TAKE_CARD
+        return alerts + audit
 
     # ------------------------------------------------------------ helpers
 
@@ -583,6 +827,8 @@ class Session:
         self._selected: Service | None = None
         self._txn: Transaction | None = None
         self._reason: Reason | None = None
+        self._payment_reason: PaymentReason | None = None
+        self._fee_changed = False
         self._expiry: date | None = None
         self._refunded = False
         self._printed = False
@@ -591,6 +837,10 @@ class Session:
         self._text_size = TextSize.NORMAL
         self._high_contrast = False
         self._audio_guidance = self._guidance_default
+        self._claim_reference: str | None = None
+        self._slip_printed = False
+        self._waiting: tuple[IssuedDocument, ...] = ()
+        self._collected: tuple[str, ...] = ()
         self._last_touch = self._now
 
     def _idle_state(self) -> tuple[bool, int | None]:
@@ -647,30 +897,74 @@ class Session:
             return []
         self.step = Step.PRINTING
         log.info("session.reprint copy=%s", txn.partly_printed)
-        return [PrintDocument(txn.txn_id, txn.document, txn.service, txn.payment_id or "", txn.language,
-                              copy=txn.partly_printed)]
+        return [PrintDocument(txn.txn_id, txn.document, txn.service, txn.payment_id or "", txn.receipt,
+                              txn.language, copy=txn.partly_printed)]
 
     def _give_up_printing(self, txn: Transaction) -> list[Effect]:
         """The printer did not come back in time, or the citizen would not wait: the money rules."""
         self._txn = None
-        return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id)] + self._fail(
-            Reason.PRINT_FAILED, refunded=True)
+        return [Settle(txn.txn_id, Reason.PRINT_FAILED.value)] + self._fail(Reason.PRINT_FAILED, refunded=True)
 
     def _live(self, txn_id: str) -> Transaction | None:
         return self._txn if self._txn is not None and self._txn.txn_id == txn_id else None
 
-    def _refund(self, txn: Transaction) -> Refund:
-        return Refund(txn.txn_id, txn.payment_id, txn.charge_id, txn.service.fee, refund_id=txn.txn_id)
+    def _offline(self) -> bool:
+        return self._link is LinkState.OFFLINE
 
-    def _pay(self) -> list[Effect]:
+    def _needs_link(self, service: Service) -> bool:
+        """Central cannot be reached, and the service may not be asked for without it."""
+        return self._offline() and not service.offline.allows_claim(service.fee)
+
+    def _pay(self, method: PaymentMethod) -> list[Effect]:
         service = self._selected
-        if service is None:
+        if service is None or self._identity is None:
             return []
+        if self._needs_link(service):
+            return [Audit("transaction.needs_link", service.code)]     # the confirm screen says so
+        if self._offline():
+            return self._claim(service, method)
         txn_id = self._new_id()
-        self._txn = Transaction(txn_id=txn_id, service=service, charge_id=txn_id,
+        self._txn = Transaction(txn_id=txn_id, service=service, sale_id=txn_id, method=method,
                                 request_id="%s-%s" % (self._device_id, txn_id))
+        self._payment_reason = None
+        self._fee_changed = False
         self.step = Step.PREPARING
-        return [CheckEligibility(txn_id, service.code, self._identity.national_number, self._identity.card_number)]
+        return [CheckEligibility(txn_id, service.code, self._identity.national_number, self._identity.card_number,
+                                 service.fee, self._catalogue.version if self._catalogue else "")]
+
+    def _claim(self, service: Service, method: PaymentMethod) -> list[Effect]:
+        """Central cannot be reached and the service may be claimed: the day's offline cap first."""
+        if method is not PaymentMethod.CARD:
+            return []                 # paid at the terminal by card, as card-present offline payments are
+        txn_id = self._new_id()
+        self._txn = Transaction(txn_id=txn_id, service=service, sale_id=txn_id, method=method,
+                                request_id="%s-%s" % (self._device_id, txn_id), claim=True,
+                                reference=self._new_reference())
+        self._payment_reason = None
+        self._fee_changed = False
+        self.step = Step.PREPARING
+        cap = Money(service.fee.currency, service.offline.daily_cap_minor)
+        return [Audit("claim.asked", service.code), CheckOfflineAllowance(txn_id, service.fee, cap)]
+
+    def _cancel_payment(self, txn: Transaction) -> list[Effect]:
+        """Cancel pressed while the terminal waits: tell it to stop; its answer ends the session."""
+        if txn.cancelling:
+            return []
+        txn.cancelling = True
+        return [AbortPayment(txn.txn_id)]
+
+    def _stop_expired_wallet(self, txn: Transaction) -> list[Effect]:
+        """A wallet request well past its expiry: the terminal should have said so; tell it to stop."""
+        if txn.qr_expires_at is None or txn.cancelling or self._now < txn.qr_expires_at + WALLET_GRACE_S:
+            return []
+        txn.cancelling = True
+        return [AbortPayment(txn.txn_id)]
+
+    def _wallet_seconds_left(self) -> int | None:
+        txn = self._txn
+        if self.step is not Step.PAYING or txn is None or txn.qr_expires_at is None:
+            return None
+        return max(0, int(txn.qr_expires_at - self._now + 0.999))
 
     def _refuse_card(self, reason: Reason) -> list[Effect]:
         self._identity = None
@@ -692,12 +986,12 @@ class Session:
         effects: list[Effect] = []
         if self._txn is not None and self.step is Step.PRINT_WAITING:
             # Nothing is on its way that would settle it later, and no document prints for nobody.
-            txn = self._txn
-            effects += [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id),
-                        Audit("transaction.refunded_after_card_removed")]
-        elif self._txn is not None and self._txn.charged:
+            effects += [Settle(self._txn.txn_id, "card_removed"), Audit("transaction.refunded_after_card_removed")]
+        elif self._txn is not None and self._txn.charged and not self._txn.claimed:
             self._orphans[self._txn.txn_id] = self._txn
             log.info("session.orphaned_transaction txn=%s", self._txn.txn_id)
+            if self.step is Step.PAYING and not self._txn.cancelling:
+                effects.append(AbortPayment(self._txn.txn_id))     # nobody is there to pay any more
         had_card_session = bool(self._session_id)
         choices = (self._text_size, self._high_contrast, self._audio_guidance)
         self._clear()
@@ -720,27 +1014,16 @@ class Session:
 
     def _settle_orphan(self, txn_id: str, *, payment: PaymentOutcome | None = None,
                        document: DocumentAnswered | None = None,
-                       printed: PrintOutcome | None = None) -> list[Effect]:
+                       printed: PrintOutcome | None = None, claim_kept: bool | None = None) -> list[Effect]:
         """A late result for a transaction whose session has ended."""
         txn = self._orphans.get(txn_id)
         if txn is None:
             return []
-        if payment is not None:
-            if payment.status is PaymentStatus.APPROVED:
-                txn.payment_id = payment.payment_id
-            elif payment.status in (PaymentStatus.DECLINED, PaymentStatus.FAILED):
-                del self._orphans[txn_id]
-                return []
-            del self._orphans[txn_id]
-            return [self._refund(txn), Audit("transaction.refunded_after_card_removed")]
-        if document is not None:
-            del self._orphans[txn_id]
-            return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id),
-                    Audit("transaction.refunded_after_card_removed")]
-        if printed is not None:
-            del self._orphans[txn_id]
-            if printed.result is PrintResult.PRINTED:
-                return [Audit("document.printed", txn.service.code)]
-            return [self._refund(txn), VoidDocument(txn.txn_id, txn.request_id),
-                    Audit("transaction.refunded_after_card_removed")]
-        return []
+        del self._orphans[txn_id]
+        if claim_kept:
+            return [Audit("claim.kept_after_card_removed", txn.service.code)]   # central owes the document
+        if payment is not None and payment.status in (PaymentStatus.DECLINED, PaymentStatus.FAILED):
+            return []                                # nothing was charged
+        if printed is not None and printed.result is PrintResult.PRINTED:
+            return [Audit("document.printed", txn.service.code)]
+        return [Settle(txn_id, "card_removed"), Audit("transaction.refunded_after_card_removed")]

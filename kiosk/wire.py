@@ -3,6 +3,9 @@
 Central (`central/`) serves these paths and answers with these statuses; the
 kiosk's client (`kiosk.central_client`) calls them and checks the answers
 against them. Neither side spells a path or a status anywhere else.
+
+The acquirer's payment look-up is here too: central asks it (`central/acquirer.py`)
+before it issues a paid document, and the terminal simulator serves it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ REQUESTS = API + "/requests"
 VOID = API + "/requests/{request_id}/void"
 VERIFY_DOCUMENT = API + "/documents/verify"
 SIGNING_KEY = API + "/signing-key"
+# Documents claimed while a kiosk could not reach central, waiting for their citizen at any kiosk.
+CLAIMS_WAITING = API + "/claims/waiting"
+CLAIM_COLLECTED = API + "/claims/{serial}/collected"
 
 # The place a kiosk stands, as signed into every document: short, and plain text.
 PLACE_MAX_LENGTH = 40
@@ -40,6 +46,22 @@ class AnswerStatus(str, enum.Enum):
     VOIDED = "voided"        # {"status", "request_id", "serial", "voided_at"}: to a void, and to a request replayed
                              # after its void (never the document again)
     CONFLICT = "conflict"    # a request id used again with another body: a bug, never retried
+    COLLECTED = "collected"  # {"status", "serial", "collected_at"}: a claimed document printed for its citizen
+
+
+# The acquirer's API: GET ACQUIRER_PAYMENT -> 200 {"payment_id", "status", "amount_minor",
+# "currency", "terminal_id", "sale_id"}, or 404 {"reason": UNKNOWN_PAYMENT}.
+ACQUIRER_PAYMENT = "/acquirer/v1/payments/{payment_id}"
+UNKNOWN_PAYMENT = "unknown_payment"
+
+
+class AcquirerPaymentStatus(str, enum.Enum):
+    """The `status` of a payment as the acquirer holds it."""
+
+    APPROVED = "approved"
+    DECLINED = "declined"
+    REVERSED = "reversed"     # cancelled before settlement: nothing was taken
+    REFUNDED = "refunded"     # given back after settlement
 
 
 def is_id(value: object) -> bool:
@@ -51,5 +73,13 @@ def is_plain_text(value: str) -> bool:
     return not any(unicodedata.category(ch) == "Cc" or ch in _HIDING for ch in value)
 
 
+def claim_collected_path(serial: str) -> str:
+    return CLAIM_COLLECTED.format(serial=quote(serial, safe=""))
+
+
 def void_path(request_id: str) -> str:
     return VOID.format(request_id=quote(request_id, safe=""))
+
+
+def acquirer_payment_path(payment_id: str) -> str:
+    return ACQUIRER_PAYMENT.format(payment_id=quote(payment_id, safe=""))

@@ -23,6 +23,8 @@ SCREENS: dict[Step, str] = {
     Step.ISSUING: "issuing",
     Step.PRINTING: "printing",
     Step.PRINT_WAITING: "print_waiting",
+    Step.CLAIMING: "claiming",
+    Step.COLLECTING: "collecting",
     Step.TAKE_CARD: "take_card",
     Step.CARD_REFUSED: "card_refused",
     Step.FAILED: "failed",

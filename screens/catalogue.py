@@ -14,6 +14,12 @@ screen has. At normal text the first screen holds four most asked
 certificates and eight categories; at larger text its sections run onto
 further pages.
 
+While central cannot be reached (the view's link is offline), every
+certificate's button says, under its fee, whether it can still be asked for
+(central's offline policy allows a claim: paid now, collected later) or
+needs the connection; one that needs it is refused on the next screen,
+before anything is paid.
+
 Which page is shown is this screen's own state: the session knows nothing
 of pages. It starts again at the first page when the category changes.
 """
@@ -37,6 +43,7 @@ from kiosk import fonts, i18n
 from kiosk.bidi_text import display_lines, is_rtl
 from kiosk.catalogue import Category, Service
 from kiosk.events import Back, Cancel, CategoryChosen, ServiceChosen
+from kiosk.ports.outbox import LinkState
 from kiosk.session import View
 from screens.base import KioskScreen
 from screens.widgets import BidiLabel, KioskButton
@@ -137,16 +144,16 @@ class CatalogueScreen(KioskScreen):
     def _sections(self, view: View, scale: float) -> list[Section]:
         language = view.language
         if view.category is not None or not view.categories:
-            return [Section("", [self._service(s, language) for s in view.services], SERVICE_COLUMNS)]
+            return [Section("", [self._service(s, view) for s in view.services], SERVICE_COLUMNS)]
         most_asked = [s for s in view.services if s.rank is not None][:MOST_ASKED_SHOWN]
         sections = [Section(i18n.text("catalogue.most_asked", language),
-                            [self._service(s, language) for s in most_asked], SERVICE_COLUMNS)] if most_asked else []
+                            [self._service(s, view) for s in most_asked], SERVICE_COLUMNS)] if most_asked else []
         return sections + [Section(i18n.text("catalogue.categories", language),
                                    [self._category(c, language) for c in view.categories], category_columns(scale),
                                    CATEGORY_FONT_SP)]
 
-    def _service(self, service: Service, language: str):
-        label = "%s\n%s" % (service.name(language), i18n.format_money(service.fee, language))
+    def _service(self, service: Service, view: View):
+        label = service_label(service, view.language, offline=view.link is LinkState.OFFLINE)
         return ("service_" + service.code, label, lambda: self.send(ServiceChosen(service.code)), "secondary")
 
     def _category(self, category: Category, language: str):
@@ -162,7 +169,7 @@ class CatalogueScreen(KioskScreen):
         if view is None or app is None:
             return
         scale = app.text_scale
-        shown = (view.language, view.categories, view.category, view.services, self.page, scale,
+        shown = (view.language, view.categories, view.category, view.services, view.link, self.page, scale,
                  round(body.width), round(body.height), round(body.y))
         if shown == self._shown:
             return
@@ -209,6 +216,16 @@ class CatalogueScreen(KioskScreen):
                 row.add_widget(Widget())
             body.add_widget(row)
         body.add_widget(Widget())          # the room left, at the bottom
+
+
+def service_label(service: Service, language: str, *, offline: bool) -> str:
+    """A certificate's button: its name and fee, and while central cannot be reached whether it can
+    still be asked for (a claim) or needs the connection."""
+    lines = [service.name(language), i18n.format_money(service.fee, language)]
+    if offline:
+        works = service.offline.allows_claim(service.fee)
+        lines.append(i18n.text("catalogue.works_offline" if works else "catalogue.needs_link", language))
+    return "\n".join(lines)
 
 
 def paginate(sections: list[Section], language: str, scale: float, width: float, room: float,

@@ -5,6 +5,8 @@ A journey is JSON: ``{"name": "...", "steps": [...]}``; each step is one of
     {"await": "pin_entry", "timeout": 20}     wait for a screen (default 15 s), then screenshot it
     {"await": "identity", "photo": true}      ... and for the card's photo to be on it
     {"await": "pin_entry", "view": {"tries_left": 2}}   ... and for the session's view to show that
+    {"await": "paying", "view": {"payment_qr": "*"}}    ... "*": any value but none (a QR code on show)
+    {"await": "attract", "outbox_empty": true}   ... and for the outbox to hold nothing unanswered
     {"tap": "lang_ar", "timeout": 5}          touch the widget with that tap_id, once it can be touched
     {"pin": "1234"}                           touch those keypad digits one by one
     {"await": "attract", "screenshot": false} ... without a screenshot (a long journey)
@@ -128,7 +130,8 @@ class JourneyRunner:
         view = self.app.view
         arrived = (self.app.screen_name == target and view is not None
                    and (not step.get("photo") or view.photo is not None)
-                   and all(_plain(getattr(view, key, None)) == value for key, value in step.get("view", {}).items()))
+                   and (not step.get("outbox_empty") or not self.app.runtime.outbox.has_pending())
+                   and all(_shows(view, key, value) for key, value in step.get("view", {}).items()))
         if arrived:
             if self._frames_at_match is None:
                 self._frames_at_match = Clock.frames_displayed
@@ -218,3 +221,9 @@ def _parents(widget):
         if widget.parent is widget:
             return
         widget = widget.parent
+
+
+def _shows(view, key: str, value) -> bool:
+    """Whether the view's `key` is `value` as a journey writes it ("*": anything but nothing)."""
+    shown = _plain(getattr(view, key, None))
+    return shown not in (None, "", ()) if value == "*" else shown == value

@@ -29,6 +29,7 @@ from kiosk.session import View
 from screens import SCREENS
 from screens import widgets  # (the rules kiosk_app.kv uses: BidiLabel, KioskButton; the palettes)
 from screens.audio import Guide, PromptPlayer
+from screens.prompts import prompt_for
 
 if TYPE_CHECKING:
     from kiosk.runtime import Runtime
@@ -43,6 +44,7 @@ _CLASSES = {
     "identity": ("screens.identity", "IdentityScreen"),
     "catalogue": ("screens.catalogue", "CatalogueScreen"),
     "confirm": ("screens.confirm", "ConfirmScreen"),
+    "paying": ("screens.paying", "PayingScreen"),
 }
 _MESSAGE = ("screens.message", "MessageScreen")   # every other screen says one thing
 
@@ -78,6 +80,7 @@ class KioskApp(App):
     rtl = BooleanProperty(True)
     view = ObjectProperty(None, allownone=True)
     screen_name = StringProperty("")
+    prompt_name = StringProperty("")     # the spoken prompt of what is shown (screens.prompts)
     font_regular = StringProperty(str(fonts.SCREEN_REGULAR))
     font_bold = StringProperty(str(fonts.SCREEN_BOLD))
     # The citizen's choices, from the view: what every widget's size and colours follow.
@@ -85,6 +88,7 @@ class KioskApp(App):
     text_scale = NumericProperty(1.0)
     high_contrast = BooleanProperty(False)
     audio_guidance = BooleanProperty(False)
+    link = StringProperty("unknown")     # the link to central: online, offline or unknown (the LinkBadge)
     # The palette by role (widgets.NORMAL or widgets.HIGH_CONTRAST), and outlines' width in dp.
     paper = ColorProperty(widgets.NORMAL["paper"])
     ink = ColorProperty(widgets.NORMAL["ink"])
@@ -140,7 +144,7 @@ class KioskApp(App):
 
     def listen(self) -> None:
         """Speak the prompt of the screen shown, in the session's language."""
-        self.guide.listen(self.screen_name, self.language)
+        self.guide.listen(self.prompt_name or self.screen_name, self.language)
 
     def switch_language(self) -> None:
         other = next((lang for lang in ("ar", "en") if lang != self.language), self.language)
@@ -169,6 +173,7 @@ class KioskApp(App):
         self.language = view.language
         self.rtl = is_rtl(view.language)
         self._follow_choices(view)
+        self.link = view.link.value
         self.view = view
         name = SCREENS[view.step]
         screen = self._screen(name)
@@ -177,7 +182,8 @@ class KioskApp(App):
             self.manager.current = name
             log.info("screen.shown name=%s", name)
         self.screen_name = name
-        self.guide.shown(name, view.language, view.audio_guidance)
+        self.prompt_name = prompt_for(name, view)
+        self.guide.shown(self.prompt_name, view.language, view.audio_guidance)
 
     def _follow_choices(self, view: View) -> None:
         """Text size, contrast and audio guidance as the citizen chose them."""

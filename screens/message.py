@@ -7,9 +7,14 @@ journey runner waits on names) and its own texts, chosen from the view:
   in the journey (a row of steps, the current one marked, mirrored in
   Arabic, and "step 3 of 5") and what comes next;
 - a failure screen says what happened and, apart, what to do now, and
-  whether any money moved;
+  whether any money moved; a payment that did not go through says why (each
+  `PaymentReason` has its own words) and offers the card again, the mobile
+  app, back to the certificates, or cancel;
 - the end screen, after a printed document, sums up what was done: the
-  service, the fee paid, the document's serial;
+  service, the fee paid, the document's serial; after a claim (paid while
+  central could not be reached), the service, the fee and the claim's
+  reference, and where the document will wait; after documents collected,
+  their serials;
 - the screens shown before anyone chose a language (starting, out of
   service) say it in both languages.
 """
@@ -25,6 +30,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from kiosk import i18n
 from kiosk.events import Back, Cancel, Event, RetryPayment
+from kiosk.ports.payment_terminal import PaymentMethod, PaymentReason
 from kiosk.session import Reason, View
 from screens.base import KioskScreen
 from screens.widgets import KioskButton
@@ -57,6 +63,14 @@ class Message:
 
 FINISH = Action("finish", "button.finish", Cancel(), "secondary")
 
+# After a payment that did not go through: by card again, by mobile app, back to the certificates, or stop.
+PAY_AGAIN = (
+    Action("retry", "payment_declined.retry_card", RetryPayment(PaymentMethod.CARD)),
+    Action("retry_wallet", "payment_declined.retry_wallet", RetryPayment(PaymentMethod.WALLET)),
+    Action("back", "button.back", Back(), "secondary"),
+    Action("cancel", "button.cancel", Cancel(), "secondary"),
+)
+
 # The steps of a citizen's journey, as the waiting screens count them.
 JOURNEY = ("card", "choose", "pay", "issue", "print")
 
@@ -69,6 +83,8 @@ WAITING = {
     "issuing": (4, "next.issuing"),
     "printing": (5, "next.printing"),
     "print_waiting": (5, ""),                  # its note says what comes next
+    "claiming": (4, "next.claiming"),
+    "collecting": (5, "next.collecting"),
 }
 
 # Screens shown before a citizen chose a language: said in both.
@@ -103,14 +119,27 @@ def progress_text(step: int, language: str) -> str:
                      name=i18n.text("progress." + JOURNEY[step - 1], language))
 
 
+SUMMARY_LINES = 3           # the end screen's summary box holds this many lines
+
+
 def summary_lines(view: View) -> tuple[str, ...]:
-    """What was done, for the end screen: the service, the fee paid, the document's serial."""
+    """What was done, for the end screen: the service, the fee paid, the document's serial (or the
+    claim's reference); or the serials of the documents collected."""
+    if view.collected:
+        serials = [i18n.text("summary.collected", view.language, serial=serial) for serial in view.collected]
+        if len(serials) > SUMMARY_LINES:
+            serials = serials[:SUMMARY_LINES - 1] + ["…"]
+        return tuple(serials)
     lines = []
     if view.selected is not None:
         lines.append(i18n.text("summary.service", view.language, service=view.selected.name(view.language)))
-        lines.append(i18n.text("summary.fee", view.language, fee=i18n.format_money(view.selected.fee, view.language)))
+        if not view.claim_reference:         # a claim's fee is on its slip: the reference matters more here
+            lines.append(i18n.text("summary.fee", view.language,
+                                   fee=i18n.format_money(view.selected.fee, view.language)))
     if view.serial:
         lines.append(i18n.text("summary.serial", view.language, serial=view.serial))
+    elif view.claim_reference:
+        lines.append(i18n.text("summary.claim_reference", view.language, reference=view.claim_reference))
     return tuple(lines)
 
 
@@ -127,6 +156,9 @@ def message_for(name: str, view: View) -> Message:
         step, coming = WAITING[name]
         if name in ("reading_card", "verifying", "preparing"):
             message = Message(t(name + ".title"), t("busy.keep_card"), busy=True)
+        elif name == "printing" and view.claim_reference:
+            message = Message(t("printing.claim_title"), t("printing.claim_body"), busy=True)
+            coming = "next.printing_claim"
         elif name == "print_waiting":
             minutes = max(1, -(-(view.reprint_seconds_left or 0) // 60))
             message = Message(t("print_waiting.title"), t("print_waiting.body"),
@@ -136,11 +168,17 @@ def message_for(name: str, view: View) -> Message:
             message = Message(t(name + ".title"), t(name + ".body"), busy=True)
         return _with(message, progress=step, coming=t(coming) if coming else "")
     if name == "payment_declined":
-        return Message(t("payment_declined.title"), t("payment_declined.body"), failure=True,
-                       advice=t("advice.payment_declined"), actions=(
-                           Action("retry", "button.retry", RetryPayment()),
-                           Action("back", "button.back", Back(), "secondary")))
+        reason = (view.payment_reason or PaymentReason.REFUSED).value
+        return Message(t("payment_declined.title"), t("payment_declined.reason." + reason),
+                       t("payment_declined.body"), failure=True, advice=t("payment_declined.advice." + reason),
+                       actions=PAY_AGAIN)
     if name == "take_card":
+        if view.claim_reference:
+            return Message(t("take_card.title"), t("take_card.claimed"),
+                           "" if view.claim_slip_printed else t("take_card.claim_slip_missing"),
+                           summary=summary_lines(view))
+        if view.collected:
+            return Message(t("take_card.title"), t("take_card.collected"), summary=summary_lines(view))
         if view.printed:
             return Message(t("take_card.title"), t("take_card.done"), summary=summary_lines(view))
         if view.reason is not None:

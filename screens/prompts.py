@@ -8,6 +8,11 @@ installed, so it can never hold a name, a fee, a reason that varies, or a
 digit the citizen typed. The PIN screen's prompt says what to do and how
 many digits a PIN has, never which.
 
+A screen that asks something else of the citizen in another state has a
+prompt of its own for it (`VARIANTS`): paying by mobile app (scan the code)
+rather than by card, and a fee that changed before it is paid. `prompt_for`
+says which prompt a view is spoken with.
+
 ``python -m screens.prompts build OUT_DIR`` writes ``OUT_DIR/{ar,en}/<screen>.wav``
 with espeak-ng (Debian package espeak-ng), from the texts of the translation
 catalogues in their logical order, which is what a speech synthesiser reads
@@ -27,6 +32,8 @@ import time
 from pathlib import Path
 
 from kiosk import i18n
+from kiosk.ports.payment_terminal import PaymentMethod
+from kiosk.session import View
 
 # espeak-ng's voice for each catalogue's language.
 VOICES = {"ar": "ar", "en": "en"}
@@ -42,17 +49,54 @@ PROMPTS: dict[str, tuple[str, ...]] = {
     "identity": ("identity.body",),     # the greeting holds the citizen's name: not spoken
     "catalogue": ("catalogue.title",),
     "confirm": ("confirm.title", "confirm.body"),
+    "confirm_fee_changed": ("confirm.fee_changed_title", "confirm.fee_changed"),
+    "confirm_needs_link": ("confirm.needs_link_title", "confirm.needs_link"),
     "preparing": ("preparing.title", "busy.keep_card"),
-    "paying": ("paying.title", "paying.body"),
-    "payment_declined": ("payment_declined.title", "payment_declined.body"),
+    "paying": ("paying.title", "paying.present_card", "paying.body"),
+    "paying_wallet": ("paying.wallet_title", "paying.scan_qr"),
+    # The reason varies (declined, wrong PIN, time ran out...): what is true of them all.
+    "payment_declined": ("payment_declined.title", "payment_declined.body", "advice.payment_declined"),
     "issuing": ("issuing.title", "issuing.body"),
     "printing": ("printing.title", "printing.body"),
     "print_waiting": ("print_waiting.title", "print_waiting.body"),
+    "claiming": ("claiming.title", "claiming.body"),
+    "collecting": ("collecting.title", "collecting.body"),
+    "printing_claim": ("printing.claim_title", "printing.claim_body"),
+    "confirm_claim": ("confirm.claim_title", "confirm.claim"),
+    "identity_waiting": ("identity.body", "identity.waiting_spoken"),
     "take_card": ("take_card.title",),
     "card_refused": ("card_refused.title",),
     "failed": ("failed.title",),
     "out_of_service": ("out_of_service.title",),
 }
+
+# The prompts said for a state of a screen rather than the screen's own: prompt -> screen.
+VARIANTS: dict[str, str] = {
+    "confirm_fee_changed": "confirm",
+    "confirm_needs_link": "confirm",
+    "confirm_claim": "confirm",
+    "printing_claim": "printing",
+    "identity_waiting": "identity",
+    "paying_wallet": "paying",
+}
+
+
+def prompt_for(screen: str, view: View) -> str:
+    """The prompt that `view`, shown on `screen`, is spoken with: the screen's, or one of its VARIANTS."""
+    if screen == "paying" and view.payment_method is PaymentMethod.WALLET:
+        return "paying_wallet"
+    if screen == "confirm" and view.needs_link:
+        return "confirm_needs_link"
+    if screen == "confirm" and view.claim:
+        return "confirm_claim"
+    if screen == "printing" and view.claim_reference:
+        return "printing_claim"
+    if screen == "identity" and view.waiting_documents:
+        return "identity_waiting"
+    if screen == "confirm" and view.fee_changed:
+        return "confirm_fee_changed"
+    return screen
+
 
 _SENTENCE_ENDS = (".", "!", "?", "…", "؟", ":")
 

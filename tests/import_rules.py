@@ -19,7 +19,7 @@ PACKAGES = ("kiosk", "drivers", "screens", "offline", "central")
 SKIPPED_DIRS = {"tests", "bench", ".venv", "__pycache__"}
 
 CORE, DRIVER, SIMULATOR, SCREEN, OFFLINE, CENTRAL = "core", "driver", "simulator", "screen", "offline", "central"
-SIMULATOR_MODULES = ("drivers.card_sim", "drivers.printer_sim", "drivers.demo")
+SIMULATOR_MODULES = ("drivers.card_sim", "drivers.printer_sim", "drivers.terminal_sim", "drivers.demo")
 CENTRAL_MAY_USE = ("kiosk.money", "kiosk.catalogue", "kiosk.documents", "kiosk.errors", "kiosk.messages",
                    "kiosk.wire", "kiosk.logs")
 

@@ -25,8 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # Not part of a device: setup.py leaves these in the source checkout.
-NOT_IN_WHEEL = ("central/", "drivers/card_sim/", "drivers/printer_sim/", "drivers/demo/")
-NOT_IMPORTABLE = ("fastapi", "uvicorn", "sqlalchemy", "central", "drivers.card_sim", "drivers.printer_sim")
+NOT_IN_WHEEL = ("central/", "drivers/card_sim/", "drivers/printer_sim/", "drivers/terminal_sim/", "drivers/demo/")
+NOT_IMPORTABLE = ("fastapi", "uvicorn", "sqlalchemy", "central", "drivers.card_sim", "drivers.printer_sim",
+                  "drivers.terminal_sim")
 
 # What pip says when it cannot reach the index (as opposed to a requirement that does not exist).
 UNREACHABLE = ("Failed to establish a new connection", "Temporary failure in name resolution",
@@ -112,7 +113,7 @@ def _write_config(folder: Path) -> Path:
         apdu_timeout_s = 5
 
         [payment]
-        backend = "gateway"
+        backend = "nexo"
         timeout_s = 60
 
         [printer]

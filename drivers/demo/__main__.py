@@ -3,17 +3,24 @@
 With a display it is interactive: the kiosk opens in a window and the key
 `i` inserts (and pulls) a citizen's virtual ID card. Without one it starts a
 virtual screen and runs a full journey in Arabic, one in English, one with
-a forged card, and one where the paper runs out mid-certificate and the
-document is reprinted, through the journey runner. It writes the screenshots
+a forged card, one paid by mobile app (the wallet pays the QR code on the
+screen), one where the bank declines the first card for insufficient funds
+and another card pays, and one where the paper runs out mid-certificate and
+the document is reprinted, through the journey runner. The payment
+terminal's citizen presents an approved bank card by themselves. It writes the screenshots
 to OUT/screens/, the printed documents to OUT/printed/, and central's
 document-verification public key to OUT/document-key.pem, and checks every
 printed certificate from its picture as an official would:
 `kiosk-central verify --key OUT/document-key.pem OUT/printed/<page>.png`.
+The kiosk's state directory (its state database and device key) is kept in
+OUT/state/ and the configuration it ran with in OUT/kiosk.toml, so that
+`kiosk queue status --config OUT/kiosk.toml` can look at what it left.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -38,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.setup()
     out = args.out.resolve()
-    for folder in ("screens", "printed"):
+    for folder in ("screens", "printed", "state"):
         shutil.rmtree(out / folder, ignore_errors=True)
     workdir = Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     try:
-        with DemoStack(workdir, printed_dir=out / "printed") as stack:
+        with DemoStack(workdir, printed_dir=out / "printed", state_dir=out / "state") as stack:
+            keep_configuration(stack, out)
             key_path = stack.save_document_key(out / "document-key.pem")
             print("demo: central's document key in %s" % key_path)
             if os.environ.get("DISPLAY") and not args.headless:
@@ -52,10 +60,24 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def keep_configuration(stack: DemoStack, out: Path) -> Path:
+    """The configuration the kiosk runs with, kept as OUT/kiosk.toml with the issuer key and central's
+    key it names (its state directory is OUT/state already): `kiosk queue status --config OUT/kiosk.toml`
+    works."""
+    out.mkdir(parents=True, exist_ok=True)
+    central_key = stack.workdir / "central-key.pem"
+    text = stack.config_path.read_text(encoding="utf-8")
+    (out / "kiosk.toml").write_text(text.replace(json.dumps(str(central_key)), '"central-key.pem"'), encoding="utf-8")
+    shutil.copyfile(stack.workdir / "issuer.pub.pem", out / "issuer.pub.pem")
+    shutil.copyfile(central_key, out / "central-key.pem")
+    return out / "kiosk.toml"
+
+
 def _headless(stack: DemoStack, out: Path) -> int:
     citizens = stack.citizen_numbers()
     plan = [("arabic", citizens[0], CardProfile.VALID), ("english", citizens[1], CardProfile.VALID),
-            ("refused-card", citizens[2], CardProfile.FORGED), ("paper-out", citizens[3], CardProfile.VALID)]
+            ("refused-card", citizens[2], CardProfile.FORGED), ("mobile-wallet", citizens[4], CardProfile.VALID),
+            ("payment-declined", citizens[5], CardProfile.VALID), ("paper-out", citizens[3], CardProfile.VALID)]
     failed = []
     with VirtualScreen() as screen:
         for name, citizen, profile in plan:
@@ -63,6 +85,11 @@ def _headless(stack: DemoStack, out: Path) -> int:
                          "take_card": stack.remove}
             if name == "paper-out":
                 on_screen.update(stack.paper_runs_out_mid_certificate())
+            stack.terminal.set_auto_present(None if name == "mobile-wallet" else "approve")
+            if name == "mobile-wallet":
+                on_screen["paying"] = stack.terminal.pay_wallet      # once the QR code is on the screen
+            if name == "payment-declined":
+                stack.terminal.present("insufficient-funds")        # the first card; the next is approved
             run = run_journey(stack, JOURNEYS / (name + ".json"), out / "screens" / name, display=screen.display,
                               on_screen=on_screen)
             stack.remove()

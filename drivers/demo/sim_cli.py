@@ -2,6 +2,7 @@
 
     kiosk-sim card ...      a national ID card on the vpcd socket (pcscd's virtual reader)
     kiosk-sim printer ...   a network ESC/POS printer that writes each job as a PNG
+    kiosk-sim terminal ...  a nexo payment terminal with its own acquirer
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 
 from drivers.card_sim import cli as card_cli
 from drivers.printer_sim import cli as printer_cli
+from drivers.terminal_sim import cli as terminal_cli
 from kiosk import logs
 
 
@@ -20,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     card_cli.register(commands)
     printer_cli.register(commands)
+    terminal_cli.register(commands)
     args = parser.parse_args(argv)
     logs.setup()
     return args.run(args)

@@ -2,10 +2,14 @@
 
 `DemoStack` starts pcscd (or uses the running one) with the virtual reader,
 the reference central service on a fresh SQLite database, a card issuer key
-pair that the kiosk's configuration trusts, a virtual card slot on vpcd, and
-the network printer simulator; and it writes the kiosk configuration that
-points at all of them. `document_key_pem` is central's document-verification
-public key, as central serves it, for `kiosk-central verify --key`.
+pair that the kiosk's configuration trusts, a virtual card slot on vpcd,
+the network printer simulator, and the nexo payment terminal simulator with
+its acquirer (which central asks about every payment); and it writes the
+kiosk configuration that points at all of them. `document_key_pem` is central's document-verification
+public key, as central serves it, for `kiosk-central verify --key`; the kiosk checks central's signed
+catalogue with it too. With `cuttable_link`, the kiosk reaches central through a `CuttableLink`, which
+`cut_link()` cuts (a town hall's link gone) and `restore_link()` gives back; `kiosk_config` writes the
+configuration of another kiosk on the same stack (its own device id and state).
 `VirtualScreen` is an Xvfb display for a headless run, and `run_journey`
 runs the real `kiosk run --journey` against the stack, inserting and pulling
 the card when the journey's screens ask for it.
@@ -15,9 +19,13 @@ None of this runs on a device: it is the development stand-in for the world.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -36,6 +44,7 @@ from drivers.card_sim.pcscd import PcscdHandle, ensure_pcscd
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.printer_sim.server import PaperLevel, PrinterSimulator
+from drivers.terminal_sim.simulator import TerminalSimulator
 from kiosk import wire
 
 log = logging.getLogger(__name__)
@@ -47,32 +56,128 @@ SCREEN_SIZE = (1024, 600)
 BUILT_PROMPTS = Path(__file__).resolve().parents[2] / ".build" / "prompts"    # what `make prompts` writes
 
 
+class CuttableLink:
+    """A TCP relay on loopback to central's port, standing for a town hall's link: `cut()` drops every
+    connection and refuses new ones at once (as a link that is down does, to the kiosk), `restore()`
+    lets them through again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._cut = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, name="central-link", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.port
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            for sock in list(self._open):
+                _drop(sock)
+            self._open.clear()
+        log.info("demo.link_cut")
+
+    def restore(self) -> None:
+        self._cut.clear()
+        log.info("demo.link_restored")
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                _drop(client)
+                continue
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                _drop(client)
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(source)
+                self._open.discard(sink)
+            _drop(source)
+            _drop(sink)
+
+
+def _drop(sock: socket.socket) -> None:
+    """Close at once with a reset, as a link that went away does (a pump blocked on it wakes up)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
 class DemoStack:
     def __init__(self, workdir: Path, *, printed_dir: Path | None = None, idle_timeout_s: float = 60.0,
                  idle_warning_s: float = 15.0, pin_timeout_s: float = 30.0, document_timeout_s: float = 20.0,
-                 prompts: Path = BUILT_PROMPTS, audio_guidance: bool = False, digits: str = "western") -> None:
+                 prompts: Path = BUILT_PROMPTS, audio_guidance: bool = False, digits: str = "western",
+                 bank_card: str | None = "approve", wallet_expiry_s: float = 120.0,
+                 state_dir: Path | None = None, cuttable_link: bool = False) -> None:
         """`prompts` is the folder of spoken prompts (`{ar,en}/<screen>.wav`, made by
-        `python -m screens.prompts build`); `audio_guidance` speaks every screen's prompt."""
+        `python -m screens.prompts build`); `audio_guidance` speaks every screen's prompt.
+        `bank_card` is the card the payment terminal's citizen presents by themselves at every
+        sale (approve, insufficient-funds, ...; None: only when `terminal.present` is called).
+        `state_dir` is where the kiosk keeps its state database and device key (default: in
+        `workdir`). `cuttable_link`: the kiosk reaches central through a link the test can cut."""
         self.workdir = Path(workdir)
+        self.state_dir = Path(state_dir).resolve() if state_dir else self.workdir / "state"
         self._audio = (Path(prompts).resolve(), audio_guidance)
         self._timeouts = (idle_timeout_s, idle_warning_s, pin_timeout_s, document_timeout_s)
         self._digits = digits          # [display] digits: western or arabic-indic, on Arabic screens and documents
         self.pcscd: PcscdHandle | None = None
         self.central: RunningCentral | None = None
         self.printer: PrinterSimulator | None = None
+        self.terminal = TerminalSimulator(auto_present=bank_card, wallet_expiry_s=wallet_expiry_s)
         self.document_key_pem = ""
         self.slot = VirtualCardSlot()
         self.issuer = IssuerKey.generate()
         self.citizens = load_citizens(SEED_CITIZENS)
         self.config_path = self.workdir / "kiosk.toml"
         self.printed_dir = Path(printed_dir) if printed_dir else self.workdir / "printed"
+        self._cuttable = cuttable_link
+        self.link: CuttableLink | None = None
 
     def __enter__(self) -> "DemoStack":
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.pcscd = ensure_pcscd(log_path=str(self.workdir / "pcscd.log"))
-            self.central = start_in_thread("sqlite:///%s" % (self.workdir / "central.sqlite3"))
+            self.terminal.start()
+            # Central checks every payment with the terminal's acquirer before it issues.
+            self.central = start_in_thread("sqlite:///%s" % (self.workdir / "central.sqlite3"),
+                                           acquirer_url=self.terminal.control_url)
             self.document_key_pem = self._served_document_key()
+            if self._cuttable:
+                self.link = CuttableLink("127.0.0.1", self.central.port)
+            # The kiosk checks central's signed catalogue with it, and trusts its own copy only so.
+            self.save_document_key(self.workdir / "central-key.pem")
             self.printer = PrinterSimulator(self.printed_dir).start()
             self.issuer.save(self.workdir / "issuer.key.pem", self.workdir / "issuer.pub.pem")
             self._write_config()
@@ -83,8 +188,8 @@ class DemoStack:
 
     def __exit__(self, *_exc: object) -> None:
         self.slot.remove()
-        for stop in (self.printer and self.printer.stop, self.central and self.central.stop,
-                     self.pcscd and self.pcscd.stop):
+        for stop in (self.link and self.link.stop, self.printer and self.printer.stop, self.central and self.central.stop,
+                     self.terminal.stop, self.pcscd and self.pcscd.stop):
             if stop:
                 stop()
 
@@ -98,6 +203,26 @@ class DemoStack:
         """Write central's document-verification public key (PEM) to `path`."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.document_key_pem, encoding="ascii")
+        return path
+
+    def cut_link(self) -> None:
+        """The kiosk's link to central goes down (central itself runs on)."""
+        self.link.cut()
+
+    def restore_link(self) -> None:
+        self.link.restore()
+
+    def kiosk_config(self, device_id: str, state_dir: Path) -> Path:
+        """The configuration of another kiosk on this stack: the same devices and central, its own
+        device id and state directory."""
+        text = self.config_path.read_text(encoding="utf-8")
+        text, ids = re.subn(r'(?m)^device_id = ".*"$', "device_id = %s" % json.dumps(device_id), text, count=1)
+        text, paths = re.subn(r'(?m)^path = ".*"$', "path = %s" % json.dumps(str(Path(state_dir) / "outbox.sqlite3")),
+                              text, count=1)
+        if (ids, paths) != (1, 1):
+            raise ValueError("the stack's kiosk.toml no longer has device_id and [outbox] path as expected")
+        path = self.workdir / ("%s.toml" % device_id)
+        path.write_text(text, encoding="utf-8")
         return path
 
     def citizen_numbers(self) -> list[str]:
@@ -133,6 +258,7 @@ class DemoStack:
             [central]
             url = "{central}"
             timeout_s = 5
+            catalogue_key = {central_key}
 
             [card]
             trusted_issuers = ["issuer.pub.pem"]
@@ -143,13 +269,17 @@ class DemoStack:
             host = "127.0.0.1"
             port = {printer}
 
+            [payment]
+            host = "127.0.0.1"
+            port = {terminal}
+
             [session]
             idle_timeout_s = {idle}
             idle_warning_s = {warning}
             document_timeout_s = {document}
 
             [outbox]
-            path = "outbox.sqlite3"
+            path = {state_db}
 
             [site]
             place_ar = "دمشق - مركز خدمة المواطن في المزة"
@@ -161,7 +291,10 @@ class DemoStack:
             height = {height}
             fullscreen = false
             digits = "{digits}"
-            """).format(digits=self._digits, central=self.central.url, reader=ID_READER, printer=self.printer.port,
+            """).format(digits=self._digits, central=self.link.url if self.link else self.central.url, reader=ID_READER, printer=self.printer.port,
+                        terminal=self.terminal.nexo_port,
+                        state_db=json.dumps(str(self.state_dir / "outbox.sqlite3")),   # a TOML basic string
+                        central_key=json.dumps(str(self.workdir / "central-key.pem")),
                         idle=idle, warning=warning, pin=pin, document=document,
                         width=SCREEN_SIZE[0], height=SCREEN_SIZE[1]), encoding="utf-8")
         with self.config_path.open("a", encoding="utf-8") as config:
@@ -217,13 +350,15 @@ class JourneyRun:
 
 
 def run_journey(stack: DemoStack, journey: Path, out_dir: Path, *, display: str,
-                on_screen: dict[str, Callable[[], None]], timeout_s: float = 240.0) -> JourneyRun:
+                on_screen: dict[str, Callable[[], None]], timeout_s: float = 240.0,
+                config: Path | None = None) -> JourneyRun:
     """Run the real kiosk application through `journey`; call `on_screen[name]`
-    when the runner announces that screen (that is where the card goes in or out)."""
+    when the runner announces that screen (that is where the card goes in or out).
+    `config` is another kiosk's on the stack (`DemoStack.kiosk_config`; default: the stack's)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DISPLAY=display)
     env.setdefault("SDL_AUDIODRIVER", "dummy")    # a virtual screen has no sound card: prompts play into nothing
-    command = [sys.executable, "-m", "kiosk.cli", "run", "--config", str(stack.config_path),
+    command = [sys.executable, "-m", "kiosk.cli", "run", "--config", str(config or stack.config_path),
                "--journey", str(journey), "--out", str(out_dir)]
     output: list[str] = []
     announced_at: dict[str, float] = {}

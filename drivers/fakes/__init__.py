@@ -13,9 +13,10 @@ the simulators, because they ship in the device install. Each module has a
 """
 
 from drivers.fakes.card_reader import FakeCard, FakeCardReader
-from drivers.fakes.payment_terminal import FakeCharge, FakePaymentTerminal, FakeRefund
+from drivers.fakes.payment_terminal import CardOutcome, FakePaymentTerminal, FakeReversal, FakeSale
 from drivers.fakes.receipt_printer import FakeReceiptPrinter
 
 __all__ = [
-    "FakeCard", "FakeCardReader", "FakeCharge", "FakePaymentTerminal", "FakeReceiptPrinter", "FakeRefund",
+    "CardOutcome", "FakeCard", "FakeCardReader", "FakePaymentTerminal", "FakeReceiptPrinter", "FakeReversal",
+    "FakeSale",
 ]

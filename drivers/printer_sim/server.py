@@ -92,6 +92,7 @@ class PrinterSimulator:
         self._last_number = 0
         self._connections: list[bytes] = []
         self._open_sockets: set[socket.socket] = set()
+        self._receiving: dict[socket.socket, int] = {}     # bytes so far on each open connection
         self._paper = PaperLevel.OK
         self._cover_open = False
         self._offline = False
@@ -212,6 +213,12 @@ class PrinterSimulator:
                 raise TimeoutError("%d job(s) written, %d awaited" % (len(self._jobs), n))
             return list(self._jobs)
 
+    def wait_until_receiving(self, n_bytes: int, timeout: float) -> bool:
+        """Whether a connection still open has brought at least `n_bytes` bytes within `timeout`
+        seconds: a job under way, for a harness that cuts its sender off mid-print."""
+        with self._changed:
+            return self._changed.wait_for(lambda: any(n >= n_bytes for n in self._receiving.values()), timeout)
+
     def wait_for_connections(self, n: int, timeout: float = 5.0) -> list[bytes]:
         """Block until at least `n` connections have ended; TimeoutError otherwise."""
         with self._changed:
@@ -253,6 +260,7 @@ class PrinterSimulator:
                     left = self._paper_out_at - len(received)
                     self._paper_out_at = left if left > 0 and self._paper is not PaperLevel.OUT else None
                 self._open_sockets.discard(sock)
+                self._receiving.pop(sock, None)
                 self._connections.append(bytes(received))
                 self._changed.notify_all()
 
@@ -274,6 +282,9 @@ class PrinterSimulator:
                 chunk = chunk[:pull.after_bytes - len(received)]
                 silent = True
             received += chunk
+            with self._changed:
+                self._receiving[sock] = len(received)
+                self._changed.notify_all()
             for element, end in decoder.feed(chunk):
                 if paper_out_at is not None and end > paper_out_at:
                     log.info("printer_sim.paper_ran_out after_bytes=%d", paper_out_at)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import abc
 import enum
+from dataclasses import dataclass
 
 from kiosk.catalogue import Catalogue
+from kiosk.documents import IssuedDocument
 from kiosk.messages import MessageKind
+from kiosk.money import Money
 
 
 class Eligibility(enum.Enum):
@@ -21,14 +24,36 @@ class Eligibility(enum.Enum):
     UNREACHABLE = "unreachable"       # no answer: do not charge
 
 
+@dataclass(frozen=True)
+class EligibilityAnswer:
+    eligibility: Eligibility
+    fee: Money | None = None          # central's fee for the service now, when it answered
+    catalogue_version: str = ""       # the version of central's catalogue now, when it answered
+
+
 class Central(abc.ABC):
     @abc.abstractmethod
     def fetch_catalogue(self) -> Catalogue:
         """The services and their fees; CentralError when central cannot be reached or answers garbage."""
 
+    def fetch_signed_catalogue(self) -> dict:
+        """The catalogue document as central served it, its signature included, for the kiosk to
+        check and keep (kiosk.catalogue_supply); CentralError as for `fetch_catalogue`. A central
+        that signs nothing (a test's) answers with the catalogue's JSON, unsigned."""
+        catalogue = self.fetch_catalogue()
+        return {**catalogue.to_json(), "version": catalogue.version}
+
     @abc.abstractmethod
-    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str) -> Eligibility:
-        """Would central issue this document for this card? Asked before any charge."""
+    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str, fee: Money,
+                          catalogue_version: str) -> EligibilityAnswer:
+        """Would central issue this document for this card, at this fee? Asked before any charge,
+        with the fee the kiosk is about to charge and the version of the catalogue it shows;
+        central answers with its own fee, so a changed fee is shown before anything is charged."""
+
+    def waiting_documents(self, *, national_number: str, card_number: str) -> tuple[IssuedDocument, ...] | None:
+        """The documents claimed earlier (at any kiosk, while it could not reach central) that central
+        issued and that wait for this card's holder, oldest first; None when central cannot be asked."""
+        return None
 
     @abc.abstractmethod
     def deliver(self, kind: MessageKind | str, payload: dict) -> dict | None:

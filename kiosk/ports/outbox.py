@@ -1,13 +1,16 @@
 """Messages that must reach central or the payment side, whatever the link does.
 
-A message is kept durably before the citizen is told anything, delivered in
-order when the link allows, and answered once: it carries an id chosen by the
+A message is kept durably before the citizen is told anything, delivered
+when the link allows, and answered once: it carries an id chosen by the
 kiosk (the request id, the refund id) that the far side answers idempotently.
+Messages of one transaction go in order (a void never overtakes its
+request); a message that cannot go holds up only its own transaction.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 from typing import Callable
 
 from kiosk.messages import MessageKind
@@ -15,6 +18,14 @@ from kiosk.messages import MessageKind
 # deliver(kind, payload) -> the far side's final answer, or None when it cannot be reached now.
 # It raises CentralError or PaymentError for a message the far side will never take.
 Deliver = Callable[[MessageKind, dict], "dict | None"]
+
+
+class LinkState(enum.Enum):
+    """What the outbox last saw of its link to the far side, for a link indicator."""
+
+    UNKNOWN = "unknown"      # nothing sent or asked yet
+    ONLINE = "online"        # the far side answered lately
+    OFFLINE = "offline"      # it could not be reached: messages wait, and the link is watched
 
 
 class Outbox(abc.ABC):
@@ -34,4 +45,19 @@ class Outbox(abc.ABC):
 
     @abc.abstractmethod
     def wait_for_answer(self, message_id: str, timeout: float) -> dict | None:
-        """The far side's answer to a sent message, or None when none came within `timeout` seconds."""
+        """The far side's answer to a sent message, or None when none came within `timeout` seconds.
+        A message the far side refused for good is answered ``{"status": "failed", "reason": "refused"}``."""
+
+    def link(self) -> LinkState:
+        """Whether the far side can be reached, as last seen."""
+        return LinkState.UNKNOWN
+
+    def has_pending(self) -> bool:
+        """Whether a message kept is still waiting for its far side's answer (the journey runner waits
+        for none before a kiosk is stopped)."""
+        return False
+
+    def can_take_payment(self) -> bool:
+        """False when the outbox could not keep another paid transaction (its disk is nearly full):
+        asked before any charge, so that nobody pays for a request that could not be kept."""
+        return True

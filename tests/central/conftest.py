@@ -1,4 +1,4 @@
-"""Central running for real on loopback, with a real SQLite file, for the API tests."""
+"""Central running for real on loopback, with a real SQLite file and a stub acquirer, for the API tests."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from central.db import Database
 from central.models import Base
 from central.seeding import SEED_DIR
 from central.server import RunningCentral, start_in_thread
+from tests.central.stub_acquirer import StubAcquirer
 from tests.central.stub_http import ApiClient
 
 DEVICE_ID = "kiosk-test-01"
@@ -24,8 +25,22 @@ def central_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def central(central_db_url: str) -> Iterator[RunningCentral]:
-    running = start_in_thread(central_db_url)
+def acquirer() -> Iterator[StubAcquirer]:
+    """Where central looks payments up; a test may make it answer badly, and it answers well again after."""
+    with StubAcquirer() as stub:
+        yield stub
+
+
+@pytest.fixture(autouse=True)
+def _acquirer_answers_well_again(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "acquirer" in request.fixturenames:
+        request.getfixturevalue("acquirer").answer_well()
+
+
+@pytest.fixture(scope="module")
+def central(central_db_url: str, acquirer: StubAcquirer) -> Iterator[RunningCentral]:
+    running = start_in_thread(central_db_url, acquirer_url=acquirer.url)
     yield running
     running.stop()
 
@@ -61,16 +76,10 @@ def new_id(prefix: str) -> str:
 
 
 @pytest.fixture
-def pay(http: ApiClient) -> Callable[..., str]:
-    """Charge through the gateway simulator; returns the payment id."""
-    def pay(amount_minor: int, *, currency: str = "SYP", device_id: str = DEVICE_ID,
-            outcome: str | None = None) -> str:
-        if outcome is not None:
-            assert http.post("/gateway/sim/next-outcome", json={"outcome": outcome}).status_code == 200
-        answer = http.post("/gateway/charges", json={
-            "charge_id": new_id("charge"), "amount_minor": amount_minor, "currency": currency,
-            "device_id": device_id, "reference": "test"}).json()
-        return answer["payment_id"]
+def pay(acquirer: StubAcquirer) -> Callable[..., str]:
+    """A payment the acquirer knows (approved unless `status` says otherwise); its id."""
+    def pay(amount_minor: int, *, currency: str = "SYP", status: str = "approved") -> str:
+        return acquirer.pay(amount_minor, currency, status=status)
     return pay
 
 

@@ -6,7 +6,6 @@ import json
 import logging
 import sqlite3
 import threading
-import uuid
 from datetime import datetime
 
 import pytest
@@ -19,11 +18,12 @@ from central.seeding import SEED_DIR
 from central.server import start_in_thread
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
+from tests.central.stub_acquirer import StubAcquirer
 from tests.central.stub_http import ApiClient
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
-DEVICE_ID = "kiosk-test-01"   # the device the conftest's payments are made for
+DEVICE_ID = "kiosk-test-01"   # the device of the conftest's requests
 
 # The first six services, with the fees the journeys were written against.
 FIRST_SIX = {"civil-status-extract": "1,500", "family-statement": "2,000", "non-conviction": "2,500",
@@ -41,7 +41,11 @@ def test_health(http: ApiClient) -> None:
 def test_catalogue_serves_the_seed_with_categories_governorates_and_ranks(http: ApiClient) -> None:
     answer = http.get("/catalogue").json()
     seed = json.loads((SEED_DIR / "catalogue.json").read_text(encoding="utf-8"))
+    version = answer.pop("version")
+    answer.pop("issued_at"), answer.pop("signature")
     assert answer == seed
+    assert len(version) == 16 and int(version, 16) >= 0
+    assert http.get("/catalogue").json()["version"] == version        # the same catalogue, the same version
     catalogue = Catalogue.from_json(answer)
     assert len(catalogue.services) >= 35 and len(catalogue.categories) >= 6
     for service in catalogue.services:
@@ -51,6 +55,24 @@ def test_catalogue_serves_the_seed_with_categories_governorates_and_ranks(http: 
         assert catalogue.get(code).fee.major_text() == fee
     assert catalogue.most_asked()[0].code == "civil-status-extract"
     assert catalogue.get("displaced-statement").governorates == ("quneitra", "damascus", "rif-dimashq")
+
+
+def test_catalogue_is_signed_with_its_version_and_issue_time_under_the_served_key(http: ApiClient) -> None:
+    from datetime import datetime, timezone
+
+    from kiosk.catalogue_supply import CatalogueRefused, Refusal, verify
+    document = http.get("/catalogue").json()
+    public_key = signing.load_public_key_pem(http.get("/signing-key").text)
+    checked = verify(document, [public_key])
+    assert checked.catalogue.version == document["version"] and checked.catalogue.get("non-conviction") is not None
+    issued = datetime.fromisoformat(document["issued_at"])
+    assert abs(issued.timestamp() - datetime.now(timezone.utc).timestamp()) < 600
+    assert document["signature"]["alg"] == "Ed25519" and document["signature"]["key_id"] == \
+        signing.key_id(public_key).hex()
+    for altered in ({**document, "version": "0" * 16}, {**document, "issued_at": "2030-01-01T00:00:00Z"}):
+        with pytest.raises(CatalogueRefused) as refused:
+            verify(altered, [public_key])
+        assert refused.value.reason is Refusal.BAD_SIGNATURE
 
 
 # (service, citizen, language, {English label: text one of that label's values contains})
@@ -178,7 +200,7 @@ def test_refusals_carry_a_reason_code(http, request_body, seed_citizens, name, s
 
 
 def test_declined_payment_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
-    declined = pay(fees["civil-status-extract"], outcome="declined")
+    declined = pay(fees["civil-status-extract"], status="declined")
     response = http.post("/requests", json=request_body(seed_citizens["Omar"], "civil-status-extract",
                                                         payment_id=declined))
     assert response.json()["reason"] == "payment_not_approved"
@@ -190,13 +212,6 @@ def test_payment_of_the_wrong_amount_is_refused(http, request_body, pay, fees, s
     assert response.json()["reason"] == "payment_amount_mismatch"
 
 
-def test_payment_of_another_kiosk_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
-    theirs = pay(fees["civil-status-extract"], device_id="kiosk-other")
-    response = http.post("/requests", json=request_body(seed_citizens["Omar"], "civil-status-extract",
-                                                        payment_id=theirs))
-    assert response.json()["reason"] == "payment_device_mismatch"
-
-
 def test_payment_pays_for_one_document_only(http, request_body, seed_citizens) -> None:
     first = request_body(seed_citizens["Omar"], "civil-status-extract")
     assert http.post("/requests", json=first).status_code == 200
@@ -205,11 +220,9 @@ def test_payment_pays_for_one_document_only(http, request_body, seed_citizens) -
     assert response.json() == {"status": "rejected", "reason": "payment_already_used"}
 
 
-def test_refunded_payment_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
+def test_refunded_payment_is_refused(http, request_body, pay, acquirer, fees, seed_citizens) -> None:
     payment_id = pay(fees["birth-certificate"])
-    refund = {"refund_id": "refund-" + uuid.uuid4().hex, "payment_id": payment_id,
-              "amount_minor": fees["birth-certificate"], "currency": "SYP"}
-    assert http.post("/gateway/refunds", json=refund).status_code == 200
+    acquirer.set_status(payment_id, "refunded")
     response = http.post("/requests", json=request_body(seed_citizens["Omar"], "birth-certificate",
                                                         payment_id=payment_id))
     assert response.json()["reason"] == "payment_refunded"
@@ -402,16 +415,16 @@ def test_logs_carry_no_personal_data(http, request_body, seed_citizens, caplog, 
 
 def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(tmp_path, caplog) -> None:
     path = tmp_path / "central.sqlite3"
-    with start_in_thread("sqlite:///%s" % path) as broken, ApiClient(broken.url + "/api/v1") as http:
+    with StubAcquirer() as acquirer, start_in_thread("sqlite:///%s" % path, acquirer_url=acquirer.url) as broken, \
+            ApiClient(broken.url + "/api/v1") as http:
         with sqlite3.connect(path) as connection:
             connection.execute("DROP TABLE criminal_records")
-        payment = http.post("/gateway/charges", json={"charge_id": "c-1", "amount_minor": 250000, "currency": "SYP",
-                                                      "device_id": DEVICE_ID, "reference": "r-1"}).json()
+        payment_id = acquirer.pay(250000)
         with caplog.at_level(logging.INFO):
             response = http.post("/requests", json={
                 "request_id": "r-1", "device_id": DEVICE_ID, "service_code": "non-conviction",
                 "national_number": "01020345671", "card_number": "SY1000000001", "language": "ar",
-                "payment_id": payment["payment_id"]})
+                "payment_id": payment_id})
     assert response.status_code == 500
     assert response.json() == {"status": "error", "reason": "internal_error"}
     assert "http.failed" in caplog.text and "01020345671" not in caplog.text and "Traceback" not in caplog.text
@@ -422,11 +435,39 @@ def test_start_on_a_port_in_use_fails_at_once(central) -> None:
         start_in_thread("sqlite://", port=central.port)
 
 
-def test_eligibility_answers_without_storing_anything(http: ApiClient, count_rows) -> None:
+def test_eligibility_answers_with_centrals_fee_without_storing_anything(http: ApiClient, count_rows) -> None:
     before = count_rows(CertificateRequest)
+    catalogue = http.get("/catalogue").json()
+    fee = {"amount_minor": 200000, "currency": "SYP"}                 # the marriage certificate's, as seeded
     body = {"device_id": DEVICE_ID, "service_code": "marriage-certificate",
-            "national_number": "01020345693", "card_number": "SY1000000003"}
-    assert http.post("/requests/eligibility", json=body).json() == {"eligible": False, "reason": "not_married"}
-    assert http.post("/requests/eligibility", json={**body, "national_number": "01020345671",
-                                                    "card_number": "SY1000000001"}).json() == {"eligible": True}
+            "national_number": "01020345693", "card_number": "SY1000000003", "fee": fee,
+            "catalogue_version": catalogue["version"]}
+    assert http.post("/requests/eligibility", json=body).json() == {
+        "eligible": False, "reason": "not_married", "fee": fee, "catalogue_version": catalogue["version"]}
+    khaled = {**body, "national_number": "01020345671", "card_number": "SY1000000001"}
+    assert http.post("/requests/eligibility", json=khaled).json() == {
+        "eligible": True, "fee": fee, "catalogue_version": catalogue["version"]}
+    # A kiosk with an old catalogue and another fee in mind is told central's fee.
+    stale = {**khaled, "fee": {"amount_minor": 150000, "currency": "SYP"}, "catalogue_version": "0123456789abcdef"}
+    assert http.post("/requests/eligibility", json=stale).json()["fee"] == fee
+    unknown = http.post("/requests/eligibility", json={**khaled, "service_code": "passport"}).json()
+    assert unknown == {"eligible": False, "reason": "unknown_service", "fee": None,
+                       "catalogue_version": catalogue["version"]}
     assert count_rows(CertificateRequest) == before
+
+
+@pytest.mark.parametrize("change", [
+    {"fee": None}, {"fee": {"amount_minor": "1500", "currency": "SYP"}}, {"fee": {"amount_minor": 1500.0,
+                                                                               "currency": "SYP"}},
+    {"fee": {"amount_minor": 0, "currency": "SYP"}}, {"fee": {"amount_minor": 150000, "currency": "GBP"}},
+    {"catalogue_version": "has space"}, {"catalogue_version": 5},
+])
+def test_eligibility_with_a_bad_fee_or_version_is_a_400(http: ApiClient, change) -> None:
+    body = {"device_id": DEVICE_ID, "service_code": "birth-certificate", "national_number": "01020345671",
+            "card_number": "SY1000000001", "fee": {"amount_minor": 150000, "currency": "SYP"},
+            "catalogue_version": "", **change}
+    response = http.post("/requests/eligibility", json=body)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"].split(".")[0] == next(iter(change))
+    without = {key: value for key, value in body.items() if key not in change}
+    assert http.post("/requests/eligibility", json=without).status_code == 400   # both are required

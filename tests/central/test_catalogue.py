@@ -1,10 +1,16 @@
-"""The seed catalogue: about forty services in categories, as data, stored and read back whole."""
+"""The seed catalogue: about forty services in categories, as data, stored and read back whole;
+its version, and central's staff changing a fee."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
-from central.catalogue_store import find_service, load_catalogue, save_catalogue
+import pytest
+
+from central import cli
+from central.catalogue_store import catalogue_version, find_service, load_catalogue, save_catalogue, set_fee
 from central.db import Database
 from central.seeding import SEED_DIR, prepare_database
 from kiosk.catalogue import Catalogue
@@ -83,7 +89,7 @@ def test_the_catalogue_is_stored_and_read_back_whole() -> None:
     try:
         prepare_database(database)
         with database.reading() as session:
-            assert load_catalogue(session) == seed()
+            assert load_catalogue(session) == dataclasses.replace(seed(), version=catalogue_version(seed()))
             assert find_service(session, "displaced-statement") == seed().get("displaced-statement")
             assert find_service(session, "passport") is None
     finally:
@@ -102,8 +108,140 @@ def test_saving_again_replaces_services_and_categories_of_the_same_code() -> Non
             save_catalogue(session, Catalogue.from_json(data))
         with database.reading() as session:
             catalogue = load_catalogue(session)
-        assert catalogue == Catalogue.from_json(data)
+        assert catalogue.to_json() == data
         assert catalogue.categories[0].name("en") == "Civil status records"
         assert catalogue.services[0].governorates == ("damascus",) and catalogue.services[0].rank is None
     finally:
         database.dispose()
+
+
+# --- the version, and a fee changed by central's staff ----------------------------------
+
+def stored_catalogue(db_url: str) -> Catalogue:
+    database = Database(db_url)
+    try:
+        prepare_database(database)
+        with database.reading() as session:
+            return load_catalogue(session)
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d["services"][3]["fee"].update(amount_minor=d["services"][3]["fee"]["amount_minor"] + 1),
+    lambda d: d["services"][3]["fee"].update(currency="USD"),
+    lambda d: d["services"][3]["names"].update(en="Another name"),
+    lambda d: d["services"][3].update(governorates=["damascus"]),
+    lambda d: d["services"][3].update(rank=7),
+    lambda d: d["services"][3].update(category=d["categories"][-1]["code"]),
+    lambda d: d["services"].pop(),
+    lambda d: d["categories"][0]["names"].update(ar="فئة"),
+    lambda d: d["categories"].reverse(),
+], ids=["fee", "currency", "name", "availability", "rank", "category of a service", "a service less",
+        "a category's name", "the categories' order"])
+def test_any_change_of_the_catalogue_changes_its_version(change) -> None:
+    data = seed_data()
+    change(data)
+    version = catalogue_version(Catalogue.from_json(data))
+    assert version != catalogue_version(seed())
+    assert len(version) == 16 and int(version, 16) >= 0
+
+
+def test_the_same_catalogue_has_the_same_version_whatever_it_was_before() -> None:
+    assert catalogue_version(seed()) == catalogue_version(Catalogue.from_json(seed_data()))
+    assert catalogue_version(dataclasses.replace(seed(), version="old")) == catalogue_version(seed())
+
+
+def test_set_fee_changes_the_fee_and_the_version(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+    before = stored_catalogue(db_url)
+    assert cli.main(["catalogue", "set-fee", "non-conviction", "275050", "--db", db_url]) == 0
+    after = stored_catalogue(db_url)
+    assert after.get("non-conviction").fee == Money.of(275050, "SYP")
+    assert after.version != before.version
+    assert capsys.readouterr().out == ("non-conviction: fee 2,500 SYP -> 2,750.50 SYP; catalogue version %s\n"
+                                       % after.version)
+    # Every other service is as it was.
+    assert [s for s in after.services if s.code != "non-conviction"] == [
+        s for s in before.services if s.code != "non-conviction"]
+    # Back to the old fee: back to the old version.
+    assert cli.main(["catalogue", "set-fee", "non-conviction", "250000", "--db", db_url]) == 0
+    assert stored_catalogue(db_url).version == before.version
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["passport", "150000"], "no service passport"),
+    (["non-conviction", "0"], "positive whole number"),
+    (["non-conviction", "-5"], "positive whole number"),
+])
+def test_set_fee_refuses_an_unknown_service_or_a_fee_that_is_not_one(tmp_path: Path, capsys, args,
+                                                                     problem) -> None:
+    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+    before = stored_catalogue(db_url)
+    assert cli.main(["catalogue", "set-fee", *args, "--db", db_url]) == 2
+    assert problem in capsys.readouterr().err
+    assert stored_catalogue(db_url) == before
+
+
+def test_set_fee_in_the_store_names_the_fee_before_and_after() -> None:
+    database = Database("sqlite://")
+    try:
+        prepare_database(database)
+        with database.writing() as session:
+            assert set_fee(session, "birth-certificate", 160000) == (Money.of(150000, "SYP"),
+                                                                      Money.of(160000, "SYP"))
+            assert set_fee(session, "passport", 160000) is None
+        with database.reading() as session:
+            assert find_service(session, "birth-certificate").fee == Money.of(160000, "SYP")
+    finally:
+        database.dispose()
+
+
+# --- offline policies ----------------------------------------------------------------------
+
+def test_the_common_extracts_may_be_claimed_offline_and_non_conviction_needs_central() -> None:
+    from kiosk.catalogue import OfflineMode
+    catalogue = seed()
+    extract = catalogue.get("civil-status-extract")
+    assert extract.offline.mode is OfflineMode.CLAIM and extract.offline.allows_claim(extract.fee)
+    assert extract.offline.daily_cap_minor >= extract.offline.max_fee_minor
+    for code in ("non-conviction", "non-conviction-employment", "good-conduct", "property-statement"):
+        service = catalogue.get(code)
+        assert service.offline.mode is OfflineMode.ONLINE_ONLY and not service.offline.allows_claim(service.fee)
+    claimable = {s.code for s in catalogue.services if s.offline.allows_claim(s.fee)}
+    assert {"civil-status-extract", "birth-certificate", "family-statement", "residence-certificate"} <= claimable
+    assert len(claimable) < len(catalogue.services) // 2
+
+
+def test_a_database_from_before_offline_policies_gets_the_seeds(tmp_path: Path) -> None:
+    import sqlite3
+    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+    stored_catalogue(db_url)
+    connection = sqlite3.connect(tmp_path / "central.sqlite3")
+    connection.execute("DROP TABLE catalogue_offline_policies")
+    connection.commit()
+    connection.close()
+    assert stored_catalogue(db_url).get("family-statement").offline == seed().get("family-statement").offline
+    assert stored_catalogue(db_url) == dataclasses.replace(seed(), version=catalogue_version(seed()))
+
+
+def test_an_offline_policy_change_changes_the_version() -> None:
+    data = seed_data()
+    data["services"][0]["offline"]["daily_cap_minor"] += 100
+    assert catalogue_version(Catalogue.from_json(data)) != catalogue_version(seed())
+
+
+def test_central_staff_set_a_services_offline_policy(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from kiosk.catalogue import OfflineMode, OfflinePolicy
+    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+    before = stored_catalogue(db_url)
+    assert cli.main(["catalogue", "set-offline", "non-conviction", "claim", "--max-fee", "300000",
+                     "--daily-cap", "900000", "--db", db_url]) == 0
+    after = stored_catalogue(db_url)
+    assert after.get("non-conviction").offline == OfflinePolicy(OfflineMode.CLAIM, 300000, 900000)
+    assert after.version != before.version and "non-conviction: offline" in capsys.readouterr().out
+    assert cli.main(["catalogue", "set-offline", "civil-status-extract", "online_only", "--db", db_url]) == 0
+    assert stored_catalogue(db_url).get("civil-status-extract").offline == OfflinePolicy()
+    assert cli.main(["catalogue", "set-offline", "non-conviction", "claim", "--max-fee", "300000",
+                     "--daily-cap", "100", "--db", db_url]) == 2
+    assert cli.main(["catalogue", "set-offline", "passport", "online_only", "--db", db_url]) == 2

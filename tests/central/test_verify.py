@@ -17,10 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
 from central import cli, signing
+from central.server import start_in_thread
 from drivers.escpos_printer import EscposReceiptPrinter
 from kiosk.documents import IssuedDocument
 from kiosk.document_layout import render_certificate
 from kiosk.ports.receipt_printer import PrintResult
+from tests.central.stub_acquirer import StubAcquirer
 from tests.central.stub_http import ApiClient
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
@@ -93,17 +95,17 @@ def test_demo_key_verifies_a_certificate_printed_by_the_printer_simulator(tmp_pa
     """What `make demo` leaves behind is enough: its key file checks its printed page, offline."""
     from drivers.demo.stack import DemoStack
 
-    with DemoStack(tmp_path / "stack") as stack:
+    with DemoStack(tmp_path / "stack") as stack, StubAcquirer() as acquirer:
         key_path = stack.save_document_key(tmp_path / "demo-out" / "document-key.pem")
         citizen = next(iter(stack.citizens.values()))
-        with ApiClient(stack.central.url + "/api/v1") as api:
-            payment = api.post("/gateway/charges", json={"charge_id": "c-demo-1", "amount_minor": 150000,
-                                                         "currency": "SYP", "device_id": "demo-kiosk-01",
-                                                         "reference": "test"}).json()
+        # Central on the demo's database and document key, looking payments up at a stub
+        # acquirer that knows this one (the demo's own central asks the terminal simulator's).
+        with start_in_thread("sqlite:///%s" % (stack.workdir / "central.sqlite3"),
+                             acquirer_url=acquirer.url) as central, ApiClient(central.url + "/api/v1") as api:
             answer = api.post("/requests", json={
                 "request_id": "req-demo-1", "device_id": "demo-kiosk-01", "service_code": "civil-status-extract",
                 "national_number": citizen["national_number"], "card_number": citizen["card_number"],
-                "language": "ar", "payment_id": payment["payment_id"], "place": PLACE}).json()
+                "language": "ar", "payment_id": acquirer.pay(150000), "place": PLACE}).json()
         document = IssuedDocument.from_json(answer["document"])
         png = print_certificate(document, "ar", stack.printer)
 

@@ -9,8 +9,8 @@ fake and the real driver on the real stack (marked `realstack`):
   VirtualCardSlot, on the vpcd slot shared with other test runs (a world
   waits for the slot to be free, and for vpcd to take its card);
 * receipt printer: EscposReceiptPrinter over TCP to a PrinterSimulator;
-* payment terminal: GatewayPaymentTerminal against central's gateway
-  simulator, with a device id of its own per test.
+* payment terminal: NexoPaymentTerminal over loopback TCP to a
+  TerminalSimulator (not `realstack`: it shares nothing with other runs).
 
 Worlds wait on events (pcscd's reader state, vpcd asking for the card),
 never on sleeps.
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import urllib.request
-import uuid
+import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +29,10 @@ from typing import Any
 import pytest
 
 from drivers.fakes.card_reader import FakeCard, FakeCardReader
-from drivers.fakes.payment_terminal import FakePaymentTerminal
+from drivers.fakes.payment_terminal import CardOutcome, FakePaymentTerminal
 from drivers.fakes.receipt_printer import FakeReceiptPrinter
 from kiosk.ports.card_reader import CardReader, CardVerdict, Identity
-from kiosk.ports.payment_terminal import PaymentStatus, PaymentTerminal
+from kiosk.ports.payment_terminal import PaymentTerminal
 from kiosk.ports.receipt_printer import PrinterStatus, ReceiptPrinter
 
 CITIZENS_FILE = Path(__file__).resolve().parents[1] / "drivers" / "citizens.json"
@@ -238,27 +236,48 @@ def printer_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pr
 
 # --- the payment terminal ------------------------------------------------------------------------------
 
+class PaymentFault(enum.Enum):
+    """What can go wrong with the terminal rather than with the citizen's card."""
+
+    BUSY = "busy"                  # busy with something else: takes no sale, gives nothing back
+    OFFLINE = "offline"            # cannot be reached: takes no sale, gives nothing back, cannot tell
+    ANSWER_LOST = "answer_lost"    # the next sale goes through but its answer is lost (one sale)
+    CUTOFF = "cutoff"              # the day's batch closes now: earlier sales are given back by refund
+
+
 @dataclass(frozen=True)
 class StatementLine:
-    """One charge as the bank holds it."""
+    """One sale as the terminal's acquirer holds it."""
 
-    charge_id: str
-    payment_id: str
-    status: str                 # "approved" or "declined"
+    sale_id: str
+    payment_id: str | None
+    status: str                 # "approved", "declined" or "failed"
     amount_minor: int
-    refunded_minor: int
+    given_back: str             # "" (not given back), "reversal" or "refund"
 
 
 class PaymentWorld:
-    """A payment terminal, the bank behind it, and a way to script the next bank card."""
+    """A payment terminal, the citizen at it, and the acquirer behind it.
+
+    A world takes `CardOutcome` (drivers.fakes.payment_terminal) for what
+    the next sale meets, whatever its method, and `PaymentFault` for the
+    terminal's own trouble. Anything else a test does goes through the port
+    (`terminal`) alone. A world for another driver implements these four
+    methods and `close`, and joins the `payment_world` fixture's params.
+    """
 
     terminal: PaymentTerminal
 
-    def script(self, outcome: PaymentStatus) -> None:
-        """The next new charge is DECLINED, FAILED (nothing charged) or UNKNOWN (charged, answer lost)."""
+    def present(self, outcome: CardOutcome) -> None:
+        """The next new sale meets this card (or wallet payer); then approvals again."""
+        raise NotImplementedError
+
+    def fault(self, fault: PaymentFault, active: bool = True) -> None:
+        """Start (or, with `active=False`, end) BUSY or OFFLINE; ANSWER_LOST and CUTOFF happen once."""
         raise NotImplementedError
 
     def statement(self) -> list[StatementLine]:
+        """Every sale the terminal took, oldest first."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -269,60 +288,69 @@ class FakePaymentWorld(PaymentWorld):
     def __init__(self) -> None:
         self.terminal = self.fake = FakePaymentTerminal()
 
-    def script(self, outcome: PaymentStatus) -> None:
+    def present(self, outcome: CardOutcome) -> None:
         self.fake.script(outcome)
 
-    def statement(self) -> list[StatementLine]:
-        return [StatementLine(c.charge_id, c.payment_id, c.status.value, c.amount.amount_minor,
-                              c.refunded.amount_minor) for c in self.fake.statement]
-
-
-class RealPaymentWorld(PaymentWorld):
-    _OUTCOMES = {PaymentStatus.DECLINED: "declined", PaymentStatus.FAILED: "error", PaymentStatus.UNKNOWN: "lost"}
-
-    def __init__(self, central_url: str) -> None:
-        from drivers.gateway_payment import GatewayPaymentTerminal
-
-        self._gateway = central_url + "/api/v1/gateway"
-        self.device_id = "contract-" + uuid.uuid4().hex[:12]
-        self.terminal = GatewayPaymentTerminal(central_url, device_id=self.device_id, timeout_s=10.0)
-
-    def _call(self, path: str, body: dict | None = None) -> dict:
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(self._gateway + path, data=data,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
-
-    def script(self, outcome: PaymentStatus) -> None:
-        self._call("/sim/next-outcome", {"outcome": self._OUTCOMES[outcome], "device_id": self.device_id})
+    def fault(self, fault: PaymentFault, active: bool = True) -> None:
+        match fault:
+            case PaymentFault.BUSY:
+                self.fake.set_busy(active)
+            case PaymentFault.OFFLINE:
+                self.fake.set_online(not active)
+            case PaymentFault.ANSWER_LOST:
+                self.fake.lose_next_answer()
+            case PaymentFault.CUTOFF:
+                self.fake.cut_off()
 
     def statement(self) -> list[StatementLine]:
-        charges = self._call("/devices/%s/charges" % self.device_id)["charges"]
-        return [StatementLine(c["charge_id"], c["payment_id"], c["status"], c["amount_minor"], c["refunded_minor"])
-                for c in charges]
+        return [StatementLine(s.sale_id, s.payment_id, s.status.value, s.amount.amount_minor,
+                              s.reversals[0].kind.value if s.reversals else "")
+                for s in self.fake.statement]
 
     def close(self) -> None:
-        close = getattr(self.terminal, "close", None)
-        if close is not None:
-            close()
+        self.fake.abort()                 # a sale a failed test left waiting
 
 
-@pytest.fixture(scope="session")
-def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Central with its gateway simulator on loopback, for the whole session."""
-    from central.server import start_in_thread
+class NexoPaymentWorld(PaymentWorld):
+    """NexoPaymentTerminal over loopback TCP to a TerminalSimulator, whose citizen presents an
+    approving card (or pays the wallet) at once unless a test presents another."""
 
-    running = start_in_thread("sqlite:///%s" % (tmp_path_factory.mktemp("contracts-central") / "central.sqlite3"))
-    yield running
-    running.stop()
+    def __init__(self) -> None:
+        from drivers.nexo_terminal import NexoPaymentTerminal
+        from drivers.terminal_sim.simulator import TerminalSimulator
+
+        self.simulator = TerminalSimulator(auto_present="approve", auto_present_delay_s=0.0).start()
+        self.terminal = NexoPaymentTerminal("127.0.0.1", self.simulator.nexo_port, sale_system_id="contract-kiosk",
+                                            poi_id=self.simulator.poi_id, timeout_s=10.0, answer_timeout_s=5.0)
+
+    def present(self, outcome: CardOutcome) -> None:
+        self.simulator.present(outcome.value.replace("_", "-"))     # the simulator's card names
+
+    def fault(self, fault: PaymentFault, active: bool = True) -> None:
+        match fault:
+            case PaymentFault.BUSY:
+                self.simulator.fault("busy" if active else "clear")
+            case PaymentFault.OFFLINE:
+                self.simulator.set_offline(active)
+            case PaymentFault.ANSWER_LOST:
+                self.simulator.fault("drop-answer")
+            case PaymentFault.CUTOFF:
+                self.simulator.cutoff()
+
+    def statement(self) -> list[StatementLine]:
+        return [StatementLine(p["sale_id"], p["payment_id"] if p["status"] == "approved" else None, p["status"],
+                              p["amount_minor"], p["given_back"]) for p in self.simulator.statement()["payments"]]
+
+    def close(self) -> None:
+        self.terminal.abort()             # a sale a failed test left waiting
+        self.simulator.stop()
 
 
-@pytest.fixture(params=[FAKE, REAL])
+NEXO = "nexo"       # loopback TCP only: not the shared real stack
+
+
+@pytest.fixture(params=[FAKE, NEXO])
 def payment_world(request: pytest.FixtureRequest) -> Iterator[PaymentWorld]:
-    if request.param == FAKE:
-        world: PaymentWorld = FakePaymentWorld()
-    else:
-        world = RealPaymentWorld(request.getfixturevalue("central").url)
+    world: PaymentWorld = FakePaymentWorld() if request.param == FAKE else NexoPaymentWorld()
     yield world
     world.close()

@@ -12,13 +12,16 @@ from PIL import Image
 
 from drivers.fakes import card_reader, payment_terminal, receipt_printer
 from drivers.fakes.card_reader import FakeCard, FakeCardReader
-from drivers.fakes.payment_terminal import FakePaymentTerminal
+from drivers.fakes.payment_terminal import CardOutcome, FakePaymentTerminal, ReversalKind
 from drivers.fakes.receipt_printer import FakeReceiptPrinter
 from kiosk.config import CardConfig, CentralConfig, KioskConfig, PrinterConfig
 from kiosk.errors import PaymentError
 from kiosk.money import Money
 from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult, Identity, ReaderStatus
-from kiosk.ports.payment_terminal import PaymentStatus, RefundStatus
+from kiosk.ports.payment_terminal import (
+    PaymentMethod, PaymentOutcome, PaymentPrompt, PaymentReason, PaymentStatus, PromptKind, ReversalStatus,
+    TerminalState,
+)
 from kiosk.ports.receipt_printer import PrinterStatus, PrintJob, PrintResult, RasterBlock, TextBlock
 from tests.drivers.conftest import EventLog
 
@@ -61,7 +64,7 @@ def test_each_factory_builds_a_fresh_fake_from_the_configuration(tmp_path: Path)
     assert isinstance(printer, FakeReceiptPrinter) and printer.status() is PrinterStatus.READY
     terminal = payment_terminal.from_config(config)
     assert isinstance(terminal, FakePaymentTerminal)
-    assert terminal.charge(FEE, charge_id="c-1", reference="r-1").status is PaymentStatus.APPROVED
+    assert pay(terminal, "s-1").status is PaymentStatus.APPROVED
 
 
 # --- the card reader -----------------------------------------------------------------------
@@ -208,47 +211,120 @@ def test_status_change_is_logged_once(caplog) -> None:
 
 # --- the payment terminal ---------------------------------------------------------------------------
 
-def test_off_line_everything_fails_and_nothing_scripted_is_used_up() -> None:
+def pay(terminal: FakePaymentTerminal, sale_id: str, amount: Money = FEE, **options) -> PaymentOutcome:
+    return terminal.pay(amount, sale_id=sale_id, reference="r-1", label="Birth 1,500", **options)
+
+
+def paying_in_the_background(terminal: FakePaymentTerminal, sale_id: str) -> tuple[threading.Thread, list]:
+    result: list[PaymentOutcome] = []
+    worker = threading.Thread(target=lambda: result.append(pay(terminal, sale_id)), daemon=True)
+    worker.start()
+    return worker, result
+
+
+def test_nobody_pays_until_the_terminal_times_out() -> None:
     terminal = FakePaymentTerminal()
-    payment_id = terminal.charge(FEE, charge_id="c-1", reference="r-1").payment_id
-    terminal.script(PaymentStatus.DECLINED)
-    terminal.set_online(False)
-    assert terminal.charge(FEE, charge_id="c-2", reference="r-1").status is PaymentStatus.FAILED
-    assert terminal.refund(payment_id, FEE, refund_id="rf-1").status is RefundStatus.FAILED
-    terminal.set_online(True)
-    assert terminal.charge(FEE, charge_id="c-2", reference="r-1").status is PaymentStatus.DECLINED
-    assert terminal.refund(payment_id, FEE, refund_id="rf-1").status is RefundStatus.REFUNDED
-    assert [c.refunded for c in terminal.statement] == [FEE, Money.of(0, "SYP")]
-    assert [r.refund_id for r in terminal.refunds] == ["rf-1"]
+    earlier = pay(terminal, "s-0")
+    terminal.script(CardOutcome.NO_ANSWER)
+    worker, result = paying_in_the_background(terminal, "s-1")
+    assert terminal.wait_until_waiting(10)
+    assert terminal.check() is TerminalState.BUSY
+    assert terminal.status("s-1").status is PaymentStatus.UNKNOWN        # still under way
+    assert pay(terminal, "s-2").reason is PaymentReason.TERMINAL_BUSY    # one request at a time
+    assert terminal.reverse(earlier, reversal_id="rv-0").status is ReversalStatus.FAILED
+    terminal.release()
+    worker.join(10)
+    (outcome,) = result
+    assert (outcome.status, outcome.reason) == (PaymentStatus.FAILED, PaymentReason.TIMED_OUT)
+    assert terminal.check() is TerminalState.READY
+    assert [(s.sale_id, s.status) for s in terminal.statement] == [
+        ("s-0", PaymentStatus.APPROVED), ("s-1", PaymentStatus.FAILED)]
 
 
-def test_scripted_outcomes_go_to_new_charges_in_order() -> None:
+def test_abort_once_the_bank_is_answering_comes_too_late() -> None:
     terminal = FakePaymentTerminal()
-    terminal.charge(FEE, charge_id="c-1", reference="r-1")
-    terminal.script(PaymentStatus.DECLINED, PaymentStatus.UNKNOWN)
-    assert terminal.charge(FEE, charge_id="c-1", reference="r-1").status is PaymentStatus.APPROVED   # not new
-    assert terminal.charge(FEE, charge_id="c-2", reference="r-1").status is PaymentStatus.DECLINED
-    assert terminal.charge(FEE, charge_id="c-3", reference="r-1").status is PaymentStatus.UNKNOWN
-    assert terminal.charge(FEE, charge_id="c-4", reference="r-1").status is PaymentStatus.APPROVED
+
+    def on_prompt(prompt: PaymentPrompt) -> None:
+        if prompt.kind is PromptKind.PROCESSING:
+            terminal.abort()
+
+    assert pay(terminal, "s-1", on_prompt=on_prompt).status is PaymentStatus.APPROVED
+    assert [p.kind for p in terminal.prompts] == [PromptKind.PRESENT_CARD, PromptKind.PROCESSING]
 
 
-@pytest.mark.parametrize("charge_id, amount", [("", FEE), ("with space", FEE), ("c-1", Money.of(0, "SYP"))])
-def test_a_request_the_gateway_would_refuse_is_a_payment_error(charge_id: str, amount: Money) -> None:
+def test_off_line_or_busy_nothing_is_taken_and_nothing_scripted_is_used_up() -> None:
+    terminal = FakePaymentTerminal()
+    approved = pay(terminal, "s-1")
+    terminal.script(CardOutcome.WRONG_PIN)
+    for fault_on, fault_off in ((lambda: terminal.set_online(False), lambda: terminal.set_online(True)),
+                                (lambda: terminal.set_busy(True), lambda: terminal.set_busy(False))):
+        fault_on()
+        assert pay(terminal, "s-2").status is PaymentStatus.FAILED
+        assert terminal.status("s-1").status is PaymentStatus.UNKNOWN
+        assert terminal.reverse(approved, reversal_id="rv-1").status is ReversalStatus.FAILED
+        fault_off()
+    assert pay(terminal, "s-2").reason is PaymentReason.WRONG_PIN
+    assert terminal.reverse(approved, reversal_id="rv-1").status is ReversalStatus.REVERSED
+    assert [r.reversal_id for r in terminal.reversals] == ["rv-1"]
+    assert terminal.prompts[-1].sale_id == "s-2"
+
+
+def test_scripted_outcomes_go_to_new_sales_in_order() -> None:
+    terminal = FakePaymentTerminal()
+    pay(terminal, "s-1")
+    terminal.script(CardOutcome.INSUFFICIENT_FUNDS, CardOutcome.REMOVED)
+    assert pay(terminal, "s-1").status is PaymentStatus.APPROVED          # not new: the same answer
+    assert pay(terminal, "s-2").reason is PaymentReason.INSUFFICIENT_FUNDS
+    assert pay(terminal, "s-3", method=PaymentMethod.WALLET).reason is PaymentReason.CARD_REMOVED
+    assert pay(terminal, "s-4").status is PaymentStatus.APPROVED
+    assert len(terminal.statement) == 4
+
+
+def test_a_lost_answer_hides_a_decline_too() -> None:
+    terminal = FakePaymentTerminal()
+    terminal.script(CardOutcome.EXPIRED)
+    terminal.lose_next_answer()
+    assert pay(terminal, "s-1").status is PaymentStatus.UNKNOWN
+    assert terminal.status("s-1").reason is PaymentReason.CARD_EXPIRED
+    assert pay(terminal, "s-2").status is PaymentStatus.APPROVED          # only the next answer is lost
+
+
+@pytest.mark.parametrize("sale_id, amount", [("", FEE), ("with space", FEE), ("s-1", Money.of(0, "SYP"))])
+def test_a_request_the_terminal_would_refuse_is_a_payment_error(sale_id: str, amount: Money) -> None:
     with pytest.raises(PaymentError):
-        FakePaymentTerminal().charge(amount, charge_id=charge_id, reference="r-1")
+        pay(FakePaymentTerminal(), sale_id, amount)
 
 
-def test_refund_rules_of_the_gateway() -> None:
+def test_a_sale_id_again_with_another_amount_is_a_payment_error() -> None:
     terminal = FakePaymentTerminal()
-    terminal.script(PaymentStatus.DECLINED)
-    declined = terminal.charge(FEE, charge_id="c-0", reference="r-1")
-    paid = terminal.charge(FEE, charge_id="c-1", reference="r-1").payment_id
-    declined_payment = terminal.statement[0].payment_id
-    assert declined.payment_id is None
-    with pytest.raises(PaymentError, match="not_refundable"):
-        terminal.refund(declined_payment, FEE, refund_id="rf-0")
-    with pytest.raises(PaymentError, match="currency_mismatch"):
-        terminal.refund(paid, Money.of(100, "USD"), refund_id="rf-1")
-    assert terminal.refund(paid, Money.of(100, "SYP"), refund_id="rf-2").status is RefundStatus.REFUNDED
-    with pytest.raises(PaymentError, match="refund_id_reused"):
-        terminal.refund(paid, Money.of(200, "SYP"), refund_id="rf-2")
+    pay(terminal, "s-1")
+    with pytest.raises(PaymentError, match="sale_id_reused"):
+        pay(terminal, "s-1", Money.of(1, "SYP"))
+
+
+def test_reversal_rules_of_the_terminal() -> None:
+    terminal = FakePaymentTerminal()
+    first, second = pay(terminal, "s-1"), pay(terminal, "s-2")
+    with pytest.raises(PaymentError, match="payment_mismatch"):
+        terminal.reverse(PaymentOutcome(PaymentStatus.APPROVED, FEE, "s-1", payment_id="poi-other"),
+                         reversal_id="rv-0")
+    assert terminal.reverse(first, reversal_id="rv-1").status is ReversalStatus.REVERSED
+    with pytest.raises(PaymentError, match="reversal_id_reused"):
+        terminal.reverse(second, reversal_id="rv-1")
+    with pytest.raises(PaymentError, match="already_reversed"):
+        terminal.reverse(first, reversal_id="rv-2")
+    terminal.cut_off()
+    assert terminal.reverse(second, reversal_id="rv-3").status is ReversalStatus.REVERSED
+    assert [(r.reversal_id, r.kind) for r in terminal.reversals] == [
+        ("rv-1", ReversalKind.REVERSAL), ("rv-3", ReversalKind.REFUND)]
+    assert [s.reversed for s in terminal.statement] == [True, True]
+
+
+def test_no_card_data_in_logs_or_reprs(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="drivers.fakes")
+    terminal = FakePaymentTerminal()
+    outcome = pay(terminal, "s-1")
+    terminal.reverse(outcome, reversal_id="rv-1")
+    text = "\n".join(r.getMessage() for r in caplog.records) + repr(terminal)
+    assert outcome.receipt is not None and outcome.receipt.masked_pan[-4:] not in text
+    assert "payment.pay sale_id=s-1 status=APPROVED" in text

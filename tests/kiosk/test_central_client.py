@@ -11,15 +11,16 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from central import cli
 from central.server import RunningCentral, start_in_thread
-from drivers.gateway_payment import GatewayPaymentTerminal
-from kiosk.ports.payment_terminal import PaymentStatus
 from kiosk.central_client import (CentralClient, CentralUnreachable, Eligibility, SubmitResult, SubmitStatus,
                                   VoidStatus)
 from kiosk import wire
 from kiosk.errors import CentralError
 from kiosk.messages import MessageKind
 from kiosk.money import Money
+from kiosk.ports.central import EligibilityAnswer
+from tests.central.stub_acquirer import StubAcquirer
 from tests.central.stub_http import (StubHttpServer, raw_reply, self_signed_certificate, server_tls,
                                      unanswered_port)
 
@@ -31,8 +32,16 @@ OMAR = {"national_number": "01020345693", "card_number": "SY1000000003"}
 
 
 @pytest.fixture(scope="module")
-def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCentral]:
-    running = start_in_thread("sqlite:///%s" % (tmp_path_factory.mktemp("central") / "central.sqlite3"))
+def acquirer() -> Iterator[StubAcquirer]:
+    """The acquirer central looks the payments up at: it knows those `paid` makes."""
+    with StubAcquirer() as stub:
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory, acquirer: StubAcquirer) -> Iterator[RunningCentral]:
+    running = start_in_thread("sqlite:///%s" % (tmp_path_factory.mktemp("central") / "central.sqlite3"),
+                              acquirer_url=acquirer.url)
     yield running
     running.stop()
 
@@ -47,16 +56,16 @@ def new_id() -> str:
     return "req-" + uuid.uuid4().hex
 
 
-def paid(url: str, client: CentralClient, service_code: str) -> str:
-    """Pay the fee of `service_code` through the gateway; the payment id."""
+def paid(acquirer: StubAcquirer, client: CentralClient, service_code: str) -> str:
+    """The fee of `service_code`, as central's catalogue says, paid at the acquirer; the payment id."""
     fee = client.fetch_catalogue().get(service_code).fee
-    terminal = GatewayPaymentTerminal(url, device_id=DEVICE_ID)
-    try:
-        outcome = terminal.charge(fee, charge_id="charge-" + uuid.uuid4().hex, reference="test")
-    finally:
-        terminal.close()
-    assert outcome.status is PaymentStatus.APPROVED
-    return outcome.payment_id
+    return acquirer.pay(fee.amount_minor, fee.currency)
+
+
+def eligibility(client: CentralClient, service_code: str, citizen: dict, *,
+                fee: Money = Money.of(150000, "SYP"), catalogue_version: str = "") -> EligibilityAnswer:
+    return client.check_eligibility(service_code=service_code, fee=fee, catalogue_version=catalogue_version,
+                                    **citizen)
 
 
 def submit(client: CentralClient, request_id: str, citizen: dict, service_code: str, payment_id: str,
@@ -76,8 +85,8 @@ def test_fetch_catalogue(client) -> None:
     assert catalogue.offered_in("quneitra").get("displaced-statement") is not None
 
 
-def test_submit_issues_a_document_and_a_retry_gets_the_same_one(central, client) -> None:
-    request_id, payment_id = new_id(), paid(central.url, client, "family-statement")
+def test_submit_issues_a_document_and_a_retry_gets_the_same_one(central, acquirer, client) -> None:
+    request_id, payment_id = new_id(), paid(acquirer, client, "family-statement")
     first = submit(client, request_id, KHALED, "family-statement", payment_id)
     assert first.status is SubmitStatus.ISSUED and first.reason is None
     assert first.document.request_id == request_id and first.document.service_code == "family-statement"
@@ -85,22 +94,22 @@ def test_submit_issues_a_document_and_a_retry_gets_the_same_one(central, client)
     assert again.document.serial == first.document.serial
 
 
-def test_rejection_is_a_value_with_its_reason(central, client) -> None:
-    result = submit(client, new_id(), OMAR, "marriage-certificate", paid(central.url, client, "marriage-certificate"))
+def test_rejection_is_a_value_with_its_reason(central, acquirer, client) -> None:
+    result = submit(client, new_id(), OMAR, "marriage-certificate", paid(acquirer, client, "marriage-certificate"))
     assert result == SubmitResult(SubmitStatus.REJECTED, reason="not_married")
 
 
-def test_void_request(central, client) -> None:
+def test_void_request(central, acquirer, client) -> None:
     request_id = new_id()
-    submit(client, request_id, OMAR, "birth-certificate", paid(central.url, client, "birth-certificate"))
+    submit(client, request_id, OMAR, "birth-certificate", paid(acquirer, client, "birth-certificate"))
     assert client.void_request(request_id) is VoidStatus.VOIDED
     assert client.void_request(request_id) is VoidStatus.VOIDED
 
 
-def test_deliver_sends_outbox_messages(central, client) -> None:
+def test_deliver_sends_outbox_messages(central, acquirer, client) -> None:
     request_id = new_id()
     message = {"request_id": request_id, "service_code": "residence-certificate", "language": "en",
-               "payment_id": paid(central.url, client, "residence-certificate"), **OMAR}
+               "payment_id": paid(acquirer, client, "residence-certificate"), **OMAR}
     answer = client.deliver(MessageKind.CERTIFICATE_REQUEST, message)
     assert answer["status"] == "issued" and answer["document"]["request_id"] == request_id
     assert client.deliver("certificate_request", message) == answer   # a kind read back from the outbox by name
@@ -109,8 +118,8 @@ def test_deliver_sends_outbox_messages(central, client) -> None:
     assert client.deliver("void_request", {"request_id": request_id}) == voided
 
 
-def test_request_sent_again_after_its_void_is_a_final_answer_and_not_issued(central, client) -> None:
-    request_id, payment_id = new_id(), paid(central.url, client, "birth-certificate")
+def test_request_sent_again_after_its_void_is_a_final_answer_and_not_issued(central, acquirer, client) -> None:
+    request_id, payment_id = new_id(), paid(acquirer, client, "birth-certificate")
     message = {"request_id": request_id, "service_code": "birth-certificate", "language": "ar",
                "payment_id": payment_id, **OMAR}
     assert client.deliver(MessageKind.CERTIFICATE_REQUEST, message)["status"] == "issued"
@@ -123,9 +132,9 @@ def test_request_sent_again_after_its_void_is_a_final_answer_and_not_issued(cent
         SubmitStatus.VOIDED, reason="request_voided")
 
 
-def test_the_place_goes_to_central_and_into_the_signed_qr_code(central, client) -> None:
+def test_the_place_goes_to_central_and_into_the_signed_qr_code(central, acquirer, client) -> None:
     place = {"ar": "دمشق - المزة", "en": "Damascus - Mazzeh"}
-    result = submit(client, new_id(), OMAR, "birth-certificate", paid(central.url, client, "birth-certificate"),
+    result = submit(client, new_id(), OMAR, "birth-certificate", paid(acquirer, client, "birth-certificate"),
                     place=place)
     assert result.status is SubmitStatus.ISSUED
     verdict = requests.get(central.url + wire.VERIFY_DOCUMENT, params={"payload": result.document.verification},
@@ -133,14 +142,14 @@ def test_the_place_goes_to_central_and_into_the_signed_qr_code(central, client) 
     assert verdict["valid"] is True and verdict["signed"]["place"] == place
 
 
-@pytest.mark.parametrize("kind", ["parcel", MessageKind.REFUND, "refund", None])
+@pytest.mark.parametrize("kind", ["parcel", "refund", None])
 def test_deliver_refuses_a_kind_that_is_not_centrals(client, kind) -> None:
     with pytest.raises(CentralError):
         client.deliver(kind, {"request_id": new_id()})
 
 
-def test_request_id_reused_with_another_body_can_never_succeed(central, client) -> None:
-    request_id, payment_id = new_id(), paid(central.url, client, "birth-certificate")
+def test_request_id_reused_with_another_body_can_never_succeed(central, acquirer, client) -> None:
+    request_id, payment_id = new_id(), paid(acquirer, client, "birth-certificate")
     submit(client, request_id, OMAR, "birth-certificate", payment_id)
     with pytest.raises(CentralError, match="request_id_reused"):
         submit(client, request_id, OMAR, "birth-certificate", payment_id, language="en")
@@ -153,14 +162,13 @@ def test_invalid_message_can_never_succeed_and_the_error_holds_no_personal_data(
     assert "invalid_input" in str(raised.value) and "SY1000000003" not in str(raised.value)
 
 
-def test_central_down_is_unreachable_and_a_retry_after_it_returns_issues_once(central, client,
-                                                                              tmp_path) -> None:
+def test_central_down_is_unreachable_and_a_retry_after_it_returns_issues_once(acquirer, tmp_path) -> None:
     db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
-    down = start_in_thread(db_url)
+    down = start_in_thread(db_url, acquirer_url=acquirer.url)
     port = down.port
     away = CentralClient(down.url, device_id=DEVICE_ID, timeout_s=2)
     try:
-        payment_id = paid(down.url, away, "civil-status-extract")
+        payment_id = paid(acquirer, away, "civil-status-extract")
         down.stop()
         request_id = new_id()
         assert submit(away, request_id, KHALED, "civil-status-extract", payment_id).status is SubmitStatus.UNREACHABLE
@@ -168,7 +176,7 @@ def test_central_down_is_unreachable_and_a_retry_after_it_returns_issues_once(ce
         assert away.deliver("void_request", {"request_id": "req-other"}) is None
         with pytest.raises(CentralUnreachable):
             away.fetch_catalogue()
-        back = start_in_thread(db_url, port=port)
+        back = start_in_thread(db_url, port=port, acquirer_url=acquirer.url)
         try:
             issued = submit(away, request_id, KHALED, "civil-status-extract", payment_id)
             assert issued.status is SubmitStatus.ISSUED
@@ -240,7 +248,7 @@ def test_central_that_never_answers_is_unreachable_after_the_timeout() -> None:
             started = time.monotonic()
             assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
             assert client.void_request("req-1") is VoidStatus.UNREACHABLE
-            assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+            assert eligibility(client, "birth-certificate", KHALED).eligibility is Eligibility.UNREACHABLE
             with pytest.raises(CentralUnreachable):
                 client.fetch_catalogue()
             assert time.monotonic() - started < 5
@@ -253,7 +261,7 @@ def test_central_that_never_accepts_the_connection_is_unreachable_after_the_conn
     with unanswered_port() as url, CentralClient(url, device_id=DEVICE_ID, timeout_s=0.3) as client:
         started = time.monotonic()
         assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
-        assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+        assert eligibility(client, "birth-certificate", KHALED).eligibility is Eligibility.UNREACHABLE
         with pytest.raises(CentralUnreachable):
             client.fetch_catalogue()   # tried three times
         assert time.monotonic() - started < 8
@@ -265,6 +273,9 @@ def test_connect_timeout_is_a_few_seconds_at_most_and_the_read_timeout_is_the_co
     with CentralClient("http://127.0.0.1:9", device_id=DEVICE_ID, timeout_s=0.5) as client:
         assert client._timeout == (0.5, 0.5)
 
+
+ELIGIBLE = json.dumps({"eligible": True, "fee": {"amount_minor": 150000, "currency": "SYP"},
+                       "catalogue_version": "v1"}).encode()
 
 CATALOGUE = {"services": [{"code": "birth-certificate", "names": {"ar": "بيان ولادة", "en": "Birth certificate"},
                            "fee": {"amount_minor": 150000, "currency": "SYP"}}]}
@@ -362,7 +373,7 @@ def test_get_is_retried_on_503_but_post_is_sent_once() -> None:
             stub.request_lines.clear()
             assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
             assert client.void_request("req-1") is VoidStatus.UNREACHABLE
-            assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+            assert eligibility(client, "birth-certificate", KHALED).eligibility is Eligibility.UNREACHABLE
             assert stub.request_lines == ["POST /api/v1/requests", "POST /api/v1/requests/req-1/void",
                                           "POST /api/v1/requests/eligibility"]
             assert time.monotonic() - started < 10
@@ -372,17 +383,17 @@ def test_get_is_retried_on_503_but_post_is_sent_once() -> None:
 
 def test_tls_certificates_are_verified_by_default(tmp_path) -> None:
     cert, key = self_signed_certificate(tmp_path)
-    stub = StubHttpServer(raw_reply("200 OK", b'{"eligible": true}'), tls=server_tls(cert, key))
+    stub = StubHttpServer(raw_reply("200 OK", ELIGIBLE), tls=server_tls(cert, key))
     try:
         with CentralClient(stub.url, device_id=DEVICE_ID) as client:
             assert client._http.verify is True
-            assert client.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.UNREACHABLE
+            assert eligibility(client, "birth-certificate", KHALED).eligibility is Eligibility.UNREACHABLE
             assert submit(client, "req-1", KHALED, "birth-certificate", "pay_1").status is SubmitStatus.UNREACHABLE
             with pytest.raises(CentralUnreachable):
                 client.fetch_catalogue()
         assert stub.requests == []   # nothing was said to a server whose certificate was refused
         with CentralClient(stub.url, device_id=DEVICE_ID, ca_file=cert) as pinned:
-            assert pinned.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.ELIGIBLE
+            assert eligibility(pinned, "birth-certificate", KHALED).eligibility is Eligibility.ELIGIBLE
     finally:
         stub.stop()
 
@@ -392,10 +403,10 @@ def test_a_pinned_ca_is_not_replaced_by_a_bundle_named_in_the_environment(tmp_pa
     (tmp_path / "other").mkdir()
     other, _ = self_signed_certificate(tmp_path / "other")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other))
-    stub = StubHttpServer(raw_reply("200 OK", b'{"eligible": true}'), tls=server_tls(cert, key))
+    stub = StubHttpServer(raw_reply("200 OK", ELIGIBLE), tls=server_tls(cert, key))
     try:
         with CentralClient(stub.url, device_id=DEVICE_ID, ca_file=cert) as pinned:
-            assert pinned.check_eligibility(service_code="birth-certificate", **KHALED) is Eligibility.ELIGIBLE
+            assert eligibility(pinned, "birth-certificate", KHALED).eligibility is Eligibility.ELIGIBLE
     finally:
         stub.stop()
 
@@ -405,14 +416,18 @@ def test_a_missing_ca_file_is_refused_at_once(tmp_path) -> None:
         CentralClient("https://127.0.0.1:9", device_id=DEVICE_ID, ca_file=tmp_path / "nothing.pem")
 
 
-@pytest.mark.parametrize("service, citizen, expected", [
-    ("marriage-certificate", OMAR, Eligibility.NOT_ELIGIBLE),        # Omar is single
-    ("marriage-certificate", KHALED, Eligibility.ELIGIBLE),
-    ("birth-certificate", {**OMAR, "card_number": "SY1000000099"}, Eligibility.NOT_ELIGIBLE),
-    ("no-such-service", KHALED, Eligibility.NOT_ELIGIBLE),
+@pytest.mark.parametrize("service, citizen, expected, fee", [
+    ("marriage-certificate", OMAR, Eligibility.NOT_ELIGIBLE, Money.of(200000, "SYP")),     # Omar is single
+    ("marriage-certificate", KHALED, Eligibility.ELIGIBLE, Money.of(200000, "SYP")),
+    ("birth-certificate", {**OMAR, "card_number": "SY1000000099"}, Eligibility.NOT_ELIGIBLE, Money.of(150000, "SYP")),
+    ("no-such-service", KHALED, Eligibility.NOT_ELIGIBLE, None),
 ])
-def test_eligibility_is_asked_before_paying(client, service, citizen, expected) -> None:
-    assert client.check_eligibility(service_code=service, **citizen) is expected
+def test_eligibility_is_asked_before_paying_and_names_centrals_fee(client, service, citizen, expected,
+                                                                   fee) -> None:
+    catalogue = client.fetch_catalogue()
+    kiosk_fee = catalogue.get(service).fee if catalogue.get(service) else Money.of(100000, "SYP")
+    answer = eligibility(client, service, citizen, fee=kiosk_fee, catalogue_version=catalogue.version)
+    assert answer == EligibilityAnswer(expected, fee=fee, catalogue_version=catalogue.version)
 
 
 def test_eligibility_with_central_down_is_unreachable(tmp_path) -> None:
@@ -420,4 +435,100 @@ def test_eligibility_with_central_down_is_unreachable(tmp_path) -> None:
     url = running.url
     running.stop()
     with CentralClient(url, device_id=DEVICE_ID, timeout_s=2) as gone:
-        assert gone.check_eligibility(service_code="birth-certificate", **OMAR) is Eligibility.UNREACHABLE
+        assert eligibility(gone, "birth-certificate", OMAR) == EligibilityAnswer(Eligibility.UNREACHABLE)
+
+
+def test_a_fee_changed_at_central_after_the_catalogue_comes_back_from_the_pre_check(acquirer, tmp_path) -> None:
+    """The kiosk read the catalogue; central's staff then raised a fee. The pre-check before the
+    charge answers with the new fee and the new version, and a payment of the old fee buys nothing."""
+    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+    with start_in_thread(db_url, acquirer_url=acquirer.url) as central, \
+            CentralClient(central.url, device_id=DEVICE_ID) as client:
+        shown = client.fetch_catalogue()
+        old_fee = shown.get("family-statement").fee
+        assert len(shown.version) == 16
+        assert cli.main(["catalogue", "set-fee", "family-statement", "225000", "--db", db_url]) == 0
+        answer = eligibility(client, "family-statement", KHALED, fee=old_fee, catalogue_version=shown.version)
+        now = client.fetch_catalogue()
+        assert answer == EligibilityAnswer(Eligibility.ELIGIBLE, fee=Money.of(225000, "SYP"),
+                                           catalogue_version=now.version)
+        assert now.version != shown.version and now.get("family-statement").fee == Money.of(225000, "SYP")
+        old = submit(client, new_id(), KHALED, "family-statement", acquirer.pay(old_fee.amount_minor))
+        assert old == SubmitResult(SubmitStatus.REJECTED, reason="payment_amount_mismatch")
+        new = submit(client, new_id(), KHALED, "family-statement", acquirer.pay(225000))
+        assert new.status is SubmitStatus.ISSUED
+
+
+FEE = {"amount_minor": 150000, "currency": "SYP"}
+
+
+def answered(body: object, status: str = "200 OK") -> EligibilityAnswer:
+    """What check_eligibility makes of `body` served as central's answer to the pre-check."""
+    stub = StubHttpServer(raw_reply(status, json.dumps(body).encode()))
+    try:
+        with CentralClient(stub.url, device_id=DEVICE_ID) as client:
+            answer = eligibility(client, "birth-certificate", KHALED, fee=Money.of(150000, "SYP"),
+                                 catalogue_version="v-kiosk")
+        sent = json.loads(stub.requests[0])
+        assert (sent["fee"], sent["catalogue_version"]) == (FEE, "v-kiosk")
+        return answer
+    finally:
+        stub.stop()
+
+
+def test_the_pre_check_sends_the_fee_and_the_version_and_reads_centrals() -> None:
+    assert answered({"eligible": True, "fee": {"amount_minor": 175000, "currency": "SYP"},
+                     "catalogue_version": "abc123"}) == EligibilityAnswer(
+        Eligibility.ELIGIBLE, fee=Money.of(175000, "SYP"), catalogue_version="abc123")
+    assert answered({"eligible": False, "reason": "not_married", "fee": FEE, "catalogue_version": "abc123"}) == \
+        EligibilityAnswer(Eligibility.NOT_ELIGIBLE, fee=Money.of(150000, "SYP"), catalogue_version="abc123")
+    # A service central does not know has no fee; a central without versions gives none.
+    assert answered({"eligible": False, "reason": "unknown_service", "fee": None}) == EligibilityAnswer(
+        Eligibility.NOT_ELIGIBLE)
+
+
+GARBLED_ELIGIBILITY = {
+    "eligible without a fee": {"eligible": True, "catalogue_version": "v1"},
+    "eligible with a null fee": {"eligible": True, "fee": None, "catalogue_version": "v1"},
+    "a fee as a number": {"eligible": True, "fee": 150000, "catalogue_version": "v1"},
+    "an amount as text": {"eligible": True, "fee": {"amount_minor": "1500", "currency": "SYP"}},
+    "an amount as a float": {"eligible": True, "fee": {"amount_minor": 1500.0, "currency": "SYP"}},
+    "an amount that is true": {"eligible": True, "fee": {"amount_minor": True, "currency": "SYP"}},
+    "a zero fee": {"eligible": True, "fee": {"amount_minor": 0, "currency": "SYP"}},
+    "a fee without its currency": {"eligible": True, "fee": {"amount_minor": 150000}},
+    "a currency the kiosk does not handle": {"eligible": True, "fee": {"amount_minor": 150000, "currency": "GBP"}},
+    "a fee with more in it": {"eligible": True, "fee": {**FEE, "discount": 5}},
+    "a version that is not text": {"eligible": True, "fee": FEE, "catalogue_version": 3},
+    "a version with spaces": {"eligible": True, "fee": FEE, "catalogue_version": "v 1"},
+    "a not-eligible answer with a garbled fee": {"eligible": False, "reason": "x", "fee": {"amount_minor": -1}},
+    "eligible as text": {"eligible": "true", "fee": FEE},
+    "a JSON list": [True],
+}
+
+
+@pytest.mark.parametrize("body", list(GARBLED_ELIGIBILITY.values()), ids=list(GARBLED_ELIGIBILITY))
+def test_a_garbled_pre_check_answer_is_unreachable_so_nothing_is_charged(body, caplog) -> None:
+    with caplog.at_level(logging.INFO):
+        assert answered(body) == EligibilityAnswer(Eligibility.UNREACHABLE)
+    assert "central.answer_garbled call=eligibility" in caplog.text
+    assert KHALED["national_number"] not in caplog.text and KHALED["card_number"] not in caplog.text
+
+
+def test_a_pre_check_central_fails_to_answer_is_unreachable() -> None:
+    assert answered({"status": "error", "reason": "internal_error"},
+                    "500 Internal Server Error") == EligibilityAnswer(Eligibility.UNREACHABLE)
+    assert answered({"status": "invalid", "reason": "invalid_input"},
+                    "400 Bad Request") == EligibilityAnswer(Eligibility.UNREACHABLE)
+
+
+def test_the_catalogue_comes_with_its_version() -> None:
+    catalogue = fetched({**GROUPED, "version": "0123456789abcdef"})
+    assert catalogue.version == "0123456789abcdef"
+    assert catalogue.offered_in("damascus").version == "0123456789abcdef"
+    assert fetched(GROUPED).version == ""                      # a central from before versions
+
+
+@pytest.mark.parametrize("version", [7, "with space", "x" * 65, ["v1"]])
+def test_a_catalogue_with_a_garbled_version_is_unreachable(version) -> None:
+    with pytest.raises(CentralUnreachable, match="unreadable"):
+        fetched({**GROUPED, "version": version})

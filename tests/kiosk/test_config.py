@@ -44,8 +44,8 @@ def test_minimal_file_gets_the_documented_defaults(write, tmp_path):
     ("[session]\nidle_timeout_s = \"soon\"\n", "`session.idle_timeout_s` must be a number"),
     ("languages = [\"fr\"]\n", "`languages`: 'fr' is not one of ar, en"),
     ("config_version = 7\n", "`config_version` 7 is not one this kiosk knows"),
-    ("[payment]\nbackend = \"gatewya\"\n", "`payment.backend` 'gatewya' is not an installed backend "
-                                             "(fake, gateway): did you mean 'gateway'?"),
+    ("[payment]\nbackend = \"nexoo\"\n", "`payment.backend` 'nexoo' is not an installed backend "
+                                           "(fake, nexo): did you mean 'nexo'?"),
     ("[cabinet]\nbackend = \"relay-board\"\n", "`cabinet.backend` 'relay-board' is not an installed backend"),
 ])
 def test_bad_value_names_its_key(write, extra, message):
@@ -64,7 +64,7 @@ def test_missing_key_is_named(write):
 def test_each_port_has_its_documented_backend_by_default(write):
     cfg = config.load(write(GOOD))
     assert (cfg.card.backend, cfg.payment.backend, cfg.printer.backend, cfg.cabinet.backend, cfg.outbox.backend) \
-        == ("pyscard", "gateway", "escpos", "none", "sqlite")
+        == ("pyscard", "nexo", "escpos", "none", "sqlite")
 
 
 def test_a_printer_without_a_network_address_needs_no_host(write):
@@ -95,3 +95,18 @@ def test_not_toml_at_all(write):
 def test_no_file(tmp_path):
     with pytest.raises(ConfigError, match="no such configuration file"):
         config.load(tmp_path / "absent.toml")
+
+
+def test_the_catalogue_key_and_the_age_of_a_kept_catalogue(write, tmp_path):
+    cfg = config.load(write(GOOD))
+    assert cfg.central.catalogue_key is None and cfg.catalogue.max_age_h == 72.0 and cfg.catalogue.refresh_s == 60.0
+    (tmp_path / "central.pem").write_text("-----BEGIN PUBLIC KEY-----\n")
+    cfg = config.load(write(GOOD.replace('url = "http://127.0.0.1:8080"',
+                                         'url = "http://127.0.0.1:8080"\n    catalogue_key = "central.pem"')
+                            + "[catalogue]\nmax_age_h = 24\n"))
+    assert cfg.central.catalogue_key == (tmp_path / "central.pem").resolve() and cfg.catalogue.max_age_h == 24.0
+    with pytest.raises(ConfigError, match="`central.catalogue_key`: no such file"):
+        config.load(write(GOOD.replace('url = "http://127.0.0.1:8080"',
+                                       'url = "http://127.0.0.1:8080"\n    catalogue_key = "gone.pem"')))
+    with pytest.raises(ConfigError, match="`catalogue.max_age_h` must be greater than zero"):
+        config.load(write(GOOD + "[catalogue]\nmax_age_h = 0\n"))

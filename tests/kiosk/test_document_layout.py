@@ -14,10 +14,12 @@ import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
 
+from kiosk import i18n
+from kiosk.ports.payment_terminal import CardReceipt
 from kiosk.ports.receipt_printer import PrintResult, QrBlock, RasterBlock
 from kiosk.bidi_text import display_line, display_lines
 from kiosk.document_layout import (
-    TITLE, VALUE, _display_time, line_image, render_certificate, render_receipt,
+    LABEL, TITLE, VALUE, _display_time, line_image, render_certificate, render_receipt,
 )
 from bench.printing import VERIFICATION, sample_document   # a fictional person's certificate, as the benchmark prints it
 from kiosk.money import Money
@@ -231,3 +233,84 @@ def test_documents_default_to_western_digits_whatever_the_screen_shows(drawn):
     finally:
         bidi_text.use_screen_digits(before)
     assert not ARABIC_INDIC_DIGITS & set("".join(drawn))
+
+
+# --- the payment's lines: card (masked) or wallet, authorisation, terminal, sale ----------------
+
+CARD_PAYMENT = CardReceipt(masked_pan="**** **** **** 0119", auth_code="482913", terminal_id="FAKE-POI-01",
+                           sale_id="8f14e45fceea167a5a36dedd4bea2543", brand="VISA")
+WALLET_PAYMENT = CardReceipt(masked_pan="", auth_code="A7Q2K9", terminal_id="FAKE-POI-01",
+                             sale_id="8f14e45fceea167a5a36dedd4bea2543", brand="FAKEWALLET")
+
+
+def rows_drawn(lines: list[str], language: str, msgid: str) -> list[str]:
+    """The value lines drawn beside the label of `msgid` (and under it, when the value wraps)."""
+    label = display_line(i18n.text(msgid, language) + ":", language)
+    start = lines.index(label)
+    following = []
+    for line in lines[start + 1:]:
+        if line.endswith(":") or line.startswith(":"):      # the next row's label (Arabic: its colon on the left)
+            break
+        following.append(line)
+    return following
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_receipt_prints_the_masked_card_the_authorisation_the_terminal_and_the_sale(
+        language, drawn, simulator, printer):
+    job = receipt(language, payment=CARD_PAYMENT)
+    assert rows_drawn(drawn, language, "receipt.card") == ["VISA **** **** **** 0119"]
+    assert rows_drawn(drawn, language, "receipt.auth_code") == ["482913"]
+    assert rows_drawn(drawn, language, "receipt.terminal_id") == ["FAKE-POI-01"]
+    # The sale reference is longer than its column: cut into even lines, never off the paper.
+    sale = rows_drawn(drawn, language, "receipt.sale_id")
+    assert "".join(sale) == CARD_PAYMENT.sale_id and len(sale) == 2 and abs(len(sale[0]) - len(sale[1])) <= 1
+    # ... and the card number only as the terminal masked it.
+    assert not re.search(r"\d{5,}", " ".join(line for line in drawn if "****" in line))
+    # Printed: the printer simulator decodes a complete job, five lines longer than without the payment.
+    assert printer.print_job(job).result is PrintResult.PRINTED
+    assert printer.print_job(receipt(language)).result is PrintResult.PRINTED
+    with_payment, without = simulator.wait_for_jobs(2)
+    assert with_payment.complete and with_payment.cuts
+    with Image.open(with_payment.png_path) as longer, Image.open(without.png_path) as shorter:
+        assert longer.height - shorter.height == 5 * max(LABEL.line_height, VALUE.line_height)
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_receipt_names_the_wallet_paid_with_instead_of_a_card(language, drawn):
+    receipt(language, payment=WALLET_PAYMENT)
+    assert rows_drawn(drawn, language, "receipt.wallet") == ["FAKEWALLET"]
+    assert rows_drawn(drawn, language, "receipt.auth_code") == ["A7Q2K9"]
+    assert display_line(i18n.text("receipt.card", language) + ":", language) not in drawn
+
+
+def test_receipt_without_a_payment_is_the_receipt_it_always_was():
+    assert receipt("ar", payment=None).blocks[0].image.tobytes() == receipt("ar").blocks[0].image.tobytes()
+    bare = receipt("en").blocks[0].image
+    assert receipt("en", payment=CARD_PAYMENT).blocks[0].image.height > bare.height
+
+
+def test_an_arabic_indic_receipt_prints_the_authorisation_in_arabic_indic_digits_and_codes_as_typed(drawn):
+    receipt("ar", payment=CARD_PAYMENT, digits="arabic-indic")
+    assert rows_drawn(drawn, "ar", "receipt.auth_code") == ["٤٨٢٩١٣"]
+    assert rows_drawn(drawn, "ar", "receipt.terminal_id") == ["FAKE-POI-01"]
+    assert "".join(rows_drawn(drawn, "ar", "receipt.sale_id")) == CARD_PAYMENT.sale_id
+
+
+@pytest.mark.parametrize("language", ["ar", "en"])
+def test_claim_slip_carries_the_reference_as_text_and_as_its_only_qr_code(language, drawn, simulator, printer):
+    from kiosk.document_layout import render_claim_slip
+    reference = "CLM-7K2M-Q9XR-4TPB"
+    job = render_claim_slip("إخراج قيد فردي" if language == "ar" else "Civil status extract",
+                            Money.of(150000, "SYP"), reference, "2026-11-29T08:15:00Z", language,
+                            place="Damascus - Mazzeh", payment_id="poi-1234", payment=CARD_PAYMENT)
+    assert [block.data for block in job.blocks if isinstance(block, QrBlock)] == [reference]
+    assert all(block.image.width <= 576 for block in job.blocks if isinstance(block, RasterBlock))
+    assert rows_drawn(drawn, language, "claim_slip.reference") == [reference]
+    assert drawn[-1] == display_line(reference, language)                  # and in large letters under the code
+    assert any(display_line(i18n.text("claim_slip.title", language), language) == line for line in drawn)
+    assert not re.search(r"\d{5,}", " ".join(line for line in drawn if "****" in line))
+    # Printed, the printer's own QR code reads back the reference alone.
+    assert printer.print_job(job).result is PrintResult.PRINTED
+    (printed,) = simulator.wait_for_jobs(1)
+    assert [qr.data for qr in printed.qr_codes] == [reference.encode()]

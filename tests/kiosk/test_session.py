@@ -6,11 +6,13 @@ import itertools
 import pytest
 
 from kiosk.ports.card_reader import CardReadResult, CardVerdict, ConnectResult, Identity
-from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus
+from kiosk.ports.payment_terminal import (
+    PaymentMethod, PaymentOutcome, PaymentPrompt, PaymentReason, PaymentStatus, PromptKind, TerminalState,
+)
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
 from kiosk import effects as fx
 from kiosk import events as ev
-from kiosk.catalogue import Catalogue, Category, Service
+from kiosk.catalogue import Catalogue, Category, OfflineMode, OfflinePolicy, Service
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
 from kiosk.session import PRINTER_RECHECK_S, Reason, Session, Step, Timeouts
@@ -19,7 +21,7 @@ FEE = Money.of(150000, "SYP")
 CATALOGUE = Catalogue(services=(
     Service("civil-status-extract", {"ar": "إخراج قيد مدني", "en": "Civil-status extract"}, FEE),
     Service("non-conviction", {"ar": "لا حكم عليه", "en": "Non-conviction certificate"}, Money.of(200000, "SYP")),
-))
+), version="v1")
 IDENTITY = Identity(
     card_number="SY0012345678", national_number="01010012345", given_name_ar="سلمى",
     family_name_ar="الحلبي", given_name_latin="Salma", family_name_latin="Al-Halabi",
@@ -88,26 +90,38 @@ def verified(language="ar"):
     return k
 
 
-def prepared(k, service="civil-status-extract"):
+def prepared(k, service="civil-status-extract", method=PaymentMethod.CARD):
     """From the identity screen to the printer check: central said it would issue."""
     k.send(ev.ShowServices())
     k.send(ev.ServiceChosen(service))
-    (eligibility,) = k.send(ev.Pay())
+    (eligibility,) = k.send(ev.Pay(method))
     assert isinstance(eligibility, fx.CheckEligibility) and eligibility.national_number == IDENTITY.national_number
     (check,) = k.send(ev.EligibilityChecked(eligibility.txn_id, True))
     assert isinstance(check, fx.CheckPrinter)
     return check
 
 
-def paying():
+def charged(k, check):
+    """The printer is ready, then the terminal: the sale is asked for."""
+    (terminal,) = k.send(ev.PrinterChecked(check.txn_id, ready=True))
+    assert terminal == fx.CheckTerminal(check.txn_id)
+    (charge,) = k.send(ev.TerminalChecked(check.txn_id, TerminalState.READY))
+    assert isinstance(charge, fx.Charge)
+    return charge
+
+
+def paying(method=PaymentMethod.CARD):
     k = verified()
-    check = prepared(k)
-    charge = k.send(ev.PrinterChecked(check.txn_id, ready=True))[0]
-    return k, charge
+    check = prepared(k, method=method)
+    return k, charged(k, check)
 
 
 def approved(charge):
-    return ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.APPROVED, FEE, charge.charge_id, "pay-1"))
+    return ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.APPROVED, FEE, charge.sale_id, "pay-1"))
+
+
+def outcome(charge, status, reason=None):
+    return ev.PaymentSettled(charge.txn_id, PaymentOutcome(status, FEE, charge.sale_id, reason=reason))
 
 
 def test_full_journey_ends_on_attract_with_nothing_kept():
@@ -124,7 +138,7 @@ def test_full_journey_ends_on_attract_with_nothing_kept():
     assert k.send(ev.CardRemoved()) == [fx.ReleaseCard()]
     view = k.session.view()
     assert view.step is Step.ATTRACT and view.holder_name is None and view.selected is None
-    assert not any(isinstance(e, fx.Refund) for e in k.effects)
+    assert not any(isinstance(e, fx.Settle) for e in k.effects)
 
 
 def test_language_chosen_on_attract_asks_for_the_card_in_that_language():
@@ -151,7 +165,8 @@ def test_photo_is_read_only_once_the_identity_is_shown():
     assert not any(isinstance(e, fx.ReadPhoto) for e in k.effects)
     auth = type_pin(k, "1234")[0]
     out = k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 9, identity=IDENTITY)))
-    assert out == [fx.ReadPhoto(auth.session_id)]
+    assert out[0] == fx.ReadPhoto(auth.session_id)             # (and central asked for documents waiting)
+    assert [type(e) for e in out[1:]] == [fx.FindWaitingDocuments]
     k.send(ev.PhotoRead(auth.session_id, b"\xff\xd8jpeg"))
     assert k.session.view().photo == b"\xff\xd8jpeg"
 
@@ -234,8 +249,7 @@ def test_card_removed_during_payment_refunds_the_late_approval():
     k.send(ev.CardRemoved())
     assert k.step is Step.ATTRACT and k.session.orphans == (charge.txn_id,)
     out = k.send(approved(charge))
-    refund = [e for e in out if isinstance(e, fx.Refund)][0]
-    assert refund.payment_id == "pay-1" and refund.amount == FEE
+    assert fx.Settle(charge.txn_id, "card_removed") in out
     assert not any(isinstance(e, fx.IssueDocument) for e in out)
     assert k.session.orphans == ()
 
@@ -243,17 +257,16 @@ def test_card_removed_during_payment_refunds_the_late_approval():
 def test_card_removed_during_payment_then_declined_needs_no_refund():
     k, charge = paying()
     k.send(ev.CardRemoved())
-    out = k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.DECLINED, FEE, charge.charge_id)))
+    out = k.send(outcome(charge, PaymentStatus.DECLINED, PaymentReason.INSUFFICIENT_FUNDS))
     assert out == [] and k.session.orphans == ()
 
 
 def test_card_removed_while_issuing_refunds_and_voids():
     k, charge = paying()
-    issue = k.send(approved(charge))[0]
+    k.send(approved(charge))
     k.send(ev.CardRemoved())
     out = k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
-    assert any(isinstance(e, fx.Refund) for e in out)
-    assert fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert fx.Settle(charge.txn_id, "card_removed") in out
     assert not any(isinstance(e, fx.PrintDocument) for e in out)
 
 
@@ -263,7 +276,7 @@ def test_card_removed_while_printing_keeps_the_printed_document_paid():
     k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
     k.send(ev.CardRemoved())
     out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
-    assert not any(isinstance(e, fx.Refund) for e in out) and k.session.orphans == ()
+    assert not any(isinstance(e, fx.Settle) for e in out) and k.session.orphans == ()
 
 
 def print_failed(bytes_sent=0):
@@ -273,7 +286,7 @@ def print_failed(bytes_sent=0):
     k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
     out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER,
                                                                bytes_sent=bytes_sent)))
-    assert not any(isinstance(e, (fx.Refund, fx.VoidDocument)) for e in out)
+    assert not any(isinstance(e, fx.Settle) for e in out)
     assert fx.Alert("printer.failed_mid_document") in out
     return k, charge, issue
 
@@ -300,7 +313,7 @@ def test_printer_back_reprints_the_same_document_marked_as_a_copy_when_part_came
     assert k.step is Step.PRINTING
     k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
     assert k.step is Step.TAKE_CARD and k.session.view().printed
-    assert not any(isinstance(e, fx.Refund) for e in k.effects)
+    assert not any(isinstance(e, fx.Settle) for e in k.effects)
 
 
 def test_a_print_that_sent_nothing_is_reprinted_as_the_original():
@@ -313,7 +326,7 @@ def test_a_print_that_sent_nothing_is_reprinted_as_the_original():
 def test_printer_not_back_in_time_refunds_and_voids():
     k, charge, issue = print_failed()
     out = k.tick(300)
-    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert any(isinstance(e, fx.Settle) and e.txn_id == charge.txn_id for e in out)
     view = k.session.view()
     assert view.step is Step.FAILED and view.reason is Reason.PRINT_FAILED and view.refunded
     assert k.send(ev.PrinterChecked(charge.txn_id, ready=True)) == []     # a late answer prints nothing
@@ -322,14 +335,14 @@ def test_printer_not_back_in_time_refunds_and_voids():
 def test_citizen_who_will_not_wait_gets_the_fee_back():
     k, charge, issue = print_failed()
     out = k.send(ev.Cancel())
-    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert any(isinstance(e, fx.Settle) and e.txn_id == charge.txn_id for e in out)
     assert k.step is Step.FAILED and k.session.view().refunded
 
 
 def test_card_pulled_while_waiting_for_the_printer_refunds_at_once_and_prints_nothing_later():
     k, charge, issue = print_failed()
     out = k.send(ev.CardRemoved())
-    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert any(isinstance(e, fx.Settle) and e.txn_id == charge.txn_id for e in out)
     assert k.step is Step.ATTRACT and k.session.orphans == ()
     assert k.send(ev.PrinterChecked(charge.txn_id, ready=True)) == []
 
@@ -345,11 +358,11 @@ def test_no_reprint_window_refunds_at_once():
     k.send(ev.CardConnected(connect.session_id, ConnectResult.CONNECTED))
     auth = type_pin(k, "1234")[0]
     k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 7, identity=IDENTITY)))
-    charge = k.send(ev.PrinterChecked(prepared(k).txn_id, ready=True))[0]
+    charge = charged(k, prepared(k))
     k.send(approved(charge))
     k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))
     out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER)))
-    assert any(isinstance(e, fx.Refund) for e in out) and k.step is Step.FAILED
+    assert any(isinstance(e, fx.Settle) for e in out) and k.step is Step.FAILED
 
 
 def test_paper_running_low_alerts_the_technicians():
@@ -371,27 +384,28 @@ def test_printer_not_ready_means_no_charge():
 
 def test_declined_payment_can_be_retried_with_a_new_charge():
     k, charge = paying()
-    k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.DECLINED, FEE, charge.charge_id)))
-    assert k.step is Step.PAYMENT_DECLINED
-    eligibility = k.send(ev.RetryPayment())[0]
+    k.send(outcome(charge, PaymentStatus.DECLINED, PaymentReason.INSUFFICIENT_FUNDS))
+    view = k.session.view()
+    assert view.step is Step.PAYMENT_DECLINED and view.payment_reason is PaymentReason.INSUFFICIENT_FUNDS
+    eligibility = k.send(ev.RetryPayment(PaymentMethod.WALLET))[0]
     check = k.send(ev.EligibilityChecked(eligibility.txn_id, True))[0]
-    second = k.send(ev.PrinterChecked(check.txn_id, ready=True))[0]
-    assert isinstance(second, fx.Charge) and second.charge_id != charge.charge_id
+    second = charged(k, check)
+    assert second.sale_id != charge.sale_id and second.method is PaymentMethod.WALLET
 
 
 def test_lost_payment_answer_is_settled_by_a_durable_refund():
     k, charge = paying()
-    out = k.send(ev.PaymentSettled(charge.txn_id, PaymentOutcome(PaymentStatus.UNKNOWN, FEE, charge.charge_id)))
-    refund = [e for e in out if isinstance(e, fx.Refund)][0]
-    assert refund.payment_id is None and refund.charge_id == charge.charge_id
-    assert k.step is Step.FAILED
+    out = k.send(outcome(charge, PaymentStatus.UNKNOWN))
+    assert fx.Settle(charge.txn_id, "answer_lost") in out
+    view = k.session.view()
+    assert view.step is Step.FAILED and view.reason is Reason.PAYMENT_FAILED and view.refunded
 
 
 def test_document_not_issued_in_time_refunds_and_voids():
     k, charge = paying()
-    issue = k.send(approved(charge))[0]
+    k.send(approved(charge))
     out = k.send(ev.DocumentAnswered(charge.txn_id, None))
-    assert any(isinstance(e, fx.Refund) for e in out) and fx.VoidDocument(charge.txn_id, issue.request_id) in out
+    assert any(isinstance(e, fx.Settle) and e.txn_id == charge.txn_id for e in out)
     assert k.session.view().reason is Reason.DOCUMENT_UNAVAILABLE
 
 
@@ -570,3 +584,411 @@ def test_the_end_screen_has_the_printed_documents_serial():
     k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
     view = k.session.view()
     assert view.step is Step.TAKE_CARD and view.serial == DOCUMENT.serial and view.selected.fee == FEE
+
+
+# ---------------------------------------------------------------- paying at the terminal
+
+
+def test_the_charge_names_the_sale_the_request_and_what_the_terminal_shows():
+    k, charge = paying()
+    assert (charge.amount, charge.method, charge.service_code) == (FEE, PaymentMethod.CARD, "civil-status-extract")
+    assert charge.request_id == "k1-%s" % charge.txn_id and charge.sale_id
+    assert "Civil-status extract" in charge.label and FEE.major_text() in charge.label
+    view = k.session.view()
+    assert view.payment_method is PaymentMethod.CARD and view.payment_prompt is PromptKind.PRESENT_CARD
+
+
+def test_the_screen_follows_what_the_terminal_asks():
+    k, charge = paying()
+    k.send(ev.PaymentPrompted(charge.txn_id, PaymentPrompt(charge.sale_id, PromptKind.PROCESSING)))
+    assert k.session.view().payment_prompt is PromptKind.PROCESSING
+
+
+@pytest.mark.parametrize("state", [TerminalState.BUSY, TerminalState.UNREACHABLE])
+def test_terminal_busy_or_unreachable_means_no_charge(state):
+    k = verified()
+    check = prepared(k)
+    k.send(ev.PrinterChecked(check.txn_id, ready=True))
+    out = k.send(ev.TerminalChecked(check.txn_id, state))
+    view = k.session.view()
+    assert view.step is Step.FAILED and view.reason is Reason.PAYMENT_UNAVAILABLE and not view.refunded
+    assert not any(isinstance(e, fx.Charge) for e in k.effects) and not any(isinstance(e, fx.Settle) for e in out)
+
+
+def test_a_terminal_that_went_down_during_the_sale_charged_nothing():
+    k, charge = paying()
+    k.send(outcome(charge, PaymentStatus.FAILED, PaymentReason.TERMINAL_UNREACHABLE))
+    view = k.session.view()
+    assert view.step is Step.FAILED and view.reason is Reason.PAYMENT_UNAVAILABLE and not view.refunded
+
+
+@pytest.mark.parametrize("reason", [PaymentReason.WRONG_PIN, PaymentReason.CARD_EXPIRED, PaymentReason.CARD_REMOVED,
+                                    PaymentReason.TIMED_OUT])
+def test_a_card_that_did_not_go_through_says_why_and_offers_another_try(reason):
+    k, charge = paying()
+    status = PaymentStatus.DECLINED if reason is not PaymentReason.TIMED_OUT else PaymentStatus.FAILED
+    out = k.send(outcome(charge, status, reason))
+    view = k.session.view()
+    assert view.step is Step.PAYMENT_DECLINED and view.payment_reason is reason
+    assert fx.Audit("payment.declined", reason.value) in out and not any(isinstance(e, fx.Settle) for e in out)
+    k.send(ev.Back())
+    assert k.step is Step.CATALOGUE and k.session.view().payment_reason is None
+
+
+def test_cancel_while_the_terminal_waits_aborts_it_then_gives_the_card_back():
+    k, charge = paying()
+    assert k.send(ev.Cancel()) == [fx.AbortPayment(charge.txn_id)]
+    assert k.send(ev.Cancel()) == []                      # once is enough
+    assert k.step is Step.PAYING and k.session.view().cancelling
+    out = k.send(outcome(charge, PaymentStatus.FAILED, PaymentReason.CANCELLED))
+    assert out == [fx.ReleaseCard()] and k.step is Step.TAKE_CARD
+    assert not any(isinstance(e, fx.Settle) for e in k.effects)
+
+
+def test_a_sale_approved_before_the_cancel_reached_the_terminal_is_given_back():
+    k, charge = paying()
+    k.send(ev.Cancel())
+    out = k.send(approved(charge))
+    assert fx.Settle(charge.txn_id, "cancelled") in out
+    assert not any(isinstance(e, fx.IssueDocument) for e in out) and k.step is Step.TAKE_CARD
+
+
+def test_card_pulled_while_the_terminal_waits_stops_the_terminal():
+    k, charge = paying()
+    out = k.send(ev.CardRemoved())
+    assert fx.AbortPayment(charge.txn_id) in out and k.session.orphans == (charge.txn_id,)
+    assert k.send(outcome(charge, PaymentStatus.FAILED, PaymentReason.CANCELLED)) == []
+    assert k.session.orphans == ()
+
+
+def test_a_wallet_request_is_shown_with_its_countdown_and_stopped_when_long_expired():
+    k, charge = paying(PaymentMethod.WALLET)
+    assert charge.method is PaymentMethod.WALLET and k.session.view().payment_prompt is PromptKind.SCAN_QR
+    qr = "https://pay.example/r/abc"
+    k.send(ev.PaymentPrompted(charge.txn_id, PaymentPrompt(charge.sale_id, PromptKind.SCAN_QR, qr, 120.0)))
+    view = k.session.view()
+    assert (view.payment_qr, view.payment_seconds_left) == (qr, 120)
+    k.tick(30)
+    assert k.session.view().payment_seconds_left == 90
+    assert k.tick(90) == []                               # the terminal answers its own expiry
+    assert k.tick(20) == [fx.AbortPayment(charge.txn_id)]  # ... or is told to stop
+    k.send(outcome(charge, PaymentStatus.FAILED, PaymentReason.TIMED_OUT))
+    assert k.step is Step.TAKE_CARD and k.session.view().payment_qr is None
+
+
+def test_a_fee_changed_at_central_is_shown_before_anything_is_charged():
+    k = verified()
+    k.send(ev.ShowServices())
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    (eligibility,) = k.send(ev.Pay())
+    assert (eligibility.fee, eligibility.catalogue_version) == (FEE, "v1")
+    new_fee = Money.of(175000, "SYP")
+    out = k.send(ev.EligibilityChecked(eligibility.txn_id, True, new_fee, "v2"))
+    assert fx.LoadCatalogue() in out and not any(isinstance(e, (fx.CheckPrinter, fx.Charge)) for e in k.effects)
+    view = k.session.view()
+    assert view.step is Step.CONFIRM and view.fee_changed and view.selected.fee == new_fee
+    (again,) = k.send(ev.Pay())
+    assert again.fee == new_fee
+    check = k.send(ev.EligibilityChecked(again.txn_id, True, new_fee, "v2"))
+    assert check == [fx.LoadCatalogue(), fx.CheckPrinter(again.txn_id)]
+    assert charged(k, check[1]).amount == new_fee and not k.session.view().fee_changed
+
+
+def test_the_same_fee_goes_on_to_the_printer_check():
+    k = verified()
+    k.send(ev.ShowServices())
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    (eligibility,) = k.send(ev.Pay())
+    assert k.send(ev.EligibilityChecked(eligibility.txn_id, True, FEE, "v1")) == [fx.CheckPrinter(eligibility.txn_id)]
+
+
+# ---------------------------------------------------------------- the link to central
+
+
+def test_the_view_shows_the_link_as_the_outbox_last_saw_it():
+    from kiosk.ports.outbox import LinkState
+    k = started()
+    assert k.session.view().link is LinkState.ONLINE            # central just gave the catalogue
+    k.send(ev.LinkChanged(LinkState.OFFLINE))
+    assert k.session.view().link is LinkState.OFFLINE
+    k.send(ev.LinkChanged(LinkState.ONLINE))
+    assert k.session.view().link is LinkState.ONLINE
+
+
+def test_the_link_is_unknown_until_something_is_heard_then_central_silent_means_offline():
+    from kiosk.ports.outbox import LinkState
+    k = Kiosk()
+    k.send(ev.Start(0.0))
+    assert k.session.view().link is LinkState.UNKNOWN
+    k.send(ev.CatalogueLoaded(None))
+    assert k.session.view().link is LinkState.OFFLINE
+
+
+def test_a_pre_check_central_did_not_answer_shows_the_link_down():
+    from kiosk.ports.outbox import LinkState
+    k = verified()
+    k.send(ev.ShowServices())
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    (check,) = k.send(ev.Pay(PaymentMethod.CARD))
+    k.send(ev.EligibilityChecked(check.txn_id, None))
+    assert k.session.view().link is LinkState.OFFLINE
+
+
+def test_an_idle_kiosk_asks_for_the_catalogue_now_and_then_but_never_while_serving():
+    k = started()
+    assert k.tick(59) == []
+    assert k.tick(1) == [fx.LoadCatalogue()]                  # nobody there: central asked again
+    assert k.tick(30) == []
+    k.send(ev.LanguageChosen("en"))                           # a citizen begins
+    k.send(ev.Touched(k.now))
+    assert k.tick(45) == []
+
+
+def test_the_kept_copy_serves_with_the_link_shown_down_and_a_refused_copy_puts_the_kiosk_out_of_service():
+    from kiosk.ports.outbox import LinkState
+    k = Kiosk()
+    k.send(ev.Start(0.0))
+    k.send(ev.CatalogueLoaded(CATALOGUE, cached=True))
+    assert k.step is Step.ATTRACT and k.session.view().link is LinkState.OFFLINE
+    k.tick(60)
+    k.send(ev.CatalogueLoaded(None, expired=True))          # the copy is too old now
+    assert k.step is Step.OUT_OF_SERVICE and k.session.view().reason is Reason.NO_CATALOGUE
+
+
+def test_central_silent_without_a_verdict_on_the_copy_keeps_the_catalogue_shown():
+    k = started()
+    k.send(ev.CatalogueLoaded(None))
+    assert k.step is Step.ATTRACT and k.session.view().services
+
+
+# ---------------------------------------------------------------- offline: which services still work
+
+CLAIMABLE = Service("civil-status-extract", {"ar": "إخراج قيد مدني", "en": "Civil-status extract"}, FEE,
+                    offline=OfflinePolicy(OfflineMode.CLAIM, max_fee_minor=200000, daily_cap_minor=1000000))
+ONLINE_ONLY = Service("non-conviction", {"ar": "لا حكم عليه", "en": "Non-conviction certificate"},
+                      Money.of(250000, "SYP"))
+DEAR = Service("family-book-replacement", {"ar": "بدل دفتر عائلة", "en": "Family book replacement"},
+               Money.of(500000, "SYP"), offline=OfflinePolicy(OfflineMode.CLAIM, 300000, 1000000))
+OFFLINE_CATALOGUE = Catalogue(services=(CLAIMABLE, ONLINE_ONLY, DEAR), version="v2")
+
+
+def offline_at_services():
+    from kiosk.ports.outbox import LinkState
+    k = Kiosk()
+    k.send(ev.Start(0.0))
+    k.send(ev.CatalogueLoaded(OFFLINE_CATALOGUE, cached=True))      # central unreachable: the kept copy
+    k.send(ev.LanguageChosen("ar"))
+    k.send(ev.CardInserted())
+    k.send(ev.CardConnected(k.last(fx.ConnectCard).session_id, ConnectResult.CONNECTED))
+    auth = type_pin(k, "1234")[0]
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 9, identity=IDENTITY)))
+    k.send(ev.ShowServices())
+    assert k.session.view().link is LinkState.OFFLINE
+    return k
+
+
+def test_offline_a_service_that_needs_central_is_refused_at_confirm_before_any_payment():
+    k = offline_at_services()
+    k.send(ev.ServiceChosen("non-conviction"))
+    view = k.session.view()
+    assert view.step is Step.CONFIRM and view.needs_link and view.selected == ONLINE_ONLY
+    effects = k.send(ev.Pay(PaymentMethod.CARD)) + k.send(ev.Pay(PaymentMethod.WALLET))
+    assert all(isinstance(e, fx.Audit) for e in effects) and effects
+    assert not any(isinstance(e, (fx.CheckEligibility, fx.CheckTerminal, fx.Charge)) for e in k.effects)
+    assert k.step is Step.CONFIRM
+    k.send(ev.Back())
+    assert k.step is Step.CATALOGUE
+
+
+def test_offline_a_claimable_service_within_its_limit_is_not_refused():
+    k = offline_at_services()
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    assert not k.session.view().needs_link
+
+
+def test_offline_a_claimable_service_above_the_payment_limit_needs_central():
+    k = offline_at_services()
+    k.send(ev.ServiceChosen("family-book-replacement"))
+    assert k.session.view().needs_link
+
+
+def test_the_link_coming_back_lets_the_service_be_paid_as_usual():
+    from kiosk.ports.outbox import LinkState
+    k = offline_at_services()
+    k.send(ev.ServiceChosen("non-conviction"))
+    k.send(ev.LinkChanged(LinkState.ONLINE))
+    assert not k.session.view().needs_link
+    (check,) = k.send(ev.Pay(PaymentMethod.CARD))
+    assert isinstance(check, fx.CheckEligibility) and check.service_code == "non-conviction"
+
+
+# ---------------------------------------------------------------- offline claims
+
+def claim_charged(k, service="civil-status-extract"):
+    """Offline, a claimable service: the day's cap, the printer, the terminal, then the sale (offline)."""
+    k.send(ev.ServiceChosen(service))
+    assert k.session.view().claim and not k.session.view().needs_link
+    audit, allowance = k.send(ev.Pay(PaymentMethod.CARD))
+    assert isinstance(audit, fx.Audit) and isinstance(allowance, fx.CheckOfflineAllowance)
+    assert allowance.amount == FEE and allowance.daily_cap == Money.of(1000000, "SYP")
+    (printer,) = k.send(ev.OfflineAllowanceChecked(allowance.txn_id, True))
+    assert printer == fx.CheckPrinter(allowance.txn_id)
+    charge = charged(k, printer)
+    assert charge.offline and charge.amount == FEE
+    return charge
+
+
+def test_offline_a_claim_is_paid_kept_and_slipped_without_asking_central():
+    k = offline_at_services()
+    charge = claim_charged(k)
+    (queue,) = k.send(approved(charge))
+    assert k.step is Step.CLAIMING and isinstance(queue, fx.QueueClaim)
+    assert queue.national_number == IDENTITY.national_number and queue.payment_id == "pay-1"
+    assert queue.reference.startswith("CLM-") and "national" not in repr(queue) and IDENTITY.national_number \
+        not in repr(queue)
+    audit, slip = k.send(ev.ClaimQueued(charge.txn_id, True))
+    assert isinstance(slip, fx.PrintClaimSlip) and slip.reference == queue.reference and k.step is Step.PRINTING
+    assert k.session.view().claim_reference == queue.reference
+    k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
+    view = k.session.view()
+    assert view.step is Step.TAKE_CARD and view.claim_reference == queue.reference and view.claim_slip_printed
+    assert not any(isinstance(e, (fx.Settle, fx.CheckEligibility, fx.IssueDocument)) for e in k.effects)
+
+
+def test_a_claim_is_paid_by_bank_card_only():
+    k = offline_at_services()
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    assert k.send(ev.Pay(PaymentMethod.WALLET)) == [] and k.step is Step.CONFIRM
+
+
+def test_a_claim_beyond_the_days_offline_cap_charges_nothing():
+    k = offline_at_services()
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    _audit, allowance = k.send(ev.Pay(PaymentMethod.CARD))
+    k.send(ev.OfflineAllowanceChecked(allowance.txn_id, False))
+    view = k.session.view()
+    assert view.step is Step.FAILED and view.reason is Reason.OFFLINE_LIMIT and not view.refunded
+    assert not any(isinstance(e, (fx.Charge, fx.CheckTerminal)) for e in k.effects)
+
+
+def test_a_claim_that_could_not_be_kept_is_given_back():
+    k = offline_at_services()
+    charge = claim_charged(k)
+    k.send(approved(charge))
+    out = k.send(ev.ClaimQueued(charge.txn_id, False))
+    assert fx.Settle(charge.txn_id, "claim_not_kept") in out
+    assert k.step is Step.FAILED and k.session.view().refunded
+
+
+def test_a_slip_that_did_not_print_leaves_the_claim_kept_and_shows_the_reference():
+    k = offline_at_services()
+    charge = claim_charged(k)
+    (queue,) = k.send(approved(charge))
+    k.send(ev.ClaimQueued(charge.txn_id, True))
+    out = k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER)))
+    view = k.session.view()
+    assert view.step is Step.TAKE_CARD and view.claim_reference == queue.reference and not view.claim_slip_printed
+    assert not any(isinstance(e, fx.Settle) for e in out)
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_card_pulled_while_the_claim_is_kept_gives_back_only_a_claim_not_kept(kept):
+    k = offline_at_services()
+    charge = claim_charged(k)
+    k.send(approved(charge))
+    k.send(ev.CardRemoved())
+    assert k.session.orphans == (charge.txn_id,)
+    out = k.send(ev.ClaimQueued(charge.txn_id, kept))
+    assert any(isinstance(e, fx.Settle) for e in out) is not kept and k.session.orphans == ()
+
+
+def test_card_pulled_while_the_slip_prints_never_gives_the_claim_back():
+    k = offline_at_services()
+    charge = claim_charged(k)
+    k.send(approved(charge))
+    k.send(ev.ClaimQueued(charge.txn_id, True))
+    out = k.send(ev.CardRemoved())
+    out += k.send(ev.PrintFinished(charge.txn_id, PrintOutcome(PrintResult.FAILED, PrinterStatus.DISCONNECTED)))
+    assert not any(isinstance(e, fx.Settle) for e in out) and k.session.orphans == ()
+
+
+def test_a_pre_check_central_did_not_answer_offers_a_claim_for_a_claimable_service():
+    k = Kiosk()
+    k.send(ev.Start(0.0))
+    k.send(ev.CatalogueLoaded(OFFLINE_CATALOGUE))                   # central answered: the link looks up
+    k.send(ev.LanguageChosen("en"))
+    k.send(ev.CardInserted())
+    k.send(ev.CardConnected(k.last(fx.ConnectCard).session_id, ConnectResult.CONNECTED))
+    auth = type_pin(k, "1234")[0]
+    k.send(ev.CardAuthenticated(auth.session_id, CardReadResult(CardVerdict.VALID, 9, identity=IDENTITY)))
+    k.send(ev.ShowServices())
+    k.send(ev.ServiceChosen("civil-status-extract"))
+    assert not k.session.view().claim
+    (check,) = k.send(ev.Pay(PaymentMethod.CARD))
+    k.send(ev.EligibilityChecked(check.txn_id, None))               # ... but central did not answer
+    view = k.session.view()
+    assert view.step is Step.CONFIRM and view.claim and not view.refunded
+    _audit, allowance = k.send(ev.Pay(PaymentMethod.CARD))
+    assert isinstance(allowance, fx.CheckOfflineAllowance)
+
+
+def test_claim_references_are_random_and_readable():
+    from kiosk.session import new_claim_reference
+    import re
+    references = {new_claim_reference() for _ in range(200)}
+    assert len(references) == 200
+    assert all(re.fullmatch(r"CLM-[A-HJKMNP-TV-Z2-9]{4}-[A-HJKMNP-TV-Z2-9]{4}-[A-HJKMNP-TV-Z2-9]{4}", r)
+               for r in references)
+
+
+# ---------------------------------------------------------------- collecting documents claimed earlier
+
+def waiting_document(serial):
+    return IssuedDocument(request_id="k9-" + serial, serial=serial, service_code="civil-status-extract",
+                          title={"ar": "إخراج قيد", "en": "Extract"}, fields=(), issued_at="2026-11-23T10:00:00Z",
+                          verification="KSK2:x")
+
+
+def with_documents_waiting(count=2):
+    k = verified()
+    (find,) = [e for e in k.effects if isinstance(e, fx.FindWaitingDocuments)]
+    assert find.national_number == IDENTITY.national_number and IDENTITY.national_number not in repr(find)
+    documents = tuple(waiting_document("2026-AAAA%04d" % i) for i in range(count))
+    k.send(ev.WaitingDocumentsFound(find.session_id, documents))
+    assert k.session.view().waiting_documents == count
+    return k, documents
+
+
+def test_documents_waiting_are_printed_without_payment_and_the_card_comes_back():
+    k, documents = with_documents_waiting()
+    (collect,) = k.send(ev.CollectDocuments())
+    assert collect == fx.PrintCollected(k.session._session_id, documents, "ar") and k.step is Step.COLLECTING
+    k.send(ev.DocumentsCollected(collect.session_id, ("2026-AAAA0000", "2026-AAAA0001"),
+                                 PrintOutcome(PrintResult.PRINTED, PrinterStatus.READY)))
+    view = k.session.view()
+    assert view.step is Step.TAKE_CARD and view.collected == ("2026-AAAA0000", "2026-AAAA0001")
+    assert not any(isinstance(e, (fx.CheckEligibility, fx.Charge, fx.Settle)) for e in k.effects)
+
+
+def test_a_waiting_document_that_did_not_print_still_waits():
+    k, _documents = with_documents_waiting()
+    (collect,) = k.send(ev.CollectDocuments())
+    k.send(ev.DocumentsCollected(collect.session_id, ("2026-AAAA0000",),
+                                 PrintOutcome(PrintResult.FAILED, PrinterStatus.NO_PAPER)))
+    view = k.session.view()
+    assert view.step is Step.FAILED and view.reason is Reason.COLLECTION_FAILED and not view.refunded
+    assert view.waiting_documents == 1 and view.collected == ("2026-AAAA0000",)
+
+
+def test_no_documents_are_asked_for_while_central_cannot_be_reached_nor_heard_for_another_session():
+    k = offline_at_services()
+    assert not any(isinstance(e, fx.FindWaitingDocuments) for e in k.effects)
+    k.send(ev.WaitingDocumentsFound("another-session", (waiting_document("2026-BBBB0000"),)))
+    assert k.session.view().waiting_documents == 0
+    assert k.send(ev.CollectDocuments()) == []
+
+
+def test_documents_waiting_are_forgotten_with_the_card():
+    k, _documents = with_documents_waiting()
+    k.send(ev.CardRemoved())
+    assert k.session.view().waiting_documents == 0

@@ -45,7 +45,8 @@ def audio_lines(caplog) -> list[str]:
 
 
 def test_every_screen_has_a_prompt_from_both_catalogues():
-    assert set(prompts.PROMPTS) == set(SCREENS.values())
+    assert set(prompts.PROMPTS) == set(SCREENS.values()) | set(prompts.VARIANTS)
+    assert set(prompts.VARIANTS.values()) <= set(SCREENS.values())
     for language in i18n.LANGUAGES:
         known = i18n.message_ids(language)
         for screen, msgids in prompts.PROMPTS.items():
@@ -65,6 +66,30 @@ def test_the_pin_prompt_says_what_to_do_and_the_identity_prompt_no_name():
     assert "identity.greeting" not in prompts.PROMPTS["identity"]
     assert prompts.prompt_text("pin_entry", "en") == \
         "Enter your PIN.\nType the PIN of your ID card (4 to 8 digits), then press OK."
+
+
+def test_paying_by_mobile_app_and_a_changed_fee_are_spoken_with_their_own_prompts():
+    from kiosk.ports.payment_terminal import PaymentMethod, PromptKind
+    from kiosk.session import Step, View
+    card = View(Step.PAYING, "en", payment_method=PaymentMethod.CARD, payment_prompt=PromptKind.PRESENT_CARD)
+    wallet = View(Step.PAYING, "en", payment_method=PaymentMethod.WALLET, payment_prompt=PromptKind.SCAN_QR,
+                  payment_qr="fakepay://pay?sale=1", payment_seconds_left=100)
+    assert prompts.prompt_for("paying", card) == "paying"
+    assert prompts.prompt_for("paying", wallet) == "paying_wallet"
+    assert prompts.prompt_for("confirm", View(Step.CONFIRM, "en")) == "confirm"
+    assert prompts.prompt_for("confirm", View(Step.CONFIRM, "en", fee_changed=True)) == "confirm_fee_changed"
+    assert prompts.prompt_text("paying", "en") == (
+        "Pay by bank card.\nInsert, tap or swipe your bank card on the payment terminal.\n"
+        "If the terminal asks for your card's PIN, type it on the terminal's keypad, never on this screen.")
+    assert prompts.prompt_text("paying_wallet", "en") == (
+        "Pay by mobile app.\nScan this code with your mobile payment app, then confirm the payment there.")
+    assert prompts.prompt_text("confirm_fee_changed", "en") == (
+        "The fee for this certificate has changed.\n"
+        "Nothing has been charged. Check the new fee, then choose how to pay.")
+    # A declined payment's prompt holds what is true whatever the reason: nothing was charged, and the ways on.
+    assert prompts.prompt_text("payment_declined", "en") == (
+        "Payment not completed.\nNothing was charged.\n"
+        "Try again by bank card, pay by mobile app, go back to choose another certificate, or cancel.")
 
 
 def test_arabic_goes_to_the_synthesiser_in_logical_order_unshaped():

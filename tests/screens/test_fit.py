@@ -10,9 +10,11 @@ visible label, image and busy ring are compared with each other, the window
 and (for a screen's own widgets) the room below the header. Text colours are
 checked against what they are drawn on (WCAG: 4.5:1, 7:1 in high contrast).
 A few screens are saved as screenshots at extra large, in both languages and
-in high contrast, for a person to look at.
+in high contrast, for a person to look at (`--every-shot`: every case). A
+wallet's payment request must come out on the screen large and read back:
+the QR code is read from a screenshot as a phone would.
 
-    python -m tests.screens.test_fit --out DIR [--only SCREEN ...]
+    python -m tests.screens.test_fit --out DIR [--only SCREEN ...] [--every-shot]
 """
 
 from __future__ import annotations
@@ -35,7 +37,25 @@ SHOTS = [(screen, language, "extra-large", contrast)
          for screen in ("attract", "pin_entry", "identity", "catalogue", "confirm", "paying", "print_waiting", "take_card",
                         "failed")
          for language in ("ar", "en") for contrast in (False, True)]
+# The states of the payment screens, each by its case label, at extra large in both languages.
+LABELLED_SHOTS = [(screen, label, language, "extra-large", False)
+                  for screen, labels in (("paying", ("card", "processing", "wallet", "cancelling")),
+                                         ("confirm", ("fee_changed", "needs_link", "claim")),
+                                         ("catalogue", ("offline_first", "offline_category")),
+                                         ("identity", ("waiting",)), ("printing", ("claim",)),
+                                         ("take_card", ("claimed", "collected")),
+                                         ("payment_declined", ("insufficient_funds", "card_removed")),
+                                         ("failed", ("payment_unavailable",)))
+                  for label in labels for language in ("ar", "en")] + [
+                 ("paying", "wallet", language, "extra-large", True) for language in ("ar", "en")]
 SLACK = 1.0                              # pixels: rounding of layout and text metrics
+CLAIM_REFERENCE = "CLM-WXYZ-WXYZ-WXYZ"   # the widest letters a claim's reference can have
+QR_LEAST_SIDE = 240                      # pixels: a wallet request's QR code is at least this large
+QR_LEAST_MODULE = 3                      # pixels a module, at least
+# A payment request as long as a real wallet's (EMV merchant-presented mode runs to a few hundred characters).
+WALLET_REQUEST = ("00020101021226780014com.example.pay0136sale-8f14e45fceea167a5a36dedd4bea2543"
+                  "0212KIOSK-0001-DM52049399530376054062000005802SY5912CIVIL REGISTRY6007DAMASCUS"
+                  "62290525KSK-2026-000123-8F14E45F6304A1B2")
 
 
 # ---------------------------------------------------------------- the test
@@ -55,6 +75,19 @@ def test_every_screen_fits_at_every_text_size_in_both_languages(screen, tmp_path
         (name, language, size) for name in SCREENS.values() for language in ("ar", "en")
         for size in ("normal", "large", "extra-large")}
     assert any(c["high_contrast"] for c in report["cases"])
+    # every state of paying, the changed fee, every reason a payment did not go through, no terminal
+    from kiosk.ports.payment_terminal import PaymentReason
+    assert {(c["screen"], c["view"]) for c in report["cases"]} >= {
+        ("paying", "card"), ("paying", "processing"), ("paying", "cancelling"), ("paying", "wallet"),
+        ("paying", "wallet_processing"), ("paying", "wallet_coming"), ("paying", "wallet_expired"),
+        ("confirm", "fee_changed"), ("confirm", "needs_link"), ("catalogue", "offline_first"),
+        ("catalogue", "offline_category"), ("confirm", "claim"), ("identity", "waiting"), ("printing", "claim"),
+        ("take_card", "claimed"), ("take_card", "collected"), ("failed", "offline_limit"), ("claiming", "plain"),
+        ("collecting", "plain"),
+        ("failed", "payment_unavailable")} | {
+        ("payment_declined", reason.value) for reason in PaymentReason}
+    # the wallet's QR code was read back from the screen at every size (see check_qr)
+    assert sum("-qr-wallet" in shot for shot in report["screenshots"]) == 8
     assert report["problems"] == [], "\n".join(report["problems"][:40])
     assert report["taps"] == report["taps_expected"]
     assert all((tmp_path / shot).stat().st_size > 10_000 for shot in report["screenshots"])
@@ -76,6 +109,8 @@ def representative_views():
     from drivers.card_sim.portrait import portrait_jpeg
     from kiosk import i18n
     from kiosk.catalogue import Catalogue
+    from kiosk.ports.outbox import LinkState
+    from kiosk.ports.payment_terminal import PaymentMethod, PaymentReason, PromptKind
     from kiosk.session import Reason, Step
     from screens import SCREENS
 
@@ -91,15 +126,49 @@ def representative_views():
     special = {
         "pin_entry": [("wrong_pin", dict(pin_length=8, tries_left=1))],
         "identity": [("photo", dict(holder_name=names, photo=portrait_jpeg("fit"))),
-                     ("idle_warning", dict(holder_name=names, idle_warning=True, seconds_left=15))],
+                     ("idle_warning", dict(holder_name=names, idle_warning=True, seconds_left=15)),
+                     ("waiting", dict(holder_name=names, photo=portrait_jpeg("fit"), waiting_documents=12))],
+        "printing": [("plain", {}), ("claim", dict(selected=longest, claim_reference=CLAIM_REFERENCE))],
         "catalogue": [("first", dict(categories=catalogue.categories, services=catalogue.most_asked())),
                       ("category", dict(categories=catalogue.categories, category=biggest,
-                                        services=catalogue.in_category(biggest.code)))],
-        "confirm": [("longest", dict(selected=longest))],
+                                        services=catalogue.in_category(biggest.code))),
+                      # Central unreachable: each certificate says whether it still works.
+                      ("offline_first", dict(categories=catalogue.categories, services=catalogue.most_asked(),
+                                             link=LinkState.OFFLINE)),
+                      ("offline_category", dict(categories=catalogue.categories, category=biggest,
+                                                services=catalogue.in_category(biggest.code),
+                                                link=LinkState.OFFLINE))],
+        "confirm": [("longest", dict(selected=longest)), ("fee_changed", dict(selected=longest, fee_changed=True)),
+                    ("needs_link", dict(selected=longest, needs_link=True, link=LinkState.OFFLINE)),
+                    ("claim", dict(selected=longest, claim=True, link=LinkState.OFFLINE))],
+        "paying": [
+            ("card", dict(selected=longest, payment_method=PaymentMethod.CARD, payment_prompt=PromptKind.PRESENT_CARD)),
+            ("processing", dict(selected=longest, payment_method=PaymentMethod.CARD,
+                                payment_prompt=PromptKind.PROCESSING)),
+            ("cancelling", dict(selected=longest, payment_method=PaymentMethod.CARD,
+                                payment_prompt=PromptKind.PRESENT_CARD, cancelling=True)),
+            ("wallet", dict(selected=longest, payment_method=PaymentMethod.WALLET, payment_prompt=PromptKind.SCAN_QR,
+                            payment_qr=WALLET_REQUEST, payment_seconds_left=105)),
+            ("wallet_processing", dict(selected=longest, payment_method=PaymentMethod.WALLET,
+                                       payment_prompt=PromptKind.PROCESSING, payment_qr=WALLET_REQUEST,
+                                       payment_seconds_left=40)),
+            ("wallet_coming", dict(selected=longest, payment_method=PaymentMethod.WALLET,
+                                   payment_prompt=PromptKind.SCAN_QR)),
+            ("wallet_expired", dict(selected=longest, payment_method=PaymentMethod.WALLET,
+                                    payment_prompt=PromptKind.SCAN_QR, payment_qr=WALLET_REQUEST,
+                                    payment_seconds_left=0)),
+        ],
+        "payment_declined": [(reason.value, dict(payment_reason=reason)) for reason in PaymentReason],
         "card_refused": [("reason", dict(reason=wordiest(card_reasons), expiry=date(2024, 1, 31)))],
-        "failed": [("refunded", dict(reason=wordiest(list(Reason)), refunded=True))],
+        "failed": [("refunded", dict(reason=wordiest(list(Reason)), refunded=True)),
+                   ("payment_unavailable", dict(reason=Reason.PAYMENT_UNAVAILABLE)),
+                   ("offline_limit", dict(reason=Reason.OFFLINE_LIMIT)),
+                   ("collection_failed", dict(reason=Reason.COLLECTION_FAILED))],
         "take_card": [("printed", dict(printed=True, serial="KSK-2026-000123")),
-                      ("reason", dict(reason=wordiest(list(Reason))))],
+                      ("reason", dict(reason=wordiest(list(Reason)))),
+                      ("claimed", dict(selected=longest, claim_reference=CLAIM_REFERENCE, claim_slip_printed=False)),
+                      ("collected", dict(collected=("2026-ABCDEFGH", "2026-BCDEFGHJ", "2026-CDEFGHJK",
+                                                    "2026-DEFGHJKM")))],
         "print_waiting": [("countdown", dict(reprint_seconds_left=300))],
         "out_of_service": [("no_reader", dict(reason=Reason.NO_READER))],
     }
@@ -116,6 +185,11 @@ def cases(only: set[str] | None = None) -> list[Case]:
     from kiosk.events import TextSize
     from kiosk.session import View
 
+    from kiosk.ports.outbox import LinkState
+
+    # The header's link badge in each of its states: the longest is offline, at extra large.
+    links = {TextSize.NORMAL: LinkState.ONLINE, TextSize.LARGE: LinkState.UNKNOWN,
+             TextSize.EXTRA_LARGE: LinkState.OFFLINE}
     found = []
     for name, label, step, fields in representative_views():
         if only and name not in only:
@@ -124,7 +198,8 @@ def cases(only: set[str] | None = None) -> list[Case]:
             values = {k: (v[language] if k == "holder_name" else v) for k, v in fields.items()}
             for size in TextSize:
                 for contrast in (False, True) if size is TextSize.EXTRA_LARGE else (False,):
-                    view = View(step, language, text_size=size, high_contrast=contrast, **values)
+                    view = View(step, language, text_size=size, high_contrast=contrast,
+                                **{"link": links[size], **values})
                     found.append(Case(name, label, view))
     return found
 
@@ -258,6 +333,43 @@ def check(app, case: Case) -> list[str]:
     return problems
 
 
+def check_qr(app, case: Case, screenshot) -> list[str]:
+    """A wallet's request on the paying screen: large, whole pixels a module, and readable
+    from the screen as a phone would read it. `screenshot(label)` saves the window, answers the path."""
+    import zxingcpp
+    from PIL import Image
+
+    from screens.paying import paying_for
+    from screens.qr_code import qr_matrix
+
+    view = case.view
+    if case.screen != "paying" or not paying_for(view).qr:
+        return []
+    where = "%s[%s] %s %s%s" % (case.screen, case.label, view.language, view.text_size.value,
+                                " high-contrast" if view.high_contrast else "")
+    qr = app.manager.get_screen("paying").ids.qr
+    if not qr.modules or qr.texture is None or not _shown(qr):
+        return ["%s: no QR code shown" % where]
+    problems = []
+    if qr.width < QR_LEAST_SIDE or qr.width / qr.modules < QR_LEAST_MODULE:
+        problems.append("%s: QR code %dx%d px (%d modules) is too small" % (where, qr.width, qr.height, qr.modules))
+    with Image.open(screenshot("qr-" + case.label)) as shot:
+        shot = shot.convert("L")
+        read = [result.text for result in zxingcpp.read_barcodes(shot)]
+        # Module by module as qr_code made it, top row first: drawn whole and not mirrored (a decoder reads both).
+        made = qr_matrix(view.payment_qr)
+        module = qr.width / qr.modules
+        left, bottom = qr.to_window(*qr.pos)
+        top = shot.height - (bottom + qr.height)
+        seen = [[shot.getpixel((int(left + (col + 0.5) * module), int(top + (row + 0.5) * module))) < 128
+                 for col in range(qr.modules)] for row in range(qr.modules)]
+    if read != [view.payment_qr]:
+        problems.append("%s: the QR code on the screen reads %r" % (where, read))
+    if seen != made:
+        problems.append("%s: the QR code on the screen is not the one made for the request" % where)
+    return problems
+
+
 def signature(app):
     return tuple((id(w), tuple(round(v) for v in rect), getattr(w, "text", "")) for w, rect, _ in leaves(app))
 
@@ -289,7 +401,7 @@ class StandInRuntime:
         pass
 
 
-def walk(app, runtime, all_cases: list[Case], out: Path, report: dict):
+def walk(app, runtime, all_cases: list[Case], out: Path, report: dict, every_shot: bool = False):
     """A generator run one step per frame: show, let it settle, check, screenshot."""
     from kivy.core.window import Window
 
@@ -312,19 +424,42 @@ def walk(app, runtime, all_cases: list[Case], out: Path, report: dict):
         written = Window.screenshot(name=str(target))
         os.replace(written, target)
         report["screenshots"].append(str(target.relative_to(out)))
+        return target
+
+    def qr_made(case):
+        """A wallet request's QR code is made on a worker thread: wait for it to come (a few frames)."""
+        from screens.paying import paying_for
+        if case.screen != "paying" or not paying_for(case.view).qr:
+            return
+        qr = app.manager.get_screen("paying").ids.qr
+        for _ in range(600):
+            if qr.modules:
+                return
+            yield
+
+    def name(case):
+        return "%s-%s-%s-%s%s" % (case.screen, case.label, case.view.language, case.view.text_size.value,
+                                  "-contrast" if case.view.high_contrast else "")
 
     shots = set(SHOTS)
+    labelled = set(LABELLED_SHOTS)
     for case in all_cases:
         app._show(case.view)
+        yield from qr_made(case)
         yield from settle()
         report["cases"].append({"screen": case.screen, "view": case.label, "language": case.view.language,
                                 "size": case.view.text_size.value, "high_contrast": case.view.high_contrast})
         report["problems"] += check(app, case)
+        report["problems"] += check_qr(app, case, lambda label: screenshot(name(case) + "-" + label))
         key = (case.screen, case.view.language, case.view.text_size.value, case.view.high_contrast)
         if key in shots:
             shots.discard(key)
             screenshot("%s-%s-%s%s" % (case.screen, case.view.language, case.view.text_size.value,
                                        "-contrast" if case.view.high_contrast else ""))
+        labelled_key = (case.screen, case.label) + key[1:]
+        if labelled_key in labelled or every_shot:
+            labelled.discard(labelled_key)
+            screenshot(name(case))
 
     # The controls answer a real touch: on the attract screen and in the header.
     from kiosk.session import Step, View
@@ -352,6 +487,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", nargs="*")
+    parser.add_argument("--every-shot", action="store_true", help="a screenshot of every case, for a person to read")
     args = parser.parse_args(argv)
     for key, value in (("KIVY_NO_ARGS", "1"), ("KIVY_LOG_MODE", "PYTHON"), ("KIVY_NO_FILELOG", "1"),
                        ("KIVY_NO_CONFIG", "1")):
@@ -373,7 +509,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     def started(app):
-        steps = walk(app, runtime, all_cases, args.out, report)
+        steps = walk(app, runtime, all_cases, args.out, report, every_shot=args.every_shot)
 
         def step(_dt):
             try:

@@ -1,0 +1,28 @@
+"""What the kiosk keeps on its own disk: the outbox, the transaction journal, and the reconciler
+that settles what the journal owes. One backend (`outbox.backend`) builds all three on one store,
+so that a message and the transaction it belongs to are never kept in two half-copies; beside
+them, the copy of central's signed catalogue (None: the backend keeps none)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from kiosk.ports.catalogue_cache import CatalogueCache
+from kiosk.ports.journal import Journal, Reconciler
+from kiosk.ports.outbox import Deliver, Outbox
+from kiosk.ports.payment_terminal import PaymentTerminal
+
+
+@dataclass(frozen=True)
+class LocalState:
+    outbox: Outbox
+    journal: Journal
+    reconciler: Reconciler
+    catalogue_cache: CatalogueCache | None = None
+
+
+class LocalStateFactory(Protocol):
+    def __call__(self, config: object, *, deliver: Deliver, terminal: PaymentTerminal, run_id: str,
+                 alert: Callable[[str], None]) -> LocalState:
+        """`deliver` takes outbox messages to central; `alert` calls a technician (no personal data)."""
