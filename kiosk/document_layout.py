@@ -377,15 +377,9 @@ def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, 
 
     `time_zone`, `place` and `digits` as for :func:`render_certificate`.
     """
-    page = _Page(paper_width, language, digits)
-    page.space(12)
-    page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
-    page.paragraph(i18n.text("receipt.title", language), TITLE, centered=True)
-    page.rule()
-    page.space(6)
+    page = _paid_page("receipt.title", paper_width, language, digits)
     page.rows([
-        (i18n.text("receipt.service", language), service_name),
-        (i18n.text("receipt.fee", language), "%s %s" % (fee.major_text(), _currency_name(fee.currency, language))),
+        *_paid_rows(service_name, fee, language),
         (i18n.text("receipt.payment_id", language), payment_id),
         *_payment_rows(payment, language),
         (i18n.text("document.serial", language), serial),
@@ -394,6 +388,22 @@ def render_receipt(service_name: str, fee: Money, payment_id: str, serial: str, 
     ])
     page.space(16)
     return PrintJob(blocks=(RasterBlock(page.image()),), cut=True)
+
+
+def _paid_page(title_key: str, paper_width: int, language: str, digits: str) -> _Page:
+    """A page about a payment (the receipt, the claim slip): the authority, its title, a rule."""
+    page = _Page(paper_width, language, digits)
+    page.space(12)
+    page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
+    page.paragraph(i18n.text(title_key, language), TITLE, centered=True)
+    page.rule()
+    page.space(6)
+    return page
+
+
+def _paid_rows(service_name: str, fee: Money, language: str) -> list[tuple[str, str]]:
+    return [(i18n.text("receipt.service", language), service_name),
+            (i18n.text("receipt.fee", language), "%s %s" % (fee.major_text(), _currency_name(fee.currency, language)))]
 
 
 # --- claims ---------------------------------------------------------------------------
@@ -408,15 +418,9 @@ def render_claim_slip(service_name: str, fee: Money, reference: str, taken_at: s
 
     `taken_at` is ISO 8601 UTC; `time_zone`, `place` and `digits` as for :func:`render_certificate`.
     """
-    page = _Page(paper_width, language, digits)
-    page.space(12)
-    page.paragraph(i18n.text("document.authority", language), HEADER, centered=True)
-    page.paragraph(i18n.text("claim_slip.title", language), TITLE, centered=True)
-    page.rule()
-    page.space(6)
+    page = _paid_page("claim_slip.title", paper_width, language, digits)
     page.rows([
-        (i18n.text("receipt.service", language), service_name),
-        (i18n.text("receipt.fee", language), "%s %s" % (fee.major_text(), _currency_name(fee.currency, language))),
+        *_paid_rows(service_name, fee, language),
         (i18n.text("claim_slip.reference", language), reference),
         *([(i18n.text("receipt.payment_id", language), payment_id)] if payment_id else []),
         *_payment_rows(payment, language),

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kiosk.errors import PaymentError, QueueError
+from offline.background import Background
 from kiosk.ports.journal import Journal, JournalEntry, TxnState
 from kiosk.ports.journal import Reconciler as ReconcilerPort
 from kiosk.ports.payment_terminal import PaymentOutcome, PaymentStatus, PaymentTerminal, ReversalStatus
@@ -55,7 +56,6 @@ CLAIM_REFUSED = "claim_refused"         # ... of a claim whose request central r
 CLAIM_WATCH_S = 15.0                    # how often central's answers to claims are looked at while any waits
 REFUSED_ALERT = "payment.settlement_refused"
 MAX_BACKOFF_S = 600.0
-STOP_TIMEOUT_S = 10.0
 
 # send_void(request_id) -> True once the void of that request's document is durably in the outbox.
 SendVoid = Callable[[str], bool]
@@ -104,28 +104,19 @@ class Reconciler(ReconcilerPort):
         self._due: dict[str, float] = {}          # txn_id -> when (clock) it may be tried again
         self._owed: dict[str, str] = {}           # txn_id -> reason: owed, but the journal could not say so
         self._pass = threading.Lock()             # one pass at a time: the thread's, or a caller's
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Background("reconciler", self._timed_pass, retry_s=retry_s)
 
     # -- the background ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
-        self._thread.start()
+        self._report_dead_letters()
+        self._background.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=STOP_TIMEOUT_S)
-            self._thread = None
+        self._background.stop()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._background.wake()
 
     def owe(self, txn_id: str, reason: str) -> None:
         try:
@@ -134,19 +125,12 @@ class Reconciler(ReconcilerPort):
             log.critical("reconciler.owed_in_memory txn=%s error=%s", txn_id, exc)
             self._owed[txn_id] = reason
             self._alert("journal.unwritable")
-        self._wake.set()
+        self._background.wake()
 
-    def _run(self) -> None:
-        self._report_dead_letters()
-        while not self._stopping.is_set():
-            try:
-                self.reconcile_once()
-                wait = self._next_wait()
-            except Exception:                     # the journal unreadable, or worse: try again later
-                log.exception("reconciler.pass_failed")
-                wait = self._retry_s
-            self._wake.wait(timeout=wait)
-            self._wake.clear()
+    def _timed_pass(self) -> float | None:
+        """One pass (the journal unreadable, or worse: the background tries again after retry_s)."""
+        self.reconcile_once()
+        return self._next_wait()
 
     def _next_wait(self) -> float | None:
         """Seconds until the earliest entry is due again, or the next look at the claims' answers;

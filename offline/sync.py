@@ -41,6 +41,7 @@ from kiosk.central_client import CentralUnreachable
 from kiosk.errors import CentralError, PaymentError, QueueError
 from kiosk.messages import MessageKind
 from kiosk.ports.outbox import LinkState
+from offline.background import Background
 from offline.backoff import Jitter, ceiling, full_jitter
 from offline.outbox import PAGE, REFUSED, Outbox, OutboxMessage
 
@@ -56,7 +57,6 @@ FLUSH_COUNT = 100          # answers kept in memory at most before they are writ
 FLUSH_S = 0.1              # nor for longer than this
 FIRST_PROBE_S = 0.25       # the first look at a link that went down; then doubling up to probe_s
 SUSPECT_AFTER = 2          # without a probe: failures in a row that mean the link is down
-STOP_TIMEOUT_S = 10.0
 
 
 class Outcome(enum.Enum):
@@ -100,8 +100,8 @@ class SyncWorker:
         self._jitter = jitter
         self._housekeeping = housekeeping
         self._housekeeping_s = housekeeping_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._background = Background("outbox-sync", self._timed_round, retry_s=retry_s)
+        self._next_housekeeping = 0.0
         self._answered = threading.Condition()
         self._unflushed: dict[str, dict] = {}           # answers delivered, not written yet
         self._batch: list[tuple[str, dict]] = []
@@ -109,27 +109,23 @@ class SyncWorker:
         self._link = LinkState.UNKNOWN
         self._link_changed = threading.Condition()
         self._offline_rounds = 0
-        self._thread: threading.Thread | None = None
 
     # -- the background ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="outbox-sync", daemon=True)
-        self._thread.start()
+        self._next_housekeeping = time.monotonic()
+        self._background.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=STOP_TIMEOUT_S)
-            self._thread = None
+        self._background.stop()
 
     def wake(self) -> None:
         """Something new is in the outbox: try now rather than at the next due time."""
-        self._wake.set()
+        self._background.wake()
+
+    @property
+    def running(self) -> bool:
+        return self._background.running
 
     @property
     def link(self) -> LinkState:
@@ -161,28 +157,23 @@ class SyncWorker:
         answer = self._unflushed.get(message_id)
         return answer if answer is not None else self._outbox.answer(message_id)
 
-    def _run(self) -> None:
-        next_housekeeping = time.monotonic()
-        while not self._stop.is_set():
-            if self._housekeeping is not None and time.monotonic() >= next_housekeeping:
-                try:
-                    self._housekeeping()
-                except Exception:                  # housekeeping never stops delivery
-                    log.exception("sync.housekeeping_failed")
-                next_housekeeping = time.monotonic() + self._housekeeping_s
+    def _timed_round(self) -> float | None:
+        """Housekeeping when it is due, then a round of delivery; seconds until the next."""
+        if self._housekeeping is not None and time.monotonic() >= self._next_housekeeping:
             try:
-                wait = self._round()
-            except QueueError as exc:             # the store failed: try again at the next round
-                log.error("sync.outbox_unreadable error=%s", exc)
-                wait = self._retry_s
-            except Exception:                     # an unexpected fault must not stop the worker
-                log.exception("sync.round_failed")
-                wait = self._retry_s
-            if self._housekeeping is not None:
-                until = max(0.0, next_housekeeping - time.monotonic())
-                wait = until if wait is None else min(wait, until)
-            self._wake.wait(timeout=wait)
-            self._wake.clear()
+                self._housekeeping()
+            except Exception:                      # housekeeping never stops delivery
+                log.exception("sync.housekeeping_failed")
+            self._next_housekeeping = time.monotonic() + self._housekeeping_s
+        try:
+            wait = self._round()
+        except QueueError as exc:                 # the store failed: try again at the next round
+            log.error("sync.outbox_unreadable error=%s", exc)
+            wait = self._retry_s
+        if self._housekeeping is not None:
+            until = max(0.0, self._next_housekeeping - time.monotonic())
+            wait = until if wait is None else min(wait, until)
+        return wait
 
     def _round(self) -> float | None:
         """Deliver what can go now; seconds until the next round (None: until woken)."""
@@ -191,7 +182,7 @@ class SyncWorker:
                 return self._offline_wait()
             self._set_link(LinkState.ONLINE)
         started = self._clock()
-        while not self._stop.is_set():
+        while not self._background.stopping:
             started = self._clock()
             report = self.drain_once(now=started)
             if report.link_down:
@@ -214,12 +205,12 @@ class SyncWorker:
         delivered = refused = held_back = failures_in_a_row = 0
         after = 0
         try:
-            while not self._stop.is_set():
+            while not self._background.stopping:
                 page = self._outbox.due(now, after=after, limit=self._page)
                 if not page:
                     break
                 for message in page:
-                    if self._stop.is_set():
+                    if self._background.stopping:
                         break
                     after = message.seq
                     if message.payload is None:

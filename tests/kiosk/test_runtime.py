@@ -6,7 +6,6 @@ here, one at a time, as the app's Clock would run it.
 """
 
 import queue
-import time
 
 import pytest
 
@@ -18,6 +17,7 @@ from drivers.printer_sim.server import PaperLevel
 from kiosk.ports.journal import TxnState
 from kiosk.session import PRINTER_RECHECK_S, Reason, Step
 from tests.drivers.conftest import wait_for_reader_state
+from tests.posted_results import run_until
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
@@ -37,15 +37,7 @@ class Kiosk:
 
     def run_until(self, step: Step) -> None:
         """Run posted results on this thread until the session reaches `step`."""
-        deadline = time.monotonic() + WAIT_S
-        while self.view.step is not step:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                pytest.fail("the kiosk stayed on %s instead of reaching %s" % (self.view.step, step))
-            try:
-                self.posted.get(timeout=remaining)()
-            except queue.Empty:
-                continue
+        run_until(self.runtime, self.posted, step, timeout=WAIT_S)
 
     def pay_for(self, citizen: str, service: str) -> None:
         self.runtime.start()

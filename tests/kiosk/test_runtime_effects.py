@@ -37,6 +37,7 @@ from kiosk.ports.journal import TxnState
 from kiosk.ports.payment_terminal import PaymentMethod, PaymentReason, PaymentStatus, PromptKind
 from kiosk.ports.receipt_printer import PrinterStatus
 from kiosk.runtime import EFFECTS, Devices, Runtime
+from tests.posted_results import run_until
 from kiosk.session import PRINTER_RECHECK_S, Reason, Session, Step, Timeouts
 from offline.database import StateDatabase
 from offline.delivery import DurableOutbox, void_sender
@@ -161,20 +162,7 @@ class Kiosk:
 
     def run_until(self, step: Step, **view: object) -> None:
         """Run posted results on this thread until the session shows `step` (and `view`'s values)."""
-        deadline = time.monotonic() + WAIT_S
-
-        def reached() -> bool:
-            current = self.view
-            return current.step is step and all(getattr(current, k) == v for k, v in view.items())
-
-        while not reached():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                pytest.fail("the kiosk stayed on %s instead of reaching %s %s" % (self.view.step, step, view))
-            try:
-                self.posted.get(timeout=remaining)()
-            except queue.Empty:
-                continue
+        run_until(self.runtime, self.posted, step, timeout=WAIT_S, **view)
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` pass on the session's clock."""

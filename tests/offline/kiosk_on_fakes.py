@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -31,6 +30,7 @@ from kiosk.ports.card_reader import Identity
 from kiosk.ports.central import Central, Eligibility, EligibilityAnswer
 from kiosk.ports.payment_terminal import PaymentMethod
 from kiosk.runtime import Devices, Runtime
+from tests.posted_results import run_until
 from kiosk.session import Session, Step
 from offline.database import StateDatabase
 from offline.delivery import DurableOutbox, void_sender
@@ -146,20 +146,7 @@ class KioskOnFakes:
 
     def run_until(self, step: Step, **view: object) -> None:
         """Run posted results on this thread until the session shows `step` (and `view`'s values)."""
-        deadline = time.monotonic() + WAIT_S
-
-        def reached() -> bool:
-            current = self.view
-            return current.step is step and all(getattr(current, k) == v for k, v in view.items())
-
-        while not reached():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                pytest.fail("the kiosk stayed on %s instead of reaching %s %s" % (self.view.step, step, view))
-            try:
-                self.posted.get(timeout=remaining)()
-            except queue.Empty:
-                continue
+        run_until(self.runtime, self.posted, step, timeout=WAIT_S, **view)
 
     def start(self) -> "KioskOnFakes":
         self.runtime.start()

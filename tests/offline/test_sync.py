@@ -313,7 +313,7 @@ def test_a_broken_store_is_a_queue_error_and_the_worker_carries_on(tmp_path, lin
     try:
         worker.start()
         assert failed.wait(WAIT_S)
-        assert worker._thread.is_alive()              # it logged the failure and waits for the next round
+        assert worker.running              # it logged the failure and waits for the next round
     finally:
         worker.stop()
         logging.getLogger("offline.sync").removeHandler(watch)
