@@ -19,6 +19,7 @@ DEVELOPMENT_ONLY = ["central", "central.*", "drivers.card_sim", "drivers.card_si
                     "drivers.demo.*"]
 
 CENTRAL_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "sqlalchemy>=2.0,<3", "pydantic>=2",
+                    "requests-http-signature>=2.0,<3",   # checks the kiosks' signatures (central/device_auth.py)
                     "zxing-cpp>=2.2"]   # `kiosk-central verify` reads the QR code off a photo
 
 setup(
@@ -41,6 +42,7 @@ setup(
         "babel>=2.14",
         "cryptography>=42",
         "requests>=2.31,<3",
+        "requests-http-signature>=2.0,<3",   # every call to central signed with the device key (RFC 9421)
         "pillow>=10",
         "qrcode>=7.4",
         "tzdata",                # time zones where the system has none

@@ -6,8 +6,15 @@ A simulated card (profile VALID, T=1; and T0) goes into the vpcd slot of
 "Virtual PCD 00 00"; the kiosk's driver (`PyscardCardReader`) watches the
 reader, connects and authenticates. For every run the clock starts at
 `slot.insert()` and is read at the driver's INSERTED event, when `connect()`
-returns and when `authenticate()` returns VALID; median and p95 (nearest
-rank) over N runs, after one warm-up run per profile that is not counted.
+returns and when `authenticate()` returns VALID; `authenticate()` and
+`read_photo()` are also timed on their own, and `prove()` over a fresh
+challenge after them. Median and p95 (nearest rank) over N runs, after one
+warm-up run per case that is not counted.
+
+Each transport runs with cards of profile 1.1 (EF.ID carries D1, the digest
+of EF.PHOTO: `authenticate()` reads the photo and checks it, `read_photo()`
+then costs no APDU) and of profile 1.0 (no D1: the photo is read when
+`read_photo()` asks for it), so the cost of checking the photo shows.
 
 APDUs are counted by the driver (`CardReadResult.apdu_count`) and at the
 wire (a counting wrapper around the card), and compared with the fewest the
@@ -15,13 +22,12 @@ profile allows for the files the card reports in its FCPs:
 
     T=1: VERIFY + SELECT EF.ID + ceil(|EF.ID| / 256) READ BINARY
          + SELECT EF.ID_SIG + ceil(|EF.ID_SIG| / 256) READ BINARY + INTERNAL AUTHENTICATE
+         (1.1: + SELECT EF.PHOTO + ceil(|EF.PHOTO| / 256) READ BINARY)
     T=0: the same + one GET RESPONSE after each case-4 command, which a T=0
-         card answers `61xx` (2 SELECT with FCP, INTERNAL AUTHENTICATE).
+         card answers `61xx` (SELECT with FCP, INTERNAL AUTHENTICATE).
          `6Cxx` Le repeats are not forced: the FCP gives the size, so the
          last READ BINARY of a file can ask for exactly the bytes left.
 
-The photo (EF.PHOTO) is read separately, as the kiosk reads it only when a
-screen shows it: SELECT + ceil(size / 256) READ BINARY (+1 GET RESPONSE on T=0).
 Times depend on the machine and on pcscd's polling; nothing here asserts them.
 """
 
@@ -38,6 +44,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kiosk.card_proof import new_challenge
+from kiosk.id_card_data import MalformedCardData
+from kiosk.issuer_keys import TrustStore
 from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult
 from drivers.card_sim.card import CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
@@ -45,8 +54,6 @@ from drivers.card_sim.pcscd import ensure_pcscd
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.id_card import apdu
-from drivers.id_card.errors import MalformedCardData
-from drivers.id_card.trust import TrustStore
 from drivers.pyscard_reader import PyscardCardReader
 
 READER = "Virtual PCD 00 00"
@@ -54,7 +61,9 @@ VPCD_PORT = 35963
 CITIZENS = Path(__file__).resolve().parents[1] / "central" / "seed" / "citizens.json"
 CITIZEN = "01020345671"
 PIN = "1234"
-PROFILES = (CardProfile.VALID, CardProfile.T0)
+# (name, card profile, D1 on the card: profile 1.1)
+CASES = (("valid", CardProfile.VALID, True), ("t0", CardProfile.T0, True),
+         ("valid-1.0", CardProfile.VALID, False), ("t0-1.0", CardProfile.T0, False))
 EVENT_TIMEOUT_S = 10.0
 WARM_UP_RUNS = 1
 FILES = {apdu.FID_ID: "EF.ID", apdu.FID_ID_SIG: "EF.ID_SIG", apdu.FID_PHOTO: "EF.PHOTO"}
@@ -123,10 +132,12 @@ def _reads(size: int) -> int:
     return math.ceil(size / apdu.MAX_LE)
 
 
-def minimum_apdus(sizes: dict[str, int], *, t0: bool) -> int:
-    """The fewest C-APDUs from VERIFY to INTERNAL AUTHENTICATE for these sizes."""
+def minimum_apdus(sizes: dict[str, int], *, t0: bool, photo_digest: bool) -> int:
+    """The fewest C-APDUs of `authenticate()` for these sizes: VERIFY to INTERNAL
+    AUTHENTICATE, and EF.PHOTO too on a card with D1."""
     fewest = 1 + 1 + _reads(sizes["EF.ID"]) + 1 + _reads(sizes["EF.ID_SIG"]) + 1
-    return fewest + (3 if t0 else 0)         # GET RESPONSE after 2 SELECT-with-FCP and INTERNAL AUTHENTICATE
+    fewest += 3 if t0 else 0                 # GET RESPONSE after 2 SELECT-with-FCP and INTERNAL AUTHENTICATE
+    return fewest + (minimum_photo_apdus(sizes["EF.PHOTO"], t0=t0) if photo_digest else 0)
 
 
 def minimum_photo_apdus(size: int, *, t0: bool) -> int:
@@ -184,9 +195,10 @@ def _reader_is_free() -> bool:
         SCardReleaseContext(context)
 
 
-def _one_run(profile: CardProfile, citizen: dict[str, Any], issuer: IssuerKey,
+def _one_run(profile: CardProfile, photo_digest: bool, citizen: dict[str, Any], issuer: IssuerKey,
              reader: PyscardCardReader, events: _Events, slot: VirtualCardSlot) -> dict[str, Any]:
-    card = WireCounter(SimulatedCard.for_citizen(citizen, issuer=issuer, profile=profile, pin=PIN))
+    card = WireCounter(SimulatedCard.for_citizen(citizen, issuer=issuer, profile=profile, pin=PIN,
+                                                 photo_digest=photo_digest))
     inserted_before = events.count(CardEvent.INSERTED)
     removed_before = events.count(CardEvent.REMOVED)
     started = time.perf_counter()
@@ -211,6 +223,13 @@ def _one_run(profile: CardProfile, citizen: dict[str, Any], issuer: IssuerKey,
             raise BenchError("%s card: no photo read" % profile.name)
         photo_commands = card.since(photo_mark)
         photo_wrong_le = card.wrong_le - photo_wrong_le_mark
+        prove_mark = card.mark()
+        prove_started = time.perf_counter()
+        proof = reader.prove(new_challenge())
+        proved = time.perf_counter()
+        if proof is None:
+            raise BenchError("%s card: no proof" % profile.name)
+        prove_commands = card.since(prove_mark)
     finally:
         reader.disconnect()
         slot.remove()
@@ -221,6 +240,7 @@ def _one_run(profile: CardProfile, citizen: dict[str, Any], issuer: IssuerKey,
         "inserted_ms": (inserted - started) * 1000,
         "connected_ms": (connected - started) * 1000,
         "verified_ms": (verified - started) * 1000,
+        "authenticate_ms": (verified - connected) * 1000,
         "apdus": result.apdu_count,
         "wire_apdus": len(auth_commands),
         "get_responses": auth_commands.count(apdu.INS_GET_RESPONSE),
@@ -230,33 +250,39 @@ def _one_run(profile: CardProfile, citizen: dict[str, Any], issuer: IssuerKey,
         "photo_get_responses": photo_commands.count(apdu.INS_GET_RESPONSE),
         "photo_le_repeats": photo_wrong_le,
         "photo_bytes": len(photo),
+        "read_ms": (photo_done - connected) * 1000,       # authenticate() and read_photo(), with the lock between
+        "prove_ms": (proved - prove_started) * 1000,
+        "prove_apdus": len(prove_commands),
         "sizes": dict(card.sizes),
     }
 
 
 def bench_profile(profile: CardProfile, runs: int, citizen: dict[str, Any], issuer: IssuerKey,
-                  slot: VirtualCardSlot) -> dict[str, Any]:
-    """Figures for one card profile over `runs` timed runs."""
+                  slot: VirtualCardSlot, *, photo_digest: bool = True) -> dict[str, Any]:
+    """Figures for one card profile (of profile version 1.1 unless not `photo_digest`) over `runs` timed runs."""
     reader = PyscardCardReader(TrustStore([issuer.public_key]), reader_name=READER)
     events = _Events()
     reader.watch(events)
     try:
         for _ in range(WARM_UP_RUNS):
-            _one_run(profile, citizen, issuer, reader, events, slot)
-        samples = [_one_run(profile, citizen, issuer, reader, events, slot) for _ in range(runs)]
+            _one_run(profile, photo_digest, citizen, issuer, reader, events, slot)
+        samples = [_one_run(profile, photo_digest, citizen, issuer, reader, events, slot) for _ in range(runs)]
     finally:
         reader.unwatch()
     last = samples[-1]
     t0 = profile is CardProfile.T0
-    fewest = minimum_apdus(last["sizes"], t0=t0)
-    photo_fewest = minimum_photo_apdus(last["sizes"]["EF.PHOTO"], t0=t0)
+    fewest = minimum_apdus(last["sizes"], t0=t0, photo_digest=photo_digest)
+    photo_fewest = 0 if photo_digest else minimum_photo_apdus(last["sizes"]["EF.PHOTO"], t0=t0)
     return {
         "transport": "T=0" if t0 else "T=1",
+        "card_profile": "1.1" if photo_digest else "1.0",
         "runs": runs,
         "atr_ms": _summary([s["atr_ms"] for s in samples]),
         "inserted_ms": _summary([s["inserted_ms"] for s in samples]),
         "connected_ms": _summary([s["connected_ms"] for s in samples]),
         "verified_ms": _summary([s["verified_ms"] for s in samples]),
+        "authenticate_ms": _summary([s["authenticate_ms"] for s in samples]),
+        "read_ms": _summary([s["read_ms"] for s in samples]),
         "apdus": max(s["apdus"] for s in samples),
         "wire_apdus": max(s["wire_apdus"] for s in samples),
         "apdus_min": fewest,
@@ -268,16 +294,19 @@ def bench_profile(profile: CardProfile, runs: int, citizen: dict[str, Any], issu
             "ms": _summary([s["photo_ms"] for s in samples]),
             "apdus": max(s["photo_apdus"] for s in samples),
             "apdus_min": photo_fewest,
-            "apdu_ratio": round(max(s["photo_apdus"] for s in samples) / photo_fewest, 2),
             "bytes": last["photo_bytes"],
             "get_responses": last["photo_get_responses"],
             "le_repeats": last["photo_le_repeats"],
+        },
+        "prove": {
+            "ms": _summary([s["prove_ms"] for s in samples]),
+            "apdus": max(s["prove_apdus"] for s in samples),
         },
     }
 
 
 def run(runs: int = 30) -> dict[str, Any]:
-    """Benchmark every profile in PROFILES over `runs` runs; the figures as a dict."""
+    """Benchmark every case in CASES over `runs` runs; the figures as a dict."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
     pcscd = ensure_pcscd(timeout=15.0)
@@ -288,7 +317,8 @@ def run(runs: int = 30) -> dict[str, Any]:
         issuer = IssuerKey.generate()
         slot = VirtualCardSlot(port=VPCD_PORT)
         try:
-            profiles = {p.value: bench_profile(p, runs, citizen, issuer, slot) for p in PROFILES}
+            profiles = {name: bench_profile(profile, runs, citizen, issuer, slot, photo_digest=digest)
+                        for name, profile, digest in CASES}
         finally:
             slot.remove()
     finally:
@@ -299,27 +329,29 @@ def run(runs: int = 30) -> dict[str, Any]:
 
 def format_table(figures: dict[str, Any]) -> str:
     """The figures as a readable table."""
-    row = "%-7s %-4s %15s %15s %15s %9s %5s %6s %15s %12s"
-    lines = ["card inserted to identity verified: %s, %d runs per profile (+%d warm-up)"
+    row = "%-9s %-4s %-4s %15s %15s %15s %13s %6s %5s %6s %13s %12s %11s %13s %6s"
+    lines = ["card inserted to identity verified: %s, %d runs per case (+%d warm-up)"
              % (figures["reader"], figures["runs"], figures["warm_up_runs"]),
-             "times in ms from slot.insert(), median / p95; APDUs from VERIFY to INTERNAL AUTHENTICATE",
+             "times in ms, median / p95: from slot.insert() (INSERTED, connect, VALID), or of the call alone;",
+             "APDUs of authenticate() (VERIFY to INTERNAL AUTHENTICATE, and EF.PHOTO on a 1.1 card) and of the others",
              ""]
-    header = row % ("profile", "", "INSERTED event", "connect() done", "VALID verdict",
-                    "APDUs", "min", "ratio", "photo ms", "photo APDUs")
+    header = row % ("case", "", "card", "INSERTED event", "connect() done", "VALID verdict", "authenticate",
+                    "APDUs", "min", "ratio", "read_photo", "photo APDUs", "auth+photo", "prove()", "APDUs")
     lines += [header, "-" * len(header)]
     for name, p in figures["profiles"].items():
         photo = p["photo"]
         lines.append(row % (
-            name, p["transport"], _pair(p["inserted_ms"]), _pair(p["connected_ms"]), _pair(p["verified_ms"]),
-            p["apdus"], p["apdus_min"], "%.2f" % p["apdu_ratio"], _pair(photo["ms"]),
-            "%d (min %d)" % (photo["apdus"], photo["apdus_min"])))
+            name, p["transport"], p["card_profile"], _pair(p["inserted_ms"]), _pair(p["connected_ms"]),
+            _pair(p["verified_ms"]), _pair(p["authenticate_ms"]), p["apdus"], p["apdus_min"],
+            "%.2f" % p["apdu_ratio"], _pair(photo["ms"]), "%d (min %d)" % (photo["apdus"], photo["apdus_min"]),
+            _pair(p["read_ms"]), _pair(p["prove"]["ms"]), p["prove"]["apdus"]))
     lines.append("")
     for name, p in figures["profiles"].items():
         sizes = ", ".join("%s %d B" % item for item in sorted(p["file_sizes"].items()))
         lines.append("%s: vpcd first asks the card for its ATR at %s ms; files %s; driver count %d = wire count %d"
                      % (name, _pair(p["atr_ms"]), sizes, p["apdus"], p["wire_apdus"]))
         if p["transport"] == "T=0":
-            lines.append("    T=0 extras: %d GET RESPONSE, forced (61xx after both SELECT-with-FCP and "
+            lines.append("    T=0 extras: %d GET RESPONSE, forced (61xx after each SELECT-with-FCP and "
                          "INTERNAL AUTHENTICATE);" % p["get_responses"])
             lines.append("    %d Le repeats after 6Cxx (the driver asks for exactly the bytes left "
                          "of each file, as its FCP gives them);" % p["le_repeats"])

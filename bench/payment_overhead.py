@@ -14,6 +14,7 @@ card payment itself takes about 3.7 s at the median from card in to approval.
 
 from __future__ import annotations
 
+import os
 import queue
 import statistics
 import tempfile
@@ -22,6 +23,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from drivers.card_sim.issuer import IssuerKey
 from drivers.fakes.card_reader import FakeCard, FakeCardReader
 from drivers.fakes.payment_terminal import FakePaymentTerminal
 from drivers.fakes.receipt_printer import FakeReceiptPrinter
@@ -31,7 +33,7 @@ from kiosk.documents import IssuedDocument
 from kiosk.messages import MessageKind
 from kiosk.money import Money
 from kiosk.ports.card_reader import Identity
-from kiosk.ports.central import Central, Eligibility, EligibilityAnswer
+from kiosk.ports.central import Central, Challenge, Eligibility, EligibilityAnswer
 from kiosk.runtime import Devices, Runtime
 from kiosk.session import Session, Step
 from offline.database import StateDatabase
@@ -41,6 +43,7 @@ from offline.outbox import Outbox
 from offline.reconciler import Reconciler
 
 GOAL_MS = 20.0
+ISSUER = IssuerKey.generate()
 FEE = Money.of(150000, "SYP")
 SERVICE = Service("civil-status-extract", {"ar": "إخراج قيد مدني", "en": "Civil-status extract"}, FEE)
 IDENTITY = Identity(
@@ -55,8 +58,11 @@ class InstantCentral(Central):
     def fetch_catalogue(self) -> Catalogue:
         return Catalogue(services=(SERVICE,), version="bench")
 
-    def check_eligibility(self, *, service_code, national_number, card_number, fee, catalogue_version):
-        return EligibilityAnswer(Eligibility.ELIGIBLE, FEE, "bench")
+    def challenge(self) -> Challenge:
+        return Challenge("ch-bench", os.urandom(32))
+
+    def check_eligibility(self, *, service_code, challenge, proof, fee, catalogue_version):
+        return EligibilityAnswer(Eligibility.ELIGIBLE, FEE, "bench", presence_id=challenge.challenge_id)
 
     def deliver(self, kind, payload):
         return {"status": "issued", "document": IssuedDocument(
@@ -117,7 +123,7 @@ def _one(workdir: Path, index: int) -> tuple[float, float]:
     try:
         run_until(lambda: runtime.session.step is Step.ATTRACT)
         runtime.dispatch(ev.LanguageChosen("en"))
-        reader.insert(FakeCard(IDENTITY))
+        reader.insert(FakeCard.issued(IDENTITY, ISSUER))      # it signs central's challenge, as a card does
         run_until(lambda: runtime.session.step is Step.PIN_ENTRY)
         for digit in "1234":
             runtime.dispatch(ev.PinDigit(digit))

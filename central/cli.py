@@ -1,16 +1,39 @@
 """`kiosk-central`: the reference central service.
 
     kiosk-central serve [--db URL] [--host 127.0.0.1] [--port 8700] [--signing-key PEM]
-                        [--acquirer URL [--acquirer-ca PEM]]
+                        [--acquirer URL [--acquirer-ca PEM]] [--tls-cert PEM --tls-key PEM]
+                        [--issuer-key PEM ...]
     kiosk-central registry import FILE.json [--db URL]
     kiosk-central catalogue set-fee SERVICE_CODE AMOUNT_MINOR [--db URL]
     kiosk-central catalogue set-offline SERVICE_CODE online_only|claim [--max-fee MINOR --daily-cap MINOR] [--db URL]
     kiosk-central keys [--db URL] [--signing-key PEM]
     kiosk-central verify --key PUBLIC.pem [--key OLDER.pem ...] [--document DOC.json] FILE
+    kiosk-central tls init DIR --host NAME_OR_IP [--host NAME_OR_IP ...]
+    kiosk-central devices enrol-code DEVICE_ID [--hours H] | list | revoke DEVICE_ID [--db URL]
 
 A new database gets its tables, the catalogue and fourteen fictional citizens.
 The document signing key is kept beside a SQLite database unless
---signing-key names a PEM file (created when missing).
+--signing-key names a PEM file. A key is made only where no document can have
+been signed yet (beside a database that holds no issued document); a named
+key that is missing, or a default key lost after documents were issued,
+stops central from starting: a new key would make every earlier document fail
+verification.
+
+Kiosks are enrolled with a one-time code from `devices enrol-code DEVICE_ID`
+(shown once, kept only hashed, valid --hours), which a technician types into
+`kiosk provision` on the device; `devices list` shows them, `devices revoke`
+refuses a kiosk from its next request on (a new code enrols it again).
+Cards are checked against the issuer public keys given with --issuer-key.
+
+Central serves HTTPS with `serve --tls-cert PEM --tls-key PEM`; without them
+it serves plain HTTP only on a loopback address (development), and refuses
+to start on any other. `tls init DIR --host ...` makes central's own CA and a
+server certificate for the hosts and IP addresses the kiosks reach it by:
+DIR/ca.pem (every kiosk pins it, `[central] ca_file`), DIR/server.pem and
+DIR/server-key.pem (for --tls-cert and --tls-key), and DIR/ca-key.pem, the
+CA's key, kept (0600, as server-key.pem) so that `tls init` on the same DIR
+later issues a new server certificate under the same CA. Exit 2: a host that
+is neither a name nor an IP address, or a CA in DIR without its key.
 
 Central approves no payment: `serve --acquirer URL` names the acquirer where
 each request's payment is looked up before a document is issued (its
@@ -42,18 +65,23 @@ import argparse
 import dataclasses
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy import select
 
-from central import signing
+from central import signing, tls
 from central.app import create_app
 from central.catalogue_store import find_service, load_catalogue, save_offline_policies, set_fee
 from central.db import Database, sqlite_path
+from central.devices import Devices
+from central.models import IssuedDocumentRecord
 from central.registry import RegistryFileError, import_citizens, load_registry_file
 from central.seeding import prepare_database
-from kiosk import logs
+from kiosk import logs, wire
 from kiosk.documents import IssuedDocument
+from kiosk.errors import KioskError
 
 DEFAULT_DB = "sqlite:///central.sqlite3"
 DEFAULT_PORT = 8700
@@ -71,13 +99,84 @@ _PROBLEMS = {
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        app = create_app(args.db, signing_key_path=args.signing_key, acquirer_url=args.acquirer,
-                         acquirer_ca_file=args.acquirer_ca)
-    except (ValueError, FileNotFoundError) as exc:      # a bad --acquirer or --acquirer-ca
+        tls.check_serving(args.host, args.tls_cert, args.tls_key)
+    except tls.TlsError as exc:
         print("kiosk-central serve: %s" % exc, file=sys.stderr)
         return 2
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    try:
+        app = create_app(args.db, signing_key_path=args.signing_key, acquirer_url=args.acquirer,
+                         acquirer_ca_file=args.acquirer_ca, issuer_key_paths=args.issuer_key)
+    except (ValueError, FileNotFoundError, KioskError) as exc:    # a bad --acquirer, --acquirer-ca, --issuer-key
+        print("kiosk-central serve: %s" % exc, file=sys.stderr)
+        return 2
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                            ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     uvicorn.Server(config).run()
+    return 0
+
+
+def _devices(db_url: str) -> tuple[Database, Devices]:
+    database = Database(db_url)
+    prepare_database(database)
+    return database, Devices(database)
+
+
+def _enrol_code(args: argparse.Namespace) -> int:
+    if not wire.is_id(args.device_id):
+        print("kiosk-central devices enrol-code: %r is not a device id (letters, digits, . _ : -; at most 64)"
+              % args.device_id, file=sys.stderr)
+        return 2
+    if not 0 < args.hours <= 24 * 30:
+        print("kiosk-central devices enrol-code: --hours must be above 0 and at most 720", file=sys.stderr)
+        return 2
+    database, devices = _devices(args.db)
+    try:
+        code, expires_at = devices.issue_code(args.device_id, timedelta(hours=args.hours))
+    finally:
+        database.dispose()
+    print("%s\t%s\texpires %s" % (args.device_id, code, expires_at))
+    return 0
+
+
+def _list_devices(args: argparse.Namespace) -> int:
+    database, devices = _devices(args.db)
+    try:
+        rows = devices.list()
+    finally:
+        database.dispose()
+    for row in rows:
+        print("%s\tenrolled %s\t%s\tlast seen %s" % (row.device_id, row.enrolled_at,
+                                                     "revoked %s" % row.revoked_at if row.revoked_at else "active",
+                                                     row.last_seen_at or "never"))
+    return 0
+
+
+def _revoke_device(args: argparse.Namespace) -> int:
+    database, devices = _devices(args.db)
+    try:
+        revoked = devices.revoke(args.device_id)
+    finally:
+        database.dispose()
+    if not revoked:
+        print("kiosk-central devices revoke: no device %s is enrolled" % args.device_id, file=sys.stderr)
+        return 2
+    print("%s: revoked; its next request is refused" % args.device_id)
+    return 0
+
+
+def _tls_init(args: argparse.Namespace) -> int:
+    try:
+        files, new_ca = tls.init(args.directory, args.host)
+    except tls.TlsError as exc:
+        print("kiosk-central tls init: %s" % exc, file=sys.stderr)
+        return 2
+    certificate = tls.load_certificate(files.server_cert)
+    print("%s: %s CA; every kiosk pins it ([central] ca_file)" % (files.ca_cert, "a new" if new_ca else "the same"))
+    print("%s: the CA's key (0600): keep it secret, to issue server certificates later" % files.ca_key)
+    print("%s: for %s, until %s" % (files.server_cert, ", ".join(tls.certificate_hosts(certificate)),
+                                    certificate.not_valid_after_utc.date().isoformat()))
+    print("%s: its key (0600)" % files.server_key)
+    print("serve with: kiosk-central serve --tls-cert %s --tls-key %s" % (files.server_cert, files.server_key))
     return 0
 
 
@@ -162,7 +261,18 @@ def _keys(args: argparse.Namespace) -> int:
         print("kiosk-central keys: the key of a non-SQLite database is only where --signing-key says",
               file=sys.stderr)
         return 2
-    print(signing.public_key_pem(signing.load_or_create_key(Path(path)).public_key()), end="")
+    database = Database(args.db)
+    try:
+        database.create_tables()
+        with database.reading() as session:
+            issued = session.scalar(select(IssuedDocumentRecord.serial).limit(1)) is not None
+        key = signing.central_key(args.signing_key, sqlite_path(args.db), documents_issued=issued)
+    except signing.SigningKeyError as exc:
+        print("kiosk-central keys: %s" % exc, file=sys.stderr)
+        return 2
+    finally:
+        database.dispose()
+    print(signing.public_key_pem(key.public_key()), end="")
     return 0
 
 
@@ -275,12 +385,19 @@ def main(argv: list[str] | None = None) -> int:
     serve = with_db(commands.add_parser("serve", help="run the service"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--signing-key", type=Path, help="document signing key, PEM (created when missing)")
+    serve.add_argument("--signing-key", type=Path, help="document signing key, PEM (must exist)")
     serve.add_argument("--acquirer", metavar="URL",
                        help="the acquirer's base URL, where payments are looked up (without it every "
                             "certificate request is answered 503 payment_unverifiable)")
     serve.add_argument("--acquirer-ca", type=Path, metavar="PEM",
                        help="the acquirer's certificate authority, PEM (default: the system's)")
+    serve.add_argument("--tls-cert", type=Path, metavar="PEM",
+                       help="serve HTTPS with this certificate (server.pem of `tls init`); without it and "
+                            "--tls-key, plain HTTP on a loopback --host only")
+    serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key (server-key.pem)")
+    serve.add_argument("--issuer-key", type=Path, action="append", default=[], metavar="PEM",
+                       help="a card issuer's public key (EC P-256, PEM) that central trusts; again for more "
+                            "(without any, no card proves itself)")
     serve.set_defaults(run=_serve)
 
     registry = commands.add_parser("registry", help="the civil registry").add_subparsers(dest="action",
@@ -314,6 +431,30 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--document", type=Path, help="also check this document's fields (its JSON)")
     verify.add_argument("file", type=Path, help="the scanned payload as text, or a PNG or JPEG of the document")
     verify.set_defaults(run=_verify)
+
+    tls_commands = commands.add_parser("tls", help="central's own CA and HTTPS certificate").add_subparsers(
+        dest="action", required=True)
+    init_help = ("write DIR/ca.pem, DIR/server.pem and DIR/server-key.pem, and keep the CA's key in "
+                 "DIR/ca-key.pem (0600) to issue more later: a CA already in DIR is used again")
+    tls_init = tls_commands.add_parser("init", help=init_help, description=init_help)
+    tls_init.add_argument("directory", type=Path, metavar="DIR")
+    tls_init.add_argument("--host", action="append", required=True, metavar="NAME_OR_IP",
+                          help="a host name or IP address the kiosks reach central by (again for more; "
+                               "127.0.0.1 for loopback)")
+    tls_init.set_defaults(run=_tls_init)
+
+    device_commands = commands.add_parser("devices", help="the kiosks central serves").add_subparsers(
+        dest="action", required=True)
+    enrol_code = with_db(device_commands.add_parser(
+        "enrol-code", help="a one-time code for a kiosk's `kiosk provision` (shown once, kept only hashed)"))
+    enrol_code.add_argument("device_id")
+    enrol_code.add_argument("--hours", type=float, default=72.0, help="the code's lifetime (default %(default)s)")
+    enrol_code.set_defaults(run=_enrol_code)
+    with_db(device_commands.add_parser("list", help="enrolled kiosks: id, enrolled, revoked, last seen")
+            ).set_defaults(run=_list_devices)
+    revoke = with_db(device_commands.add_parser("revoke", help="refuse a kiosk from its next request on"))
+    revoke.add_argument("device_id")
+    revoke.set_defaults(run=_revoke_device)
 
     args = parser.parse_args(argv)
     # The service logs to stdout for journald; the one-shot commands keep stdout for their output.

@@ -35,15 +35,19 @@ with its own current fee for the service and its catalogue's version, so a
 fee changed since the kiosk read the catalogue is shown before anything is
 charged. A request whose payment is not central's current fee is refused.
 
-Rejection reasons: unknown_service, unknown_citizen, card_mismatch,
-card_expired, payment_not_found, payment_not_approved, payment_refunded
-(reversed or refunded at the acquirer), payment_amount_mismatch,
-payment_already_used, request_voided; and the requirements of the kinds'
-layouts (central/seed/layouts.json): not_married, no_family, not_single,
-not_divorced, not_widowed, no_own_family, no_children, no_latin_name,
-has_convictions, no_deceased_parent, no_name_change, not_displaced,
-no_qualification, no_property, owns_property, no_driving_licence,
-no_vehicle, owns_vehicle, deceased.
+Who asks is the device that signed the call (central/device_auth.py); for
+whom, the card that proved itself (central/presence.py): the request names
+the presence its pre-check made, or for a claim carries the card's signature
+over the claim. A request id belongs to the device that sent it first:
+another device gets 404 ``not_found`` for it, as for a void.
+
+Rejection reasons a device sees: unknown_service, not_eligible (the one
+refusal for everything about the citizen: a card that did not prove itself,
+a citizen the registry does not know, another card, an expired card, and the
+requirements of the kinds' layouts in central/seed/layouts.json; the precise
+reason is in central's log only), payment_not_found, payment_not_approved,
+payment_refunded (reversed or refunded at the acquirer),
+payment_amount_mismatch, payment_already_used, request_voided.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,8 +70,9 @@ from central.catalogue_store import find_service, load_catalogue
 from central.certificates import NotApplicable, document_fields
 from central.db import Database, iso_utc, utc_now
 from central.models import CertificateRequest, Citizen, ClaimRecord, IssuedDocumentRecord
-from central.wire import AmountMinor, Answer, Body, Currency, Identifier, body_digest, canonical_json, conflict, \
-    rejected
+from central.presence import CardProofBody, Holder, Presence, ProvenBody
+from central.wire import NOT_ELIGIBLE, AmountMinor, Answer, Body, Currency, Identifier, body_digest, \
+    canonical_json, conflict, rejected
 from kiosk import wire
 from kiosk.catalogue import Service
 from kiosk.documents import IssuedDocument, content_digest
@@ -114,28 +119,36 @@ TimeZone = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+
 
 
 class CertificateRequestBody(Body):
+    """Who asks is the signing device; for whom, the card's proof: `presence_id` (a challenge the card
+    signed at the pre-check), or for a claim the card's signature over the claim (`card_proof`, made at
+    `taken_at`, kiosk.card_proof.claim_challenge)."""
+
     request_id: Identifier
-    device_id: Identifier
     service_code: Identifier
-    national_number: Annotated[str, Field(pattern=r"^[0-9]{11}$")]
-    card_number: Annotated[str, Field(pattern=r"^SY[0-9]{10}$")]
     language: Literal["ar", "en"]
     payment_id: Identifier
+    presence_id: Identifier | None = None
     place: Place | None = None
     time_zone: TimeZone | None = None    # the kiosk's: the signed issue time carries its offset
     claim: bool = False                  # taken while the kiosk could not reach central: collected at any kiosk
     claim_reference: Identifier | None = None
+    card_proof: CardProofBody | None = None
+    taken_at: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> CertificateRequestBody:
+        if self.claim and (self.card_proof is None or self.taken_at is None or self.presence_id is not None):
+            raise ValueError("a claim carries the card's proof over the claim and its time")
+        if not self.claim and (self.presence_id is None or self.card_proof is not None or self.taken_at is not None):
+            raise ValueError("a request carries the presence its card proved")
+        return self
 
 
 def _digest(body: CertificateRequestBody) -> str:
-    """A body without a place, or not a claim, has the digest it had before places and claims existed:
-    a retry of a request stored then is still the same request."""
-    exclude = set()
-    if body.place is None:
-        exclude.add("place")
-    if not body.claim and body.claim_reference is None:
-        exclude |= {"claim", "claim_reference"}
-    return body_digest(body, exclude=frozenset(exclude))
+    """The fields left unset are left out: the same request, sent again, has the same digest."""
+    return body_digest(body, exclude=frozenset(name for name in ("place", "time_zone", "claim_reference",
+                                                                   "presence_id", "card_proof", "taken_at")
+                                               if getattr(body, name) is None))
 
 
 class Fee(Body):
@@ -143,15 +156,12 @@ class Fee(Body):
     currency: Currency
 
 
-class EligibilityBody(Body):
-    """Asked before the fee is charged: would this citizen get this document, and at what fee?
-    `fee` is what the kiosk is about to charge, `catalogue_version` the version of the
-    catalogue it shows ("" when it has none)."""
+class EligibilityBody(ProvenBody):
+    """Asked before the fee is charged: would the citizen whose card signed `challenge_id` get this
+    document, and at what fee? `fee` is what the kiosk is about to charge, `catalogue_version` the
+    version of the catalogue it shows ("" when it has none)."""
 
-    device_id: Identifier
     service_code: Identifier
-    national_number: Annotated[str, Field(pattern=r"^[0-9]{11}$")]
-    card_number: Annotated[str, Field(pattern=r"^SY[0-9]{10}$")]
     fee: Fee
     catalogue_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{0,64}$")]
 
@@ -165,16 +175,16 @@ def _answer_text(answer: Answer) -> str:
     return json.dumps(answer.body, ensure_ascii=False, separators=(",", ":"))
 
 
-def _holder(session: Session, service_code: str, national_number: str, card_number: str, language: str,
+def _holder(session: Session, service_code: str, holder: Holder, language: str,
             now: datetime) -> tuple[Service, Citizen, tuple] | str:
-    """The service, the citizen and the document's fields, or why not."""
+    """The service, the citizen and the document's fields, or why not (for central's log only)."""
     service = find_service(session, service_code)
     if service is None:
         return "unknown_service"
-    citizen = session.get(Citizen, national_number)
+    citizen = session.get(Citizen, holder.national_number)
     if citizen is None:
         return "unknown_citizen"
-    if citizen.card_number != card_number:
+    if citizen.card_number != holder.card_number:
         return "card_mismatch"
     if citizen.card_expires < now.date():
         return "card_expired"
@@ -186,38 +196,43 @@ def _holder(session: Session, service_code: str, national_number: str, card_numb
 
 class Issuer:
     """Issues, refuses and voids certificate requests. `acquirer` is where payments are
-    looked up; None when none is configured (every paid request is then unverifiable)."""
+    looked up; None when none is configured (every paid request is then unverifiable).
+    `presence` tells whose card proved itself, for which device."""
 
-    def __init__(self, database: Database, signing_key: Ed25519PrivateKey,
+    def __init__(self, database: Database, signing_key: Ed25519PrivateKey, presence: Presence,
                  acquirer: AcquirerClient | None = None) -> None:
         self._database = database
         self._signing_key = signing_key
+        self._presence = presence
         self._acquirer = acquirer
 
-    def submit(self, body: CertificateRequestBody) -> Answer:
+    def submit(self, device_id: str, body: CertificateRequestBody) -> Answer:
         digest = _digest(body)
         with self._database.reading() as session:
             stored = session.get(CertificateRequest, body.request_id)
-            if stored is not None:
-                return self._replay(stored, body, digest)
-            holder = _holder(session, body.service_code, body.national_number, body.card_number, body.language,
-                             utc_now())
+        if stored is not None:
+            return self._replay(stored, device_id, body, digest)
+        holder = self._holder_of(device_id, body)
+        if holder is None:
+            return self._store_refusal(device_id, body, digest, NOT_ELIGIBLE)
+        with self._database.reading() as session:
+            found = _holder(session, body.service_code, holder, body.language, utc_now())
         # The acquirer is asked outside the write lock (it may be slow), and only for a
         # request that would be issued: a refusal on the citizen's record needs no payment.
-        lookup = None if isinstance(holder, str) else self._look_up(body)
+        lookup = None if isinstance(found, str) else self._look_up(device_id, body)
         if lookup is not None and lookup.outcome is LookupOutcome.UNREACHABLE:
             return payment_unverifiable()
         with self._database.writing() as session:
             stored = session.get(CertificateRequest, body.request_id)
             if stored is not None:       # a retry racing this one was answered first
-                return self._replay(stored, body, digest)
+                return self._replay(stored, device_id, body, digest)
             now = utc_now()
-            decided = self._decide(session, body, now, lookup)
+            decided = self._decide(session, body, holder, now, lookup)
             if decided is None:          # the record changed since it was read: the payment was not looked up
                 return payment_unverifiable()
             answer, document = decided
             session.add(CertificateRequest(
-                request_id=body.request_id, body_digest=digest, device_id=body.device_id,
+                request_id=body.request_id, body_digest=digest, device_id=device_id,
                 status=answer.body["status"], http_status=answer.http_status,
                 answer=_answer_text(answer), created_at=iso_utc(now)))
             if document is not None:
@@ -226,65 +241,94 @@ class Issuer:
                 if body.claim:
                     session.flush()
                     session.add(ClaimRecord(serial=document.serial, national_number=document.national_number,
-                                            reference=body.claim_reference, device_id=body.device_id,
+                                            reference=body.claim_reference, device_id=device_id,
                                             created_at=iso_utc(now)))
         if document is not None:
             payment = lookup.payment if lookup is not None else None
             log.info("request.issued request_id=%s serial=%s service=%s device=%s terminal=%s claim=%s",
-                     body.request_id, document.serial, body.service_code, body.device_id,
+                     body.request_id, document.serial, body.service_code, device_id,
                      payment.terminal_id if payment and wire.is_id(payment.terminal_id) else "-",
                      "yes" if body.claim else "no")
-        else:
-            log.info("request.rejected request_id=%s reason=%s device=%s",
-                     body.request_id, answer.body["reason"], body.device_id)
+        return answer
+
+    def _holder_of(self, device_id: str, body: CertificateRequestBody) -> Holder | None:
+        if body.claim:
+            assert body.card_proof is not None and body.taken_at is not None
+            return self._presence.holder_for_claim(device_id, body.card_proof, request_id=body.request_id,
+                                                   service_code=body.service_code, taken_at=body.taken_at)
+        assert body.presence_id is not None
+        return self._presence.holder_for_request(device_id, body.presence_id, body.request_id)
+
+    def _store_refusal(self, device_id: str, body: CertificateRequestBody, digest: str, reason: str) -> Answer:
+        """A request whose card did not prove itself: refused, and answered the same way ever after."""
+        answer = rejected(reason)
+        with self._database.writing() as session:
+            stored = session.get(CertificateRequest, body.request_id)
+            if stored is not None:
+                return self._replay(stored, device_id, body, digest)
+            session.add(CertificateRequest(
+                request_id=body.request_id, body_digest=digest, device_id=device_id, status="rejected",
+                http_status=answer.http_status, answer=_answer_text(answer), created_at=iso_utc(utc_now())))
+        log.info("request.rejected request_id=%s reason=not_proven device=%s", body.request_id, device_id)
         return answer
 
     @staticmethod
-    def _replay(stored: CertificateRequest, body: CertificateRequestBody, digest: str) -> Answer:
+    def _replay(stored: CertificateRequest, device_id: str, body: CertificateRequestBody, digest: str) -> Answer:
+        if stored.device_id is not None and stored.device_id != device_id:
+            log.warning("request.other_device request_id=%s device=%s", body.request_id, device_id)
+            return rejected("not_found", http_status=404)
         if stored.body_digest is not None and stored.body_digest != digest:
             return conflict("request_id_reused")
         log.info("request.replayed request_id=%s status=%s", body.request_id, stored.status)
         return _answer_of(stored)
 
-    def _look_up(self, body: CertificateRequestBody) -> PaymentLookup:
+    def _look_up(self, device_id: str, body: CertificateRequestBody) -> PaymentLookup:
         if self._acquirer is None:
             log.error("request.payment_unverifiable request_id=%s cause=no_acquirer device=%s",
-                      body.request_id, body.device_id)
+                      body.request_id, device_id)
             return PaymentLookup(LookupOutcome.UNREACHABLE)
         lookup = self._acquirer.look_up(body.payment_id)
         if lookup.outcome is LookupOutcome.UNREACHABLE:
             log.warning("request.payment_unverifiable request_id=%s cause=acquirer device=%s",
-                        body.request_id, body.device_id)
+                        body.request_id, device_id)
         return lookup
 
-    def eligibility(self, body: EligibilityBody) -> Answer:
-        """Whether a request would be issued, payment aside, and central's fee for it now; stores nothing."""
+    def eligibility(self, device_id: str, body: EligibilityBody) -> Answer:
+        """Whether a request would be issued, payment aside, for the citizen whose card just signed
+        central's challenge, and central's fee for it now. The answer names the presence the card
+        proved: the request that follows carries it."""
+        holder = self._presence.prove(device_id, body.challenge_id, body.card_proof)
         with self._database.reading() as session:
             catalogue = load_catalogue(session)
-            holder = _holder(session, body.service_code, body.national_number, body.card_number, "ar", utc_now())
+            found = _holder(session, body.service_code, holder, "ar", utc_now()) if holder is not None \
+                else "not_proven"
         service = catalogue.get(body.service_code)
         fee = service.fee.to_json() if service is not None else None
         if service is not None and (fee != body.fee.model_dump() or body.catalogue_version != catalogue.version):
             log.info("request.catalogue_stale service=%s fee_changed=%s kiosk_version=%s version=%s device=%s",
                      service.code, fee != body.fee.model_dump(), body.catalogue_version or "-", catalogue.version,
-                     body.device_id)
-        if isinstance(holder, str):
-            log.info("request.not_eligible reason=%s device=%s", holder, body.device_id)
-            return Answer(200, {"eligible": False, "reason": holder, "fee": fee,
+                     device_id)
+        if isinstance(found, str):
+            # The precise reason stays here: a device learns nothing of a citizen it may not.
+            log.info("request.not_eligible reason=%s device=%s", found, device_id)
+            return Answer(200, {"eligible": False, "reason": NOT_ELIGIBLE, "fee": fee,
                                 "catalogue_version": catalogue.version})
-        return Answer(200, {"eligible": True, "fee": fee, "catalogue_version": catalogue.version})
+        return Answer(200, {"eligible": True, "fee": fee, "catalogue_version": catalogue.version,
+                            "presence_id": body.challenge_id})
 
-    def _decide(self, session: Session, body: CertificateRequestBody, now: datetime,
+    def _decide(self, session: Session, body: CertificateRequestBody, holder: Holder, now: datetime,
                 lookup: PaymentLookup | None) -> tuple[Answer, IssuedDocumentRecord | None] | None:
         """The answer and the document to store; None when the payment was not looked up and must be."""
-        holder = _holder(session, body.service_code, body.national_number, body.card_number, body.language, now)
-        if isinstance(holder, str):
-            return rejected(holder), None
+        found = _holder(session, body.service_code, holder, body.language, now)
+        if isinstance(found, str):
+            log.info("request.rejected request_id=%s reason=%s", body.request_id, found)
+            return rejected(found if found == "unknown_service" else NOT_ELIGIBLE), None
         if lookup is None:
             return None
-        service, citizen, fields = holder
+        service, citizen, fields = found
         payment_problem = self._payment_problem(session, body, service, lookup)
         if payment_problem is not None:
+            log.info("request.rejected request_id=%s reason=%s", body.request_id, payment_problem)
             return rejected(payment_problem), None
 
         serial = self._new_serial(session, now.date())
@@ -328,14 +372,18 @@ class Issuer:
             if session.get(IssuedDocumentRecord, serial) is None:
                 return serial
 
-    def void(self, request_id: str) -> Answer:
-        """Void the document of `request_id` (the kiosk could not deliver it and refunded)."""
+    def void(self, device_id: str, request_id: str) -> Answer:
+        """Void the document of `request_id` (the kiosk could not deliver it and refunded); only the
+        device that asked for it may."""
         with self._database.writing() as session:
             stored = session.get(CertificateRequest, request_id)
             now = iso_utc(utc_now())
+            if stored is not None and stored.device_id is not None and stored.device_id != device_id:
+                log.warning("request.other_device request_id=%s device=%s call=void", request_id, device_id)
+                return rejected("not_found", http_status=404)
             if stored is None:
                 stored = CertificateRequest(
-                    request_id=request_id, body_digest=None, device_id=None, status="voided",
+                    request_id=request_id, body_digest=None, device_id=device_id, status="voided",
                     http_status=422, answer=_answer_text(rejected("request_voided")),
                     created_at=now, voided_at=now)
                 session.add(stored)

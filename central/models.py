@@ -267,3 +267,59 @@ class ClaimRecord(Base):
 
     def __repr__(self) -> str:
         return "ClaimRecord(serial=%s)" % self.serial
+
+
+class Device(Base):
+    """An enrolled kiosk: its id and its public key (Ed25519, raw 32 bytes, hex). The private key never
+    left the kiosk. A revoked device is refused on every call until it is enrolled again."""
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[str] = mapped_column(String(20))
+    revoked_at: Mapped[str | None] = mapped_column(String(20))
+    last_seen_at: Mapped[str | None] = mapped_column(String(20))
+
+
+class EnrolmentCode(Base):
+    """A one-time enrolment code for one device id, kept only as its SHA-256; used once, before it expires."""
+
+    __tablename__ = "enrolment_codes"
+
+    code_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[str] = mapped_column(String(20))
+    expires_at: Mapped[str] = mapped_column(String(20))
+    used_at: Mapped[str | None] = mapped_column(String(20))
+
+
+class SeenSignature(Base):
+    """A signature's nonce, kept while a signature of that age would still be taken: a replay is refused."""
+
+    __tablename__ = "seen_signatures"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created: Mapped[int] = mapped_column(index=True)     # the signature's, seconds since the epoch
+
+
+class CardChallenge(Base):
+    """Central's challenge to the card in one kiosk's reader, single-use, expiring. Once a card signed it
+    and central checked the signature, it is that card's proof of presence: the citizen's numbers are
+    kept with it, and the one request it may pay for (``request_id``, bound at the first)."""
+
+    __tablename__ = "card_challenges"
+
+    challenge_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))                  # hex of the 32 bytes the card signs
+    device_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(20))
+    expires_at: Mapped[str] = mapped_column(String(20))
+    used_at: Mapped[str | None] = mapped_column(String(20))         # answered once, never again
+    national_number: Mapped[str | None] = mapped_column(String(11))  # set once the card proved itself
+    card_number: Mapped[str | None] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return "CardChallenge(challenge_id=%s)" % self.challenge_id

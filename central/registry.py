@@ -6,6 +6,13 @@ whole with one :class:`RegistryFileError` that names the record and the key
 Citizens are upserted by national number; a citizen's family links, criminal
 records, qualifications, real estate and vehicles are replaced by what the
 file says.
+
+Every text is printed on documents, so a text with a control character (C0,
+DEL, C1) or a character that moves or hides the text around it (the bidi
+embeddings, overrides and isolates U+202A..U+202E and U+2066..U+2069, the line
+and paragraph separators) is refused, as `kiosk.wire.is_plain_text` says. A
+file that is not one (a directory, over MAX_FILE_BYTES, not UTF-8, nested
+deeper than Python's parser goes, not strict JSON) is refused with one line too.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import difflib
 import json
 import logging
 import re
+import stat
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from central.db import Database
 from central.models import Citizen, CriminalRecord, Property, Qualification, Vehicle
+from kiosk import wire
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,14 @@ _ARABIC_LETTER = re.compile(r"[\u0621-\u064A]")
 _LICENCE_NUMBER = re.compile(r"[0-9]{6,12}")
 _PARCEL = re.compile(r"[0-9]{1,6}(/[0-9]{1,4})?")
 _SHARES = re.compile(r"([0-9]{1,5})/([0-9]{1,5})")
+# A key's name as a registry file writes them (letters, digits, underscores): shown in a message when it is one,
+# never otherwise (a stray value used as a key, a national number, is personal data).
+_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+# A seed citizen takes about 1 KB of JSON; 32 MB is some 30,000 citizens, a few hundred MB once decoded,
+# imported in one transaction. A larger registry is imported in several files, each family in one file
+# (a spouse or a child must be in the same file or already stored).
+MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
 class RegistryFileError(ValueError):
@@ -132,6 +149,9 @@ def _text(value: Any, max_length: int = 200) -> str:
         raise ValueError("must be a non-empty string")
     if len(value) > max_length:
         raise ValueError("must be at most %d characters" % max_length)
+    if not wire.is_plain_text(value):      # checked before strip(): a trailing control character is refused too
+        raise ValueError("must not contain control characters or direction overrides (U+202A..U+202E, "
+                         "U+2066..U+2069)")
     return value.strip()
 
 
@@ -289,8 +309,11 @@ _TOGETHER = (("date_of_death", "place_of_death_ar"), ("former_name_ar", "name_ch
 
 
 def _unknown_key(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    return "unknown key `%s`%s" % (key, ": did you mean `%s`?" % close[0] if close else "")
+    close = difflib.get_close_matches(key, known, n=1) if len(key) <= 64 else []
+    hint = ": did you mean `%s`?" % close[0] if close else ""
+    if not _KEY_NAME.fullmatch(key):
+        return "an unknown key, not shown (it is not a key's name)%s" % hint
+    return "unknown key `%s`%s" % (key, hint)
 
 
 def _checked_object(where: str, value: Any, keys: dict[str, Callable[[Any], Any]],
@@ -395,15 +418,53 @@ def parse_registry(data: Any) -> list[CitizenRecord]:
 
 def load_registry_file(path: Path) -> list[CitizenRecord]:
     """Read and check a registry file; RegistryFileError names what is wrong."""
+    text = _read(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryFileError("", "cannot be read (%s)" % type(exc).__name__) from None
-    try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_a_json_number)
     except json.JSONDecodeError as exc:
         raise RegistryFileError("", "not JSON (line %d column %d)" % (exc.lineno, exc.colno)) from None
+    except _NotStrictJSON:
+        raise RegistryFileError("", "not JSON (NaN and Infinity are not JSON numbers)") from None
+    except RecursionError:     # a registry file nests five deep: citizens, a citizen, a list, an entry
+        raise RegistryFileError("", "not a registry file (arrays or objects nested too deeply)") from None
+    except ValueError:         # the one error json lets through: int()'s limit on digits
+        raise RegistryFileError("", "not a registry file (a number with too many digits)") from None
     return parse_registry(data)
+
+
+class _NotStrictJSON(ValueError):
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON has none."""
+
+
+def _not_a_json_number(_name: str) -> Any:
+    raise _NotStrictJSON
+
+
+def _read(path: Path) -> str:
+    """The text of the registry file at `path`: a regular file of at most MAX_FILE_BYTES, in UTF-8."""
+    too_large = RegistryFileError("", "too large (over %d MB): import the registry in several files, each family "
+                                      "in one file" % (MAX_FILE_BYTES // (1024 * 1024)))
+    try:
+        info = path.stat()
+    except (OSError, ValueError) as exc:          # ValueError: a NUL in the file's name
+        raise RegistryFileError("", "cannot be read (%s)" % type(exc).__name__) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise RegistryFileError("", "is a directory, not a registry file")
+    if not stat.S_ISREG(info.st_mode):
+        raise RegistryFileError("", "is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise too_large
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RegistryFileError("", "cannot be read (%s)" % type(exc).__name__) from None
+    if len(data) > MAX_FILE_BYTES:                # it grew since
+        raise too_large
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryFileError("", "not UTF-8 text (byte %d)" % exc.start) from None
 
 
 def _check_against_registry(session: Session, records: list[CitizenRecord]) -> None:

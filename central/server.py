@@ -3,18 +3,25 @@
 ``start_in_thread`` binds the socket itself (so the port is known, and a
 port in use fails at once in the caller), runs uvicorn on a thread, and
 returns only when uvicorn has started serving: it waits on an event set at
-the end of uvicorn's start-up, never on a fixed sleep.
+the end of uvicorn's start-up, never on a fixed sleep. It serves HTTPS when
+given a certificate and key, and plain HTTP only on loopback (central/tls.py).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
+from central import tls
 from central.app import create_app
+
+
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 class _Server(uvicorn.Server):
@@ -75,17 +82,27 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def start_in_thread(db_url: str, *, host: str = "127.0.0.1", port: int = 0,
                     signing_key_path: Path | str | None = None, acquirer_url: str | None = None,
-                    acquirer_ca_file: Path | str | None = None, startup_timeout_s: float = 30.0) -> RunningCentral:
+                    acquirer_ca_file: Path | str | None = None, tls_cert: Path | str | None = None,
+                    tls_key: Path | str | None = None, issuer_key_paths: Sequence[Path | str] = (),
+                    startup_timeout_s: float = 30.0, **limits: Any) -> RunningCentral:
     """Serve central on `host`:`port` (0: any free port); returns once it accepts connections.
-    Payments are looked up at `acquirer_url` (see `create_app`)."""
+    Payments are looked up at `acquirer_url`, cards checked against `issuer_key_paths`; `limits` are
+    `create_app`'s (body size and rates).
+
+    With `tls_cert` and `tls_key` (PEM files, as `central.tls.init` writes them) it serves HTTPS
+    and its ``url`` is ``https://``: the certificate must name the URL's host (127.0.0.1 by
+    default). Without them it serves plain HTTP, on a loopback `host` only: TlsError (a
+    ValueError) otherwise, and for a certificate and key that cannot serve together."""
+    serves_tls = tls.check_serving(host, tls_cert, tls_key)
     sock = _listening_socket(host, port)
     try:
         app = create_app(db_url, signing_key_path=signing_key_path, acquirer_url=acquirer_url,
-                         acquirer_ca_file=acquirer_ca_file)
+                         acquirer_ca_file=acquirer_ca_file, issuer_key_paths=issuer_key_paths, **limits)
     except BaseException:
         sock.close()
         raise
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+                            ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     server = _Server(config)
 
     def serve() -> None:
@@ -96,6 +113,7 @@ def start_in_thread(db_url: str, *, host: str = "127.0.0.1", port: int = 0,
             sock.close()
 
     bound_host, bound_port = sock.getsockname()[:2]
+    bound_host = _ANY_ADDRESS.get(bound_host, bound_host)     # bound to every address: reached on loopback
     url_host = "[%s]" % bound_host if ":" in bound_host else bound_host
     thread = threading.Thread(target=serve, name="central", daemon=True)
     thread.start()
@@ -103,4 +121,4 @@ def start_in_thread(db_url: str, *, host: str = "127.0.0.1", port: int = 0,
         server.should_exit = True
         thread.join(timeout=5)
         raise RuntimeError("central did not start")
-    return RunningCentral(server, thread, "http://%s:%d" % (url_host, bound_port))
+    return RunningCentral(server, thread, "%s://%s:%d" % ("https" if serves_tls else "http", url_host, bound_port))

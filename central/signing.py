@@ -29,6 +29,11 @@ signature goes with the document as ``"signature": {"alg": "Ed25519",
 the catalogue on its disk and trust it again when central cannot be reached. The content digest ties the signature to every
 printed word: a verifier recomputes it from the document's fields. The
 national number is not in the payload.
+
+Central starts with `central_key`, which never makes a key anew over
+documents already issued (they would all stop verifying): a key file given
+that is not there, or the one beside the database lost after a first
+document, stops central from starting with an error naming the file.
 """
 
 from __future__ import annotations
@@ -297,39 +302,84 @@ def load_public_key_pem(pem: str | bytes) -> Ed25519PublicKey:
     return key
 
 
-def load_or_create_key(path: Path | None) -> Ed25519PrivateKey:
-    """The private key in the PEM file `path`, created (mode 0600) when it does not exist.
+class SigningKeyError(ValueError):
+    """Central has no document signing key it may use, and does not start; the message names the file."""
 
-    With no path, a key that lives only as long as this process: documents it
-    signs cannot be verified after a restart.
-    """
-    if path is None:
-        log.warning("signing.key_ephemeral")
-        return Ed25519PrivateKey.generate()
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    """The private key in the PEM file `path`; SigningKeyError when there is none there, or not an Ed25519 key."""
     try:
         pem = path.read_bytes()
     except FileNotFoundError:
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        # Written whole under a temporary name, then linked into place: a
-        # reader never sees half a key, and a key another process made first wins.
-        temporary = path.with_name(".%s.%d.tmp" % (path.name, os.getpid()))
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return load_or_create_key(path)
-        finally:
-            temporary.unlink()
-        log.info("signing.key_created path=%s", path)
-        return key
-    key = serialization.load_pem_private_key(pem, password=None)
+        raise SigningKeyError("signing key %s does not exist" % path) from None
+    except OSError as exc:
+        raise SigningKeyError("signing key %s cannot be read: %s" % (path, exc.strerror or type(exc).__name__)) \
+            from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise SigningKeyError("signing key %s: not an unencrypted PEM private key" % path) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError("%s: not an Ed25519 private key" % path)
+        raise SigningKeyError("signing key %s: not an Ed25519 private key" % path)
     return key
+
+
+def create_key(path: Path) -> Ed25519PrivateKey:
+    """A new key, written to the PEM file `path` (mode 0600); the key already there if another process
+    made one first."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    # Written whole under a temporary name, then linked into place: a
+    # reader never sees half a key, and a key another process made first wins.
+    temporary = path.with_name(".%s.%d.tmp" % (path.name, os.getpid()))
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return load_key(path)
+    finally:
+        temporary.unlink()
+    log.info("signing.key_created path=%s", path)
+    return key
+
+
+def central_key(path: Path | None, db_path: Path | None, *, documents_issued: bool) -> Ed25519PrivateKey:
+    """The key central signs with, or SigningKeyError: then central must not start.
+
+    A new key leaves every document signed before it failing verification, so
+    a key is made only where no document can have been signed yet:
+
+    - `path` given (``--signing-key``): the key must be there; a missing file
+      (a mistyped path, a volume not mounted) is never replaced.
+    - else the default file beside the SQLite database file `db_path`
+      (`default_key_path`): read; made only while the database holds no issued
+      document (`documents_issued` False).
+    - else (an in-memory or a non-SQLite database): a key that lives as long
+      as this process, again only while no document is issued.
+    """
+    if path is not None:
+        if not path.exists():
+            raise SigningKeyError("signing key %s does not exist: central makes no new key in place of the one "
+                                  "it is given (documents it signed would no longer verify); restore the file or "
+                                  "correct the path" % path)
+        return load_key(path)
+    default = default_key_path(db_path)
+    if default is not None and default.exists():
+        return load_key(default)
+    if documents_issued:
+        if default is None:
+            raise SigningKeyError("the database holds issued documents and no signing key file is given: give "
+                                  "the key that signed them (--signing-key)")
+        raise SigningKeyError("signing key %s does not exist, and the database holds issued documents: a new key "
+                              "would make every one of them fail verification; restore the file, or give its "
+                              "place (--signing-key)" % default)
+    if default is None:
+        log.warning("signing.key_ephemeral")
+        return Ed25519PrivateKey.generate()
+    return create_key(default)
 
 
 def default_key_path(db_path: Path | None) -> Path | None:

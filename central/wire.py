@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kiosk.wire import ID_PATTERN, AnswerStatus
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+NOT_ELIGIBLE = "not_eligible"     # the one refusal a device learns about a citizen (the precise one is logged)
 Currency = Literal["SYP", "USD", "EUR"]
 AmountMinor = Annotated[int, Field(gt=0, le=10 ** 12)]
 

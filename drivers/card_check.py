@@ -4,7 +4,8 @@
 
 For technicians at a kiosk. The card is read with the kiosk's own driver
 (`PyscardCardReader`): power up, SELECT, VERIFY with the PIN, EF.ID and
-EF.ID_SIG, both authenticity checks and the expiry against today's date.
+EF.ID_SIG, both authenticity checks, EF.PHOTO against its digest (D1) on a
+card of profile 1.1, and the expiry against today's date.
 
 Trusted issuer keys are those of the configuration (`--config`, or
 /etc/kiosk/kiosk.toml when it exists and no `--config` is given) plus every
@@ -19,7 +20,8 @@ card data) goes to stderr; otherwise only warnings do.
 Output: exactly one line on stdout, stable for scripts; never personal data.
 
     valid apdus=N                         exit 0
-    forged apdus=N                        exit 1  unknown issuer key, or EF.ID_SIG does not verify
+    forged apdus=N                        exit 1  unknown issuer key, EF.ID_SIG does not verify,
+                                                  or EF.PHOTO does not match D1 (a swapped photo)
     cloned apdus=N                        exit 1  INTERNAL AUTHENTICATE does not verify
     expired apdus=N                       exit 1  authentic, but past its date of expiry
     blocked apdus=N                       exit 1  PIN blocked
@@ -31,7 +33,8 @@ Output: exactly one line on stdout, stable for scripts; never personal data.
     no reader "PREFIX"                    exit 1  no reader whose name starts with PREFIX
 
 N is the number of command APDUs the authentication took (VERIFY onwards,
-GET RESPONSE and Le repeats included), as `CardReadResult.apdu_count`.
+EF.PHOTO's on a card with D1, GET RESPONSE and Le repeats included), as
+`CardReadResult.apdu_count`.
 A usage or configuration problem (no trusted key, an unreadable key or
 configuration, no PIN, a PIN that is not 4 to 8 digits) prints one line
 `kiosk: ...` on stderr, nothing on stdout, and exits 2.
@@ -49,10 +52,10 @@ from typing import Callable, Sequence, TextIO
 
 from drivers.id_card.errors import PinFormatError
 from drivers.id_card.pin import pin_block
-from drivers.id_card.trust import TrustStore
 from drivers.pcsc_channel import find_reader
 from drivers.pyscard_reader import PyscardCardReader
 from kiosk import config as kiosk_config
+from kiosk.issuer_keys import TrustStore, load_issuer_keys
 from kiosk.ports.card_reader import CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus
 from kiosk.errors import ConfigError, KioskError
 
@@ -100,7 +103,7 @@ def settings(config_path: Path | None, trust: Sequence[Path], reader: str | None
     key_files += trust
     if not key_files:
         raise ConfigError("no trusted issuer keys: give --config C or --trust ISSUER.pem")
-    store = TrustStore.from_pem_files(key_files)
+    store = load_issuer_keys(key_files)
     log.info("card_check.trust keys=%d", len(store))
     return CheckSettings(store, prefix if reader is None else reader, timeout_s)
 
@@ -150,7 +153,7 @@ def check(reader: CardReader, reader_name: str, get_pin: Callable[[], str], *,
 
 
 def verdict_line(result: CardReadResult) -> str:
-    """`valid apdus=7`, `wrong PIN (2 tries left) apdus=1`, ...: no card data."""
+    """`valid apdus=34`, `wrong PIN (2 tries left) apdus=1`, ...: no card data."""
     if result.verdict is CardVerdict.WRONG_PIN:
         tries = result.tries_left
         what = "wrong PIN (%d %s left)" % (tries, "try" if tries == 1 else "tries") \

@@ -8,7 +8,9 @@ reader that hangs, turns into an UNREADABLE verdict instead of a hang.
 
 The PIN is turned into its block at once, sent, and the block wiped; it is
 never logged, stored or put in a message. Logs carry event names and verdicts,
-never card data.
+never card data. What the card gave (EF.ID and EF.ID_SIG, kept for `prove`,
+and a photo checked against D1) lives in the session of one connection and
+goes with it.
 
 The watch outlives the reader and pcscd: a reader unplugged or pcscd gone is
 READER_LOST, their return READER_FOUND (and INSERTED for a card already in),
@@ -22,7 +24,9 @@ import logging
 import threading
 from typing import Callable
 
+from kiosk.card_proof import CardProof
 from kiosk.config import KioskConfig
+from kiosk.issuer_keys import TrustStore, load_issuer_keys
 from kiosk.ports.card_reader import (
     CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus,
 )
@@ -31,7 +35,6 @@ from drivers.id_card import pin_pad
 from drivers.id_card.errors import CardUnreadable
 from drivers.id_card.pin import pin_block
 from drivers.id_card.protocol import IdCardSession, log_unexpected
-from drivers.id_card.trust import TrustStore
 from drivers.pcsc_channel import ChannelError, NoCard, PcscChannel, find_reader
 from drivers.pcsc_watch import READER_NOTIFICATIONS, ReaderWatch, card_present
 
@@ -264,6 +267,14 @@ class PyscardCardReader(CardReader):
                 return None
             return self._session.read_photo()
 
+    def prove(self, challenge: bytes) -> CardProof | None:
+        # Under the operation lock, each exchange within the channel's deadline.
+        with self._operation:
+            if self._session is None:
+                log.info("card.prove result=not_authenticated")
+                return None
+            return self._session.prove(challenge)
+
     def disconnect(self) -> None:
         with self._operation:
             if self._channel is not None:
@@ -271,7 +282,10 @@ class PyscardCardReader(CardReader):
                 log.info("card.disconnected")
 
     def _drop_channel(self) -> None:
-        channel, self._channel, self._session = self._channel, None, None
+        channel, self._channel = self._channel, None
+        session, self._session = self._session, None
+        if session is not None:
+            session.forget()                      # EF.ID, EF.ID_SIG and the photo go with the connection
         if channel is not None:
             channel.close()
 
@@ -300,5 +314,5 @@ class PyscardCardReader(CardReader):
 def from_config(config: KioskConfig) -> PyscardCardReader:
     """The `pyscard` card backend: the reader, issuer keys and deadline of `config.card`."""
     card = config.card
-    return PyscardCardReader(TrustStore.from_pem_files(card.trusted_issuers), reader_name=card.reader,
+    return PyscardCardReader(load_issuer_keys(card.trusted_issuers), reader_name=card.reader,
                              apdu_timeout_s=card.apdu_timeout_s)

@@ -19,6 +19,7 @@ from kiosk.catalogue_supply import CatalogueSupply, load_public_key
 from kiosk.central_client import CentralClient
 from kiosk.config import KioskConfig
 from kiosk.ports.state import LocalState
+from kiosk.provisioning import load_device_key
 from kiosk.runtime import Devices, Runtime
 from kiosk.session import Session, Timeouts
 
@@ -44,7 +45,9 @@ def build_devices(config: KioskConfig) -> Devices:
 def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = None) -> Runtime:
     """The runtime for `config`; `devices` already built (a test's fakes) are used as they are."""
     devices = devices or build_devices(config)
-    central = CentralClient(config.central.url, device_id=config.device_id, timeout_s=config.central.timeout_s)
+    central = CentralClient(config.central.url, device_id=config.device_id, timeout_s=config.central.timeout_s,
+                            ca_file=config.central.ca_file,
+                            device_key=load_device_key(config.central.device_key_path))
     run_id = uuid.uuid4().hex
     state: LocalState = backends.load("outbox.backend", config.outbox.backend)(
         config, deliver=central.deliver, terminal=devices.payment, run_id=run_id, alert=_alert)

@@ -101,6 +101,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     """Central's public key from a PEM file; ConfigError naming the file when it is not one."""
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise ConfigError("`central.catalogue_key`: no such file %s (`kiosk provision` writes it)" % path) from None
     except (OSError, ValueError) as exc:
         raise ConfigError("`central.catalogue_key`: %s is not a PEM public key (%s)" % (path, type(exc).__name__)) \
             from None

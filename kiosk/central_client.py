@@ -20,6 +20,7 @@ sent once, and the outbox asks again later under the same request id.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import logging
@@ -30,6 +31,9 @@ from typing import Any
 
 import requests
 import urllib3
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from requests_http_signature import HTTPSignatureAuth, algorithms
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -39,7 +43,8 @@ from kiosk.documents import IssuedDocument
 from kiosk.errors import CentralError
 from kiosk.messages import MessageKind
 from kiosk.money import Money
-from kiosk.ports.central import Central, Eligibility, EligibilityAnswer
+from kiosk.card_proof import CHALLENGE_LENGTH, CardProof
+from kiosk.ports.central import Central, Challenge, Eligibility, EligibilityAnswer
 from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
@@ -250,6 +255,15 @@ def _checked_answer(kind: MessageKind, message: dict, answer: Any) -> dict:
     return answer
 
 
+def signed_by(device_id: str, device_key: Ed25519PrivateKey) -> HTTPSignatureAuth:
+    """What signs every call of the kiosk `device_id` (RFC 9421): central's check is central/device_auth.py."""
+    return HTTPSignatureAuth(signature_algorithm=algorithms.ED25519, key_id=device_id, use_nonce=True,
+                             covered_component_ids=wire.SIGNED_COMPONENTS,
+                             key=device_key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+
+
 class CentralClient(Central):
     """Central's API for one kiosk, over HTTP. Safe to share between threads: the session is
     set up once here and not changed afterwards, and its connection pool is
@@ -257,11 +271,20 @@ class CentralClient(Central):
 
     `ca_file` (a PEM file of certificate authorities) pins central's CA: central's
     certificate is then checked against it instead of the system's authorities.
+
+    `device_key` (the kiosk's own Ed25519 key, made by `kiosk provision`) signs every
+    call (HTTP Message Signatures, RFC 9421: method, authority, target URI and the
+    body's digest, a creation time and a nonce, the device id as key id). Without
+    one, central refuses every call but the public ones; a refusal of the device
+    (``device_refused``) puts the kiosk out of service, and what the outbox holds
+    waits for it to be enrolled again.
     """
 
     def __init__(self, base_url: str, *, device_id: str, timeout_s: float = 10.0,
-                 ca_file: str | os.PathLike[str] | None = None) -> None:
+                 ca_file: str | os.PathLike[str] | None = None,
+                 device_key: Ed25519PrivateKey | None = None) -> None:
         self.device_id = device_id
+        self._refused: str | None = None
         self._base = base_url.rstrip("/")
         self._timeout = (min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
         if ca_file is not None and not os.path.exists(ca_file):
@@ -269,6 +292,8 @@ class CentralClient(Central):
         self._http = requests.Session()
         self._http.verify = os.fspath(ca_file) if ca_file is not None else True
         self._http.headers["User-Agent"] = "citizen-kiosk/%s" % device_id
+        if device_key is not None:
+            self._http.auth = signed_by(device_id, device_key)
         self._http.mount("http://", HTTPAdapter(max_retries=_no_retries()))
         self._http.mount("https://", HTTPAdapter(max_retries=_no_retries()))
         # The longest matching prefix picks the adapter: only the catalogue gets retries.
@@ -278,8 +303,24 @@ class CentralClient(Central):
         """One call to central with the timeouts and TLS settings every call has. `verify`
         is passed on each call so that a CA bundle named in the environment
         (REQUESTS_CA_BUNDLE) cannot replace a pinned CA. Redirects are not followed."""
-        return self._http.request(method, self._base + path, timeout=self._timeout, verify=self._http.verify,
-                                  allow_redirects=False, **kwargs)
+        response = self._http.request(method, self._base + path, timeout=self._timeout, verify=self._http.verify,
+                                      allow_redirects=False, **kwargs)
+        if response.status_code in (401, 403):
+            reason = self._reason(response)
+            if reason == wire.REPLAYED:      # central saw this signature already (a transport's retry)
+                return response
+            reason = reason if reason in wire.DEVICE_REFUSALS else "unauthenticated"
+            if reason != self._refused:
+                log.error("central.device_refused reason=%s", reason)
+            self._refused = reason
+        elif response.status_code < 500 and response.status_code not in _RETRY_LATER:
+            if self._refused is not None:
+                log.info("central.device_accepted")
+            self._refused = None
+        return response
+
+    def device_refused(self) -> str | None:
+        return self._refused
 
     def close(self) -> None:
         self._http.close()
@@ -321,19 +362,42 @@ class CentralClient(Central):
             raise CentralUnreachable("central's catalogue is unreadable")
         return document
 
-    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str, fee: Money,
+    def challenge(self) -> Challenge | None:
+        """A fresh challenge from central for the card in the reader; None when central cannot be
+        asked or answers something else than an id and 32 bytes."""
+        try:
+            response = self._call("POST", wire.CHALLENGES, json={})
+        except _TRANSPORT_ERRORS as exc:
+            log.info("central.unreachable call=challenge error=%s", type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            log.warning("central.unavailable call=challenge http=%d", response.status_code)
+            return None
+        try:
+            data = response.json()
+            nonce = base64.b64decode(data["challenge"], validate=True)
+            if not wire.is_id(data["challenge_id"]) or len(nonce) != CHALLENGE_LENGTH:
+                raise _Garbled("not an id and %d bytes" % CHALLENGE_LENGTH)
+        except (ValueError, KeyError, TypeError, _Garbled) as exc:
+            log.error("central.answer_garbled call=challenge problem=%s",
+                      exc if isinstance(exc, _Garbled) else type(exc).__name__)
+            return None
+        return Challenge(data["challenge_id"], nonce)
+
+    def check_eligibility(self, *, service_code: str, challenge: Challenge, proof: CardProof, fee: Money,
                           catalogue_version: str) -> EligibilityAnswer:
         """Asked before the fee is charged, so that nobody pays for a document central
         would refuse, nor while central cannot be reached, nor a fee central no longer
-        asks. `fee` is what the kiosk is about to charge, `catalogue_version` the version
-        of the catalogue it shows; the answer carries central's current fee for the
-        service and its catalogue's version (the caller compares them). An answer that
-        is unreadable, or eligible without a fee, is UNREACHABLE: do not charge."""
+        asks. `proof` is the card's answer to central's `challenge`; `fee` is what the
+        kiosk is about to charge, `catalogue_version` the version of the catalogue it
+        shows; the answer carries central's current fee for the service and its
+        catalogue's version (the caller compares them), and the presence the card
+        proved. An answer that is unreadable, or eligible without a fee or a presence,
+        is UNREACHABLE: do not charge."""
         try:
             response = self._call("POST", wire.ELIGIBILITY, json={
-                "device_id": self.device_id, "service_code": service_code,
-                "national_number": national_number, "card_number": card_number,
-                "fee": fee.to_json(), "catalogue_version": catalogue_version})
+                "service_code": service_code, "challenge_id": challenge.challenge_id,
+                "card_proof": proof.to_json(), "fee": fee.to_json(), "catalogue_version": catalogue_version})
         except _TRANSPORT_ERRORS as exc:
             log.info("central.unreachable call=eligibility error=%s", type(exc).__name__)
             return EligibilityAnswer(Eligibility.UNREACHABLE)
@@ -352,13 +416,13 @@ class CentralClient(Central):
             log.info("central.fee_changed service=%s version=%s", service_code, answer.catalogue_version or "-")
         return answer
 
-    def waiting_documents(self, *, national_number: str, card_number: str) -> tuple[IssuedDocument, ...] | None:
-        """The documents claimed earlier that central issued and that wait for this card's holder,
-        oldest first; None when central cannot be asked or answers something unreadable (nothing is
-        shown); () when it says this card is not its citizen's."""
+    def waiting_documents(self, *, challenge: Challenge, proof: CardProof) -> tuple[IssuedDocument, ...] | None:
+        """The documents claimed earlier that central issued and that wait for the holder of the card
+        that signed `challenge`, oldest first; None when central cannot be asked or answers something
+        unreadable (nothing is shown); () when the card did not prove itself to central."""
         try:
             response = self._call("POST", wire.CLAIMS_WAITING, json={
-                "device_id": self.device_id, "national_number": national_number, "card_number": card_number})
+                "challenge_id": challenge.challenge_id, "card_proof": proof.to_json()})
         except _TRANSPORT_ERRORS as exc:
             log.info("central.unreachable call=claims_waiting error=%s", type(exc).__name__)
             return None
@@ -389,16 +453,20 @@ class CentralClient(Central):
         fee = _money(data["fee"]) if data.get("fee") is not None else None
         if data["eligible"] and fee is None:
             raise _Garbled("eligible without a fee")
+        presence = data.get("presence_id", "")
+        if data["eligible"] and not wire.is_id(presence):
+            raise _Garbled("eligible without a presence")
         return EligibilityAnswer(Eligibility.ELIGIBLE if data["eligible"] else Eligibility.NOT_ELIGIBLE, fee=fee,
-                                 catalogue_version=_version(data.get("catalogue_version")))
+                                 catalogue_version=_version(data.get("catalogue_version")),
+                                 presence_id=presence if data["eligible"] else "")
 
-    def submit_request(self, request_id: str, *, service_code: str, national_number: str, card_number: str,
-                       language: str, payment_id: str, place: dict[str, str] | None = None) -> SubmitResult:
-        """Ask for the certificate paid by `payment_id`, issued at `place` (``{"ar": ..., "en": ...}``,
-        signed into its QR code). UNREACHABLE means: ask again later with the same
-        request_id and the same details (never a second document)."""
-        message = {"request_id": request_id, "service_code": service_code, "national_number": national_number,
-                   "card_number": card_number, "language": language, "payment_id": payment_id}
+    def submit_request(self, request_id: str, *, service_code: str, presence_id: str, language: str,
+                       payment_id: str, place: dict[str, str] | None = None) -> SubmitResult:
+        """Ask for the certificate paid by `payment_id`, for the card that proved `presence_id`, issued
+        at `place` (``{"ar": ..., "en": ...}``, signed into its QR code). UNREACHABLE means: ask again
+        later with the same request_id and the same details (never a second document)."""
+        message = {"request_id": request_id, "service_code": service_code, "presence_id": presence_id,
+                   "language": language, "payment_id": payment_id}
         if place is not None:
             message["place"] = place
         answer = self.deliver(MessageKind.CERTIFICATE_REQUEST, message)
@@ -436,13 +504,13 @@ class CentralClient(Central):
         except (ValueError, TypeError):
             raise CentralError("unknown outbox message kind %r" % (kind,)) from None
         if kind is MessageKind.CERTIFICATE_REQUEST:
-            message = {"device_id": self.device_id, **payload}
+            message = dict(payload)
             path = wire.REQUESTS
         elif kind is MessageKind.VOID_REQUEST:
             message = dict(payload)
             path = wire.void_path(str(payload.get("request_id", "")))
         elif kind is MessageKind.CLAIM_COLLECTED:
-            message = {"device_id": self.device_id, **payload}
+            message = dict(payload)
             if not wire.is_id(message.get("serial")):
                 raise CentralError("claim_collected without a serial")
             path = wire.claim_collected_path(message["serial"])
@@ -453,13 +521,19 @@ class CentralClient(Central):
             raise CentralError("%s without a request id" % kind.value)
 
         try:
-            body = {"device_id": self.device_id} if kind is MessageKind.CLAIM_COLLECTED else message
-            response = self._call("POST", path, json=body if kind is not MessageKind.VOID_REQUEST else None)
+            body = message if kind is MessageKind.CERTIFICATE_REQUEST else None
+            response = self._call("POST", path, json=body)
         except _TRANSPORT_ERRORS as exc:
             log.info("central.unreachable kind=%s request_id=%s error=%s", kind.value, request_id,
                      type(exc).__name__)
             return None
         code = response.status_code
+        if code in (401, 403):
+            # This kiosk is not served now (revoked, not enrolled yet), or the call was taken for a replay:
+            # the message waits, and goes again signed anew.
+            log.warning("central.not_served kind=%s request_id=%s http=%d reason=%s", kind.value, request_id, code,
+                        self._reason(response))
+            return None
         if code >= 500 or code in _RETRY_LATER:
             log.warning("central.unavailable kind=%s request_id=%s http=%d", kind.value, request_id, code)
             return None

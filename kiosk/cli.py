@@ -4,6 +4,7 @@
     kiosk config check [--config C]
     kiosk card check [--config C] [--trust ISSUER.pem ...] [--reader NAME]   (PIN on stdin)
     kiosk queue status | list | dead | retry ID | export FILE [--config C]
+    kiosk provision --central URL --code CODE [--config C]
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ log = logging.getLogger("kiosk")
 CARD_CHECK_HELP = """\
 Read the card in the ID reader as the kiosk would (power up, SELECT, VERIFY,
 EF.ID and EF.ID_SIG, both authenticity checks, the expiry) and print one
-line, with no personal data: `valid apdus=7`, `forged apdus=6`, `wrong PIN
+line, with no personal data: `valid apdus=34`, `forged apdus=6` (or a
+photo that is not the one the issuer signed), `wrong PIN
 (2 tries left) apdus=1`, `no card in reader "NAME"`, `no reader`, ... Exit 0
 only for a valid card, 1 for any other verdict, 2 for a usage or
 configuration problem. The PIN is read from standard input, never echoed.
 The check is the card backend's own tool (`kiosk.tools` entry points)."""
+
+PROVISION_HELP = """\
+Make this kiosk's device key (Ed25519; its private half never leaves the
+device) and enrol it at central with the one-time code central staff issued
+for this device id (`kiosk-central devices enrol-code DEVICE_ID`). The key
+goes to `central.device_key_path` (0600), central's public key to
+`central.catalogue_key` (or beside the device key), and only once central
+accepted the code. Exit 0 when enrolled, 1 when refused or unreachable."""
 
 QUEUE_HELP = """\
 The outbox's messages for central, as a technician needs them, with no
@@ -86,8 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("argument", metavar="FILE", help="where to write")
     _config_option(export).set_defaults(handler=_queue)
 
+    enrol = commands.add_parser("provision", help="make this kiosk's device key and enrol it at central",
+                                description=PROVISION_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    enrol.add_argument("--central", required=True, metavar="URL", help="central's URL (https://...)")
+    enrol.add_argument("--code", required=True, help="the one-time enrolment code central staff issued")
+    _config_option(enrol).set_defaults(handler=_provision)
+
     args = parser.parse_args(argv)
-    if args.command in ("card", "queue"):
+    if args.command in ("card", "queue", "provision"):
         # stdout is kept for the one verdict line (or the queue's report); the log goes to stderr.
         logs.setup(sys.stderr, logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     else:
@@ -115,6 +131,20 @@ def _config_check(args: argparse.Namespace, _started_at: float) -> int:
 def _card_check(args: argparse.Namespace, _started_at: float) -> int:
     run = backends.load_tool("card-check")
     return run(args.config, args.trust, args.reader)
+
+
+def _provision(args: argparse.Namespace, _started_at: float) -> int:
+    from kiosk.provisioning import ProvisioningError, provision
+
+    config = kiosk_config.load(args.config)
+    try:
+        enrolment = provision(config, args.central, args.code)
+    except ProvisioningError as exc:
+        print("kiosk provision: %s" % exc, file=sys.stderr)
+        return 1
+    print("enrolled: device %s at %s; device key %s, central's key %s" % (
+        enrolment.device_id, enrolment.enrolled_at, enrolment.device_key, enrolment.central_key))
+    return 0
 
 
 def _queue(args: argparse.Namespace, _started_at: float) -> int:

@@ -42,12 +42,11 @@ class ReleaseCard:
 
 @dataclass(frozen=True, repr=False)
 class CheckEligibility:
-    """Ask central, before any charge, whether it would issue this document at this fee."""
+    """Ask central, before any charge, whether it would issue this document at this fee, for the
+    holder of the card in the reader (which signs central's challenge: no number goes in the effect)."""
 
     txn_id: str
     service_code: str
-    national_number: str
-    card_number: str
     fee: Money
     catalogue_version: str
 
@@ -102,8 +101,7 @@ class IssueDocument:
     txn_id: str
     request_id: str
     service_code: str
-    national_number: str
-    card_number: str
+    presence_id: str             # the card's proven presence, from the pre-check: whose document it is
     language: str
     payment_id: str
 
@@ -120,8 +118,6 @@ class QueueClaim:
     txn_id: str
     request_id: str
     service_code: str
-    national_number: str
-    card_number: str
     language: str
     payment_id: str
     reference: str               # the claim slip's: random, not guessable; no personal data
@@ -142,11 +138,10 @@ class PrintClaimSlip:
 
 @dataclass(frozen=True, repr=False)
 class FindWaitingDocuments:
-    """After the card is verified: ask central whether documents claimed earlier wait for this citizen."""
+    """After the card is verified: ask central whether documents claimed earlier wait for the holder of
+    the card in the reader (which signs central's challenge)."""
 
     session_id: str
-    national_number: str
-    card_number: str
 
     def __repr__(self) -> str:
         return "FindWaitingDocuments(session_id=%s)" % self.session_id

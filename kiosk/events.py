@@ -169,11 +169,19 @@ class AudioGuidanceChosen:
 
 
 @dataclass(frozen=True)
+class DeviceRefused:
+    """Central stopped (a reason) or started again (None) serving this kiosk."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class EligibilityChecked:
     txn_id: str
     eligible: bool | None            # None: central could not be asked
     fee: Money | None = None         # central's fee now, when it answered
     catalogue_version: str = ""      # central's catalogue version now, when it answered
+    presence_id: str = ""            # when eligible: the card's proven presence, named by the request
 
 
 @dataclass(frozen=True)
@@ -257,5 +265,5 @@ Event = Union[
     ShowServices, Pay, RetryPayment, Back, Cancel, CategoryChosen, ServiceChosen, TextSizeChosen, ContrastChosen,
     AudioGuidanceChosen, EligibilityChecked, PrinterChecked, TerminalChecked, PaymentPrompted, PaymentSettled,
     DocumentAnswered, PrintFinished, OfflineAllowanceChecked, ClaimQueued, WaitingDocumentsFound, CollectDocuments,
-    DocumentsCollected,
+    DocumentsCollected, DeviceRefused,
 ]

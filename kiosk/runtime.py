@@ -31,7 +31,8 @@ from kiosk.documents import IssuedDocument
 from kiosk.errors import QueueError
 from kiosk.messages import MessageKind
 from kiosk.ports.cabinet import Cabinet, Light, NoCabinet
-from kiosk.ports.central import Central, Eligibility
+from kiosk.card_proof import CardProof, claim_challenge
+from kiosk.ports.central import Central, Challenge, Eligibility
 from kiosk.ports.card_reader import CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult
 from kiosk.ports.journal import Journal, JournalEntry, Reconciler, TxnState
 from kiosk.ports.outbox import LinkState, Outbox
@@ -126,6 +127,7 @@ class Runtime:
         self._shown: View | None = None
         self._light: Light | None = None
         self._link = LinkState.UNKNOWN    # the outbox's link as last told to the session
+        self._device_refused: str | None = None    # why central refuses this kiosk, as last told to the session
         self._stopped = False
         self._workers = {
             name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
@@ -186,6 +188,11 @@ class Runtime:
             self._link = link
             log.info("runtime.link state=%s", link.value)
             self.dispatch(ev.LinkChanged(link))
+        refused = self.central.device_refused()
+        if refused != self._device_refused:
+            self._device_refused = refused
+            log.info("runtime.device_refused reason=%s", refused or "-")
+            self.dispatch(ev.DeviceRefused(refused))
         self.dispatch(ev.Tick(self.clock()))
 
     def touched(self) -> None:
@@ -247,13 +254,28 @@ class Runtime:
     def _release_card(self, _effect: fx.ReleaseCard) -> None:
         self.devices.card_reader.disconnect()
 
+    def _proven(self, what: str) -> tuple[Challenge, CardProof] | None | bool:
+        """Central's challenge, signed by the card in the reader: None when central gave none (it
+        cannot be reached), False when the card did not sign it (taken out, or failing)."""
+        challenge = self.central.challenge()
+        if challenge is None:
+            return None
+        proof = self.devices.card_reader.prove(challenge.nonce)
+        if proof is None:
+            log.warning("runtime.card_not_proven call=%s", what)
+            return False
+        return challenge, proof
+
     def _check_eligibility(self, effect: fx.CheckEligibility) -> ev.Event:
-        answer = self.central.check_eligibility(service_code=effect.service_code,
-                                                national_number=effect.national_number,
-                                                card_number=effect.card_number, fee=effect.fee,
-                                                catalogue_version=effect.catalogue_version)
+        proven = self._proven("eligibility")
+        if not proven:
+            return ev.EligibilityChecked(effect.txn_id, None if proven is None else False)
+        challenge, proof = proven
+        answer = self.central.check_eligibility(service_code=effect.service_code, challenge=challenge, proof=proof,
+                                                fee=effect.fee, catalogue_version=effect.catalogue_version)
         eligible = {Eligibility.ELIGIBLE: True, Eligibility.NOT_ELIGIBLE: False}.get(answer.eligibility)
-        return ev.EligibilityChecked(effect.txn_id, eligible, answer.fee, answer.catalogue_version)
+        return ev.EligibilityChecked(effect.txn_id, eligible, answer.fee, answer.catalogue_version,
+                                     answer.presence_id)
 
     def _check_printer(self, effect: fx.CheckPrinter) -> ev.Event:
         return ev.PrinterChecked(effect.txn_id, self.devices.printer.status() in READY_STATUSES)
@@ -296,8 +318,7 @@ class Runtime:
             return ev.DocumentAnswered(effect.txn_id, None)
         self._send(MessageKind.CERTIFICATE_REQUEST, effect.request_id, {
             "request_id": effect.request_id, "service_code": effect.service_code,
-            "national_number": effect.national_number, "card_number": effect.card_number,
-            "language": effect.language, "payment_id": effect.payment_id,
+            "presence_id": effect.presence_id, "language": effect.language, "payment_id": effect.payment_id,
             "place": {"ar": self._site.place_ar, "en": self._site.place_en}, "time_zone": self._site.time_zone,
         })
         answer = self.outbox.wait_for_answer(effect.request_id, timeout=self._document_timeout_s)
@@ -354,14 +375,20 @@ class Runtime:
     def _queue_claim(self, effect: fx.QueueClaim) -> ev.Event:
         """The request, marked as a claim, durably in the outbox, and the journal says CLAIMED; anything
         short of that is not kept (the session settles it: whatever was sent is voided after it)."""
+        # Central cannot be asked for a challenge: the card signs the claim itself, which central takes
+        # for a claim only, once, within its age limit.
+        taken_at = datetime.fromtimestamp(self._wall(), zoneinfo.ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+        proof = self.devices.card_reader.prove(claim_challenge(effect.request_id, effect.service_code, taken_at))
+        if proof is None:
+            log.warning("runtime.card_not_proven call=claim txn=%s", effect.txn_id)
+            return ev.ClaimQueued(effect.txn_id, False)
         if not self._journal("requested", effect.txn_id, lambda: self.journal.record_requested(effect.txn_id)):
             return ev.ClaimQueued(effect.txn_id, False)
         sent = self.outbox.send(MessageKind.CERTIFICATE_REQUEST, effect.request_id, {
             "request_id": effect.request_id, "service_code": effect.service_code,
-            "national_number": effect.national_number, "card_number": effect.card_number,
             "language": effect.language, "payment_id": effect.payment_id,
             "place": {"ar": self._site.place_ar, "en": self._site.place_en}, "time_zone": self._site.time_zone,
-            "claim": True, "claim_reference": effect.reference,
+            "claim": True, "claim_reference": effect.reference, "card_proof": proof.to_json(), "taken_at": taken_at,
         })
         if not sent:
             log.critical("runtime.unsent kind=claim id=%s", effect.request_id)
@@ -384,8 +411,12 @@ class Runtime:
         return ev.PrintFinished(effect.txn_id, outcome)
 
     def _find_waiting_documents(self, effect: fx.FindWaitingDocuments) -> ev.Event:
-        return ev.WaitingDocumentsFound(effect.session_id, self.central.waiting_documents(
-            national_number=effect.national_number, card_number=effect.card_number))
+        proven = self._proven("claims_waiting")
+        if not proven:
+            return ev.WaitingDocumentsFound(effect.session_id, None)
+        challenge, proof = proven
+        return ev.WaitingDocumentsFound(effect.session_id, self.central.waiting_documents(challenge=challenge,
+                                                                                          proof=proof))
 
     def _print_collected(self, effect: fx.PrintCollected) -> ev.Event:
         """Each waiting document printed as the certificate it is (its place of issue is the claiming

@@ -78,6 +78,7 @@ from kiosk.events import (
     CardConnected,
     CardInserted,
     CardRemoved,
+    DeviceRefused,
     AudioGuidanceChosen,
     CatalogueLoaded,
     CategoryChosen,
@@ -186,6 +187,7 @@ class Reason(enum.Enum):
     PRINT_FAILED = "print_failed"
     NO_CATALOGUE = "no_catalogue"
     NO_READER = "no_reader"
+    DEVICE_REFUSED = "device_refused"           # central does not serve this kiosk (revoked, not enrolled)
     OFFLINE_LIMIT = "offline_limit"             # the day's offline payments reached the cap: nothing was charged
     COLLECTION_FAILED = "collection_failed"     # a waiting document did not print: it still waits
 
@@ -230,6 +232,7 @@ class Transaction:
     claim: bool = False                      # central cannot be reached: paid now, kept as a claim
     reference: str = ""                      # the claim slip's reference
     claimed: bool = False                    # the claim is kept (outbox and journal): its fee is central's to owe
+    presence_id: str = ""                    # the card's proven presence, from the pre-check: the request names it
 
 
 @dataclass(frozen=True, repr=False)
@@ -324,6 +327,7 @@ class Session:
         self._catalogue: Catalogue | None = None
         self._catalogue_asked_at = 0.0
         self._reader_present = True
+        self._device_refused = False         # central refuses this kiosk: out of service until it serves it again
         self._card_present = False
         self._orphans: dict[str, Transaction] = {}
         self._now = 0.0
@@ -366,6 +370,7 @@ class Session:
             OfflineAllowanceChecked: self._on_offline_allowance_checked,
             ClaimQueued: self._on_claim_queued,
             WaitingDocumentsFound: self._on_waiting_documents_found,
+            DeviceRefused: self._on_device_refused,
             CollectDocuments: self._on_collect_documents,
             DocumentsCollected: self._on_documents_collected,
         }
@@ -545,8 +550,7 @@ class Session:
             self._tries_left = None
             self.step = Step.IDENTITY
             self._last_touch = self._now
-            waiting: list[Effect] = [] if self._offline() else [FindWaitingDocuments(
-                self._session_id, result.identity.national_number, result.identity.card_number)]
+            waiting: list[Effect] = [] if self._offline() else [FindWaitingDocuments(self._session_id)]
             return [ReadPhoto(self._session_id)] + waiting
         if result.verdict is CardVerdict.WRONG_PIN:
             self._tries_left = result.tries_left
@@ -648,6 +652,7 @@ class Session:
             self.step = Step.CONFIRM
             self._last_touch = self._now
             return refresh + [Audit("transaction.fee_changed", txn.service.code)]
+        txn.presence_id = event.presence_id
         return refresh + [CheckPrinter(txn.txn_id)]
 
     def _on_printer_checked(self, event: PrinterChecked) -> list[Effect]:
@@ -702,13 +707,11 @@ class Session:
             txn.language = self.language
             if txn.claim:
                 self.step = Step.CLAIMING
-                return [QueueClaim(txn.txn_id, txn.request_id, txn.service.code, self._identity.national_number,
-                                   self._identity.card_number, txn.language, outcome.payment_id or "", txn.reference)]
+                return [QueueClaim(txn.txn_id, txn.request_id, txn.service.code, txn.language,
+                                   outcome.payment_id or "", txn.reference)]
             self.step = Step.ISSUING
-            return [IssueDocument(
-                txn.txn_id, txn.request_id, txn.service.code, self._identity.national_number,
-                self._identity.card_number, txn.language, outcome.payment_id or "",
-            )]
+            return [IssueDocument(txn.txn_id, txn.request_id, txn.service.code, txn.presence_id, txn.language,
+                                  outcome.payment_id or "")]
         if outcome.status is PaymentStatus.UNKNOWN:
             # The answer was lost: the journal and the reconciler find out and give it back.
             self._txn = None
@@ -853,8 +856,14 @@ class Session:
         left = limit + self._timeouts.warning_s - quiet
         return True, max(0, int(left + 0.999))
 
+    def _on_device_refused(self, event: DeviceRefused) -> None:
+        self._device_refused = event.reason is not None
+        self._update_service_state()
+
     def _update_service_state(self) -> None:
-        if not self._reader_present:
+        if self._device_refused:
+            reason = Reason.DEVICE_REFUSED
+        elif not self._reader_present:
             reason = Reason.NO_READER
         elif self._catalogue is None:
             reason = Reason.NO_CATALOGUE
@@ -929,8 +938,8 @@ class Session:
         self._payment_reason = None
         self._fee_changed = False
         self.step = Step.PREPARING
-        return [CheckEligibility(txn_id, service.code, self._identity.national_number, self._identity.card_number,
-                                 service.fee, self._catalogue.version if self._catalogue else "")]
+        return [CheckEligibility(txn_id, service.code, service.fee,
+                                 self._catalogue.version if self._catalogue else "")]
 
     def _claim(self, service: Service, method: PaymentMethod) -> list[Effect]:
         """Central cannot be reached and the service may be claimed: the day's offline cap first."""

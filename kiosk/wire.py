@@ -26,6 +26,17 @@ SIGNING_KEY = API + "/signing-key"
 # Documents claimed while a kiosk could not reach central, waiting for their citizen at any kiosk.
 CLAIMS_WAITING = API + "/claims/waiting"
 CLAIM_COLLECTED = API + "/claims/{serial}/collected"
+# A kiosk's identity: enrolled once with a code central staff issued, then every request signed
+# (RFC 9421, Ed25519, the device id as keyid); a card's presence, proven over central's challenge.
+ENROL = API + "/devices/enrol"
+CHALLENGES = API + "/challenges"
+# What a kiosk learns when central will not serve it (HTTP 401 or 403): its `reason`. A call
+# refused as "replayed" (a signature central saw already) is only sent again, newly signed.
+DEVICE_REFUSALS = frozenset({"unauthenticated", "unknown_device", "device_revoked"})
+REPLAYED = "replayed"
+# Covered by every kiosk's signature; a body is covered by its Content-Digest too.
+SIGNED_COMPONENTS = ("@method", "@authority", "@target-uri")
+SIGNATURE_MAX_AGE_S = 300
 
 # The place a kiosk stands, as signed into every document: short, and plain text.
 PLACE_MAX_LENGTH = 40

@@ -116,7 +116,8 @@ def from_config(config: KioskConfig, deliver: Deliver, *, terminal: PaymentTermi
     budget = DiskBudget(section.path.parent, alert_bytes=section.disk_alert_mb * MB,
                         reserve_bytes=section.disk_reserve_mb * MB, alert=alert)
     outbox = DurableOutbox(store, deliver, max_backoff_s=section.max_backoff_s,
-                           probe=probe or HealthProbe(config.central.url), alert=alert, budget=budget)
+                           probe=probe or HealthProbe(config.central.url, ca_file=config.central.ca_file), alert=alert,
+                           budget=budget)
     reconciler = Reconciler(journal, terminal, void_sender(outbox), run_id=run_id, alert=alert,
                             claim_answer=lambda request_id: outbox.wait_for_answer(request_id, 0.0))
     return LocalState(outbox=outbox, journal=journal, reconciler=reconciler,

@@ -9,6 +9,9 @@ import os
 
 import pytest
 
+# Central on loopback, shared by the tests that talk to it.
+pytest_plugins = ("tests.running_central",)
+
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")

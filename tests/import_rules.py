@@ -21,7 +21,8 @@ SKIPPED_DIRS = {"tests", "bench", ".venv", "__pycache__"}
 CORE, DRIVER, SIMULATOR, SCREEN, OFFLINE, CENTRAL = "core", "driver", "simulator", "screen", "offline", "central"
 SIMULATOR_MODULES = ("drivers.card_sim", "drivers.printer_sim", "drivers.terminal_sim", "drivers.demo")
 CENTRAL_MAY_USE = ("kiosk.money", "kiosk.catalogue", "kiosk.documents", "kiosk.errors", "kiosk.messages",
-                   "kiosk.wire", "kiosk.logs")
+                   "kiosk.wire", "kiosk.logs", "kiosk.id_card_data", "kiosk.issuer_keys", "kiosk.card_proof",
+                   "kiosk.ports.card_reader")
 
 # What each layer is, as a message names it ("... the core imports no outbox implementation").
 NOUNS = {CORE: "core module", DRIVER: "driver", SIMULATOR: "simulator", SCREEN: "screen",

@@ -1,8 +1,11 @@
 """A national ID card applet that follows the profile, with faulty variants.
 
 `SimulatedCard` answers C-APDUs exactly as specs/national-id-card.md says;
-`CardProfile` picks a variant (forged, cloned, expired, a T=0 card, a slow or
-silent one) for the kiosk's failure paths. Serve it on the vpcd socket with
+`CardProfile` picks a variant (forged, cloned, expired, a swapped photo, a
+T=0 card, a slow or silent one) for the kiosk's failure paths. Cards are
+issued under profile 1.1: EF.ID carries D1, the digest of EF.PHOTO, whenever
+the card has a photo (`for_citizen(photo_digest=False)` makes a card of
+profile 1.0). Serve it on the vpcd socket with
 `drivers.card_sim.slot.VirtualCardSlot`.
 """
 
@@ -11,11 +14,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import itertools
 from typing import Any, Mapping
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kiosk.card_proof import CHALLENGE_LENGTH
+from kiosk.id_card_data import encode_identity, photo_digest as digest_of
+from kiosk.issuer_keys import public_key_der
 from kiosk.ports.card_reader import Identity
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.portrait import portrait_jpeg
@@ -26,8 +33,6 @@ from drivers.id_card.apdu import (
     SW_WRONG_P1P2,
 )
 from drivers.id_card.pin import pin_from_block
-from drivers.id_card.tlv import encode_identity
-from drivers.id_card.trust import public_key_der
 
 PIN_TRIES = 3
 SLOW_ANSWER_DELAY_S = 0.05
@@ -44,9 +49,17 @@ class CardProfile(enum.Enum):
     EXPIRED = "expired"      # authentic, expired 30 days ago
     BLOCKED = "blocked"      # PIN already blocked
     NO_PHOTO = "no_photo"    # no EF.PHOTO
+    SWAPPED_PHOTO = "swapped_photo"   # EF.PHOTO replaced after the issuer signed D1
     T0 = "t0"                # answers 61xx and 6Cxx like a T=0 card
     SLOW = "slow"            # each answer a little late
     SILENT = "silent"        # stops answering mid-read (the link stays open)
+
+    @classmethod
+    def _missing_(cls, value: object) -> "CardProfile | None":
+        """A hyphen for an underscore ("swapped-photo"), as typed on a command line."""
+        if isinstance(value, str) and "-" in value:
+            return cls.__members__.get(value.replace("-", "_").upper())
+        return None
 
 
 class _Apdu:
@@ -106,10 +119,16 @@ class SimulatedCard:
     @classmethod
     def for_citizen(cls, citizen: Mapping[str, Any], *, issuer: IssuerKey,
                     profile: CardProfile = CardProfile.VALID, pin: str = "1234",
-                    end_of_file_sw: int = SW_END_OF_FILE) -> "SimulatedCard":
-        """A card personalised for a registry record and signed by `issuer`."""
+                    end_of_file_sw: int = SW_END_OF_FILE, photo_digest: bool = True) -> "SimulatedCard":
+        """A card personalised for a registry record and signed by `issuer`;
+        of profile 1.1 (D1 when it has a photo) unless `photo_digest` is False."""
         card_key = ec.generate_private_key(ec.SECP256R1())
         identity = identity_from_record(citizen, card_key.public_key(), issuer)
+        photo = None
+        if profile is not CardProfile.NO_PHOTO:
+            photo = portrait_jpeg(identity.card_number, identity.sex)
+            if photo_digest:
+                identity = dataclasses.replace(identity, photo_digest=digest_of(photo))
         if profile is CardProfile.EXPIRED:
             expired = dt.date.today() - dt.timedelta(days=30)
             issued = identity.date_of_issue
@@ -124,14 +143,27 @@ class SimulatedCard:
             ef_id = encode_identity(dataclasses.replace(identity, national_number=altered))
         if profile is CardProfile.CLONED:
             card_key = ec.generate_private_key(ec.SECP256R1())   # not the key in D0
+        if profile is CardProfile.SWAPPED_PHOTO:
+            photo = _another_portrait(identity, photo)        # after signing: D1 names the first one
         files = {apdu.FID_ID: ef_id, apdu.FID_ID_SIG: ef_id_sig}
-        if profile is not CardProfile.NO_PHOTO:
-            files[apdu.FID_PHOTO] = portrait_jpeg(identity.card_number, identity.sex)
+        if photo is not None:
+            files[apdu.FID_PHOTO] = photo
         return cls(files, card_key=card_key, pin=pin, profile=profile,
                    end_of_file_sw=end_of_file_sw)
 
     def __repr__(self) -> str:
         return "SimulatedCard(profile=%s)" % self.profile.name
+
+    def file(self, fid: int) -> bytes | None:
+        """The content of elementary file `fid`, None when the card has no such file (for tests)."""
+        return self._files.get(fid)
+
+    def put_file(self, fid: int, content: bytes | None) -> None:
+        """Replace (None: delete) elementary file `fid` after issue, as a forger would (for tests)."""
+        if content is None:
+            self._files.pop(fid, None)
+        else:
+            self._files[fid] = bytes(content)
 
     # -- vpcd control ----------------------------------------------------------
 
@@ -258,7 +290,7 @@ class SimulatedCard:
             return _sw(SW_WRONG_P1P2)
         if not self._app_selected:
             return _sw(SW_NOT_FOUND)
-        if len(c.data) != apdu.CHALLENGE_LENGTH:
+        if len(c.data) != CHALLENGE_LENGTH:
             return _sw(SW_WRONG_LENGTH)
         signature = self._card_key.sign(c.data, ec.ECDSA(hashes.SHA256()))
         return self._answer(signature, c.le)
@@ -276,6 +308,15 @@ class SimulatedCard:
         if self._pending:
             return _sw(0x6100 | (len(self._pending) & 0xFF), chunk)
         return _sw(SW_OK, chunk)
+
+
+def _another_portrait(identity: Identity, photo: bytes | None) -> bytes:
+    """A portrait that is not `photo`: someone else's face on this card."""
+    for n in itertools.count(1):
+        other = portrait_jpeg("%s/swapped/%d" % (identity.card_number, n), identity.sex)
+        if other != photo:
+            return other
+    raise AssertionError("unreachable")
 
 
 def identity_from_record(record: Mapping[str, Any], card_public_key: ec.EllipticCurvePublicKey,

@@ -2,7 +2,7 @@
 
     kiosk-sim card keygen --out DIR
     kiosk-sim card serve --registry citizens.json --issuer-key DIR/issuer.key.pem
-    kiosk-sim card insert 01234567890 [--profile expired] [--pin 1234]
+    kiosk-sim card insert 01234567890 [--profile expired|swapped-photo|...] [--pin 1234]
     kiosk-sim card remove
     kiosk-sim card status
 
@@ -63,8 +63,9 @@ def register(subparsers: Any) -> None:
 
     insert = commands.add_parser("insert", help="insert a citizen's card")
     insert.add_argument("national_number")
-    insert.add_argument("--profile", default="valid", type=str.lower,
-                        choices=[p.value for p in CardProfile])
+    insert.add_argument("--profile", default="valid", type=_profile_name,
+                        choices=[p.value for p in CardProfile],
+                        help="the card's variant; a hyphen may stand for an underscore (swapped-photo)")
     insert.add_argument("--pin", default="1234", help="the card's PIN (default %(default)s)")
     insert.add_argument("--control", default=DEFAULT_CONTROL)
     insert.set_defaults(run=lambda args: _client(
@@ -77,6 +78,10 @@ def register(subparsers: Any) -> None:
     status = commands.add_parser("status", help="what the slot holds")
     status.add_argument("--control", default=DEFAULT_CONTROL)
     status.set_defaults(run=lambda args: _client(args.control, "status"))
+
+
+def _profile_name(text: str) -> str:
+    return text.lower().replace("-", "_")
 
 
 # --- keygen -----------------------------------------------------------------------------

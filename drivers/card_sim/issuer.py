@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from drivers.id_card.trust import key_id
+from kiosk.issuer_keys import key_id
 
 
 class IssuerKey:

@@ -7,13 +7,15 @@ a forged card, one paid by mobile app (the wallet pays the QR code on the
 screen), one where the bank declines the first card for insufficient funds
 and another card pays, and one where the paper runs out mid-certificate and
 the document is reprinted, through the journey runner. The payment
-terminal's citizen presents an approved bank card by themselves. It writes the screenshots
+terminal's citizen presents an approved bank card by themselves. Central serves
+HTTPS under a CA made for the run, which the kiosk pins. It writes the screenshots
 to OUT/screens/, the printed documents to OUT/printed/, and central's
 document-verification public key to OUT/document-key.pem, and checks every
 printed certificate from its picture as an official would:
 `kiosk-central verify --key OUT/document-key.pem OUT/printed/<page>.png`.
 The kiosk's state directory (its state database and device key) is kept in
-OUT/state/ and the configuration it ran with in OUT/kiosk.toml, so that
+OUT/state/ and the configuration it ran with in OUT/kiosk.toml (with central's CA,
+OUT/central-ca.pem), so that
 `kiosk queue status --config OUT/kiosk.toml` can look at what it left.
 """
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / folder, ignore_errors=True)
     workdir = Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     try:
-        with DemoStack(workdir, printed_dir=out / "printed", state_dir=out / "state") as stack:
+        with DemoStack(workdir, printed_dir=out / "printed", state_dir=out / "state", central_tls=True) as stack:
             keep_configuration(stack, out)
             key_path = stack.save_document_key(out / "document-key.pem")
             print("demo: central's document key in %s" % key_path)
@@ -61,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def keep_configuration(stack: DemoStack, out: Path) -> Path:
-    """The configuration the kiosk runs with, kept as OUT/kiosk.toml with the issuer key and central's
-    key it names (its state directory is OUT/state already): `kiosk queue status --config OUT/kiosk.toml`
-    works."""
+    """The configuration the kiosk runs with, kept as OUT/kiosk.toml with the issuer key, central's
+    key and central's CA (OUT/central-ca.pem) it names (its state directory is OUT/state already):
+    `kiosk queue status --config OUT/kiosk.toml` works."""
     out.mkdir(parents=True, exist_ok=True)
     central_key = stack.workdir / "central-key.pem"
     text = stack.config_path.read_text(encoding="utf-8")
-    (out / "kiosk.toml").write_text(text.replace(json.dumps(str(central_key)), '"central-key.pem"'), encoding="utf-8")
+    text = text.replace(json.dumps(str(central_key)), '"central-key.pem"')
+    if stack.central_ca is not None:
+        text = text.replace(json.dumps(str(stack.central_ca)), '"central-ca.pem"')
+        shutil.copyfile(stack.central_ca, out / "central-ca.pem")
+    (out / "kiosk.toml").write_text(text, encoding="utf-8")
     shutil.copyfile(stack.workdir / "issuer.pub.pem", out / "issuer.pub.pem")
     shutil.copyfile(central_key, out / "central-key.pem")
     return out / "kiosk.toml"

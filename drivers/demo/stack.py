@@ -9,7 +9,17 @@ kiosk configuration that points at all of them. `document_key_pem` is central's 
 public key, as central serves it, for `kiosk-central verify --key`; the kiosk checks central's signed
 catalogue with it too. With `cuttable_link`, the kiosk reaches central through a `CuttableLink`, which
 `cut_link()` cuts (a town hall's link gone) and `restore_link()` gives back; `kiosk_config` writes the
-configuration of another kiosk on the same stack (its own device id and state).
+configuration of another kiosk on the same stack (its own device id, state and device key).
+Every kiosk is enrolled as a deployment does it: central's staff issue a one-time code
+(`kiosk-central devices enrol-code`) and the kiosk makes its key and enrols it with that code
+(`kiosk provision`); from then on each of its calls is signed with its device key. Central
+trusts the stack's card issuer (`--issuer-key`), so the cards in the virtual slot prove
+themselves to it.
+With `central_tls` (the demo's way), central serves HTTPS under a CA of its own, made at start in
+`workdir/central-tls/` beside central's database and keys (never in the kiosk's state directory: the
+kiosk holds only the CA's certificate, `central_ca`, which its configuration pins as `[central] ca_file`);
+without it, central serves plain HTTP on loopback, for the tests that reach central with a client of
+their own.
 `VirtualScreen` is an Xvfb display for a headless run, and `run_journey`
 runs the real `kiosk run --journey` against the stack, inserting and pulling
 the card when the journey's screens ask for it.
@@ -37,6 +47,9 @@ from typing import Callable
 
 import requests
 
+from central import tls
+from central.db import Database
+from central.devices import Devices
 from central.server import RunningCentral, start_in_thread
 from drivers.card_sim.card import CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
@@ -46,12 +59,15 @@ from drivers.card_sim.slot import VirtualCardSlot
 from drivers.printer_sim.server import PaperLevel, PrinterSimulator
 from drivers.terminal_sim.simulator import TerminalSimulator
 from kiosk import wire
+from kiosk.config import load as load_config
+from kiosk.provisioning import provision
 
 log = logging.getLogger(__name__)
 
 SEED_CITIZENS = Path(__file__).resolve().parents[2] / "central" / "seed" / "citizens.json"
 ID_READER = "Virtual PCD 00 00"
 DEMO_PIN = "1234"
+DEVICE_KEY = "device-key.pem"     # the kiosk's own key, made by `kiosk provision` in its state directory
 SCREEN_SIZE = (1024, 600)
 BUILT_PROMPTS = Path(__file__).resolve().parents[2] / ".build" / "prompts"    # what `make prompts` writes
 
@@ -59,10 +75,11 @@ BUILT_PROMPTS = Path(__file__).resolve().parents[2] / ".build" / "prompts"    # 
 class CuttableLink:
     """A TCP relay on loopback to central's port, standing for a town hall's link: `cut()` drops every
     connection and refuses new ones at once (as a link that is down does, to the kiosk), `restore()`
-    lets them through again."""
+    lets them through again. It relays bytes, TLS or not: `scheme` is central's."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, scheme: str = "http") -> None:
         self._target = (host, port)
+        self._scheme = scheme
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._cut = threading.Event()
         self._open: set[socket.socket] = set()
@@ -73,7 +90,7 @@ class CuttableLink:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % (self._scheme, self.port)
 
     def cut(self) -> None:
         self._cut.set()
@@ -140,13 +157,14 @@ class DemoStack:
                  idle_warning_s: float = 15.0, pin_timeout_s: float = 30.0, document_timeout_s: float = 20.0,
                  prompts: Path = BUILT_PROMPTS, audio_guidance: bool = False, digits: str = "western",
                  bank_card: str | None = "approve", wallet_expiry_s: float = 120.0,
-                 state_dir: Path | None = None, cuttable_link: bool = False) -> None:
+                 state_dir: Path | None = None, cuttable_link: bool = False, central_tls: bool = False) -> None:
         """`prompts` is the folder of spoken prompts (`{ar,en}/<screen>.wav`, made by
         `python -m screens.prompts build`); `audio_guidance` speaks every screen's prompt.
         `bank_card` is the card the payment terminal's citizen presents by themselves at every
         sale (approve, insufficient-funds, ...; None: only when `terminal.present` is called).
         `state_dir` is where the kiosk keeps its state database and device key (default: in
-        `workdir`). `cuttable_link`: the kiosk reaches central through a link the test can cut."""
+        `workdir`). `cuttable_link`: the kiosk reaches central through a link the test can cut.
+        `central_tls`: central serves HTTPS under its own CA, which the kiosk pins (see the module)."""
         self.workdir = Path(workdir)
         self.state_dir = Path(state_dir).resolve() if state_dir else self.workdir / "state"
         self._audio = (Path(prompts).resolve(), audio_guidance)
@@ -164,23 +182,25 @@ class DemoStack:
         self.printed_dir = Path(printed_dir) if printed_dir else self.workdir / "printed"
         self._cuttable = cuttable_link
         self.link: CuttableLink | None = None
+        self._serve_tls = central_tls
+        self.central_tls: tls.TlsFiles | None = None     # central's CA and certificate, made at start when asked
 
     def __enter__(self) -> "DemoStack":
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.pcscd = ensure_pcscd(log_path=str(self.workdir / "pcscd.log"))
             self.terminal.start()
-            # Central checks every payment with the terminal's acquirer before it issues.
-            self.central = start_in_thread("sqlite:///%s" % (self.workdir / "central.sqlite3"),
-                                           acquirer_url=self.terminal.control_url)
+            self.issuer.save(self.workdir / "issuer.key.pem", self.workdir / "issuer.pub.pem")
+            self.central = self._start_central()
             self.document_key_pem = self._served_document_key()
             if self._cuttable:
-                self.link = CuttableLink("127.0.0.1", self.central.port)
+                self.link = CuttableLink("127.0.0.1", self.central.port,
+                                         scheme="https" if self.central_tls else "http")
             # The kiosk checks central's signed catalogue with it, and trusts its own copy only so.
             self.save_document_key(self.workdir / "central-key.pem")
             self.printer = PrinterSimulator(self.printed_dir).start()
-            self.issuer.save(self.workdir / "issuer.key.pem", self.workdir / "issuer.pub.pem")
             self._write_config()
+            self.enrol(self.config_path)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -193,9 +213,47 @@ class DemoStack:
             if stop:
                 stop()
 
+    @property
+    def central_ca(self) -> Path | None:
+        """The CA certificate (PEM) that central's HTTPS certificate is checked against; None over HTTP."""
+        return self.central_tls.ca_cert if self.central_tls else None
+
+    def _start_central(self) -> RunningCentral:
+        """Central on loopback, on a fresh database, checking every payment with the terminal's
+        acquirer before it issues; with `central_tls`, over HTTPS with a certificate for 127.0.0.1
+        (the host of its URL) under a new CA."""
+        cert = key = None
+        if self._serve_tls:
+            self.central_tls, _new = tls.init(self.workdir / "central-tls", ["127.0.0.1"])
+            cert, key = self.central_tls.server_cert, self.central_tls.server_key
+        central = start_in_thread(self.central_db_url, acquirer_url=self.terminal.control_url, tls_cert=cert,
+                                  tls_key=key, issuer_key_paths=[self.workdir / "issuer.pub.pem"])
+        log.info("demo.central_started url=%s pinned_ca=%s", central.url, self.central_ca or "-")
+        return central
+
+    @property
+    def central_db_url(self) -> str:
+        return "sqlite:///%s" % (self.workdir / "central.sqlite3")
+
+    def enrolment_code(self, device_id: str) -> str:
+        """A one-time enrolment code for `device_id`, as central's staff issue it."""
+        database = Database(self.central_db_url)
+        try:
+            code, _expires_at = Devices(database).issue_code(device_id)
+        finally:
+            database.dispose()
+        return code
+
+    def enrol(self, config_path: Path) -> None:
+        """The kiosk of `config_path` enrolled at central, as a technician does it on site."""
+        config = load_config(config_path)
+        enrolment = provision(config, config.central.url, self.enrolment_code(config.device_id))
+        log.info("demo.kiosk_enrolled device=%s key=%s", enrolment.device_id, enrolment.device_key)
+
     def _served_document_key(self) -> str:
-        """Central's public key as any official would fetch it: over HTTP."""
-        response = requests.get(self.central.url + wire.SIGNING_KEY, timeout=10)
+        """Central's public key as any official would fetch it: over HTTP(S), central's CA pinned."""
+        response = requests.get(self.central.url + wire.SIGNING_KEY, timeout=10,
+                                verify=str(self.central_ca) if self.central_ca else True)
         response.raise_for_status()
         return response.text
 
@@ -219,10 +277,14 @@ class DemoStack:
         text, ids = re.subn(r'(?m)^device_id = ".*"$', "device_id = %s" % json.dumps(device_id), text, count=1)
         text, paths = re.subn(r'(?m)^path = ".*"$', "path = %s" % json.dumps(str(Path(state_dir) / "outbox.sqlite3")),
                               text, count=1)
-        if (ids, paths) != (1, 1):
-            raise ValueError("the stack's kiosk.toml no longer has device_id and [outbox] path as expected")
+        text, keys = re.subn(r'(?m)^device_key_path = ".*"$', "device_key_path = %s" % json.dumps(
+            str(Path(state_dir) / DEVICE_KEY)), text, count=1)
+        if (ids, paths, keys) != (1, 1, 1):
+            raise ValueError("the stack's kiosk.toml no longer has device_id, [outbox] path and "
+                             "[central] device_key_path as expected")
         path = self.workdir / ("%s.toml" % device_id)
         path.write_text(text, encoding="utf-8")
+        self.enrol(path)
         return path
 
     def citizen_numbers(self) -> list[str]:
@@ -259,6 +321,8 @@ class DemoStack:
             url = "{central}"
             timeout_s = 5
             catalogue_key = {central_key}
+            device_key_path = {device_key}
+            {central_pin}
 
             [card]
             trusted_issuers = ["issuer.pub.pem"]
@@ -295,6 +359,9 @@ class DemoStack:
                         terminal=self.terminal.nexo_port,
                         state_db=json.dumps(str(self.state_dir / "outbox.sqlite3")),   # a TOML basic string
                         central_key=json.dumps(str(self.workdir / "central-key.pem")),
+                        device_key=json.dumps(str(self.state_dir / DEVICE_KEY)),
+                        central_pin=("ca_file = %s" % json.dumps(str(self.central_ca)) if self.central_ca
+                                     else "# central serves plain HTTP on loopback: no CA to pin"),
                         idle=idle, warning=warning, pin=pin, document=document,
                         width=SCREEN_SIZE[0], height=SCREEN_SIZE[1]), encoding="utf-8")
         with self.config_path.open("a", encoding="utf-8") as config:

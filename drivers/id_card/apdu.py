@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.id_card.errors import MalformedCardData
-from drivers.id_card.tlv import iter_tlv
+from kiosk.card_proof import CHALLENGE_LENGTH
+from kiosk.id_card_data import MalformedCardData, iter_tlv
 
 AID = bytes.fromhex("D76000000145494401")
 
@@ -29,7 +29,6 @@ P2_FCP = 0x00
 P2_NO_DATA = 0x0C
 P2_PIN = 0x01
 
-CHALLENGE_LENGTH = 32
 PIN_BLOCK_LENGTH = 8
 MAX_LE = 256
 

@@ -1,12 +1,11 @@
-"""Errors of the card profile. Messages never carry card data or the PIN."""
+"""Errors of the card driver. Messages never carry card data or the PIN.
+
+`MalformedCardData`, for bytes outside the profile, is the core's
+(`kiosk.id_card_data`): central refuses card data with it too."""
 
 from __future__ import annotations
 
 from kiosk.errors import CardError, KioskError
-
-
-class MalformedCardData(CardError):
-    """Bytes read from a card do not follow the profile."""
 
 
 class PinFormatError(KioskError, ValueError):

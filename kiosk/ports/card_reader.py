@@ -12,7 +12,10 @@ import abc
 import enum
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:                     # kiosk.card_proof imports Identity from here
+    from kiosk.card_proof import CardProof
 
 
 class ReaderStatus(enum.Enum):
@@ -40,7 +43,7 @@ class CardVerdict(enum.Enum):
     VALID = "valid"
     WRONG_PIN = "wrong pin"
     BLOCKED = "blocked"
-    FORGED = "forged"          # unknown issuer key id, or EF.ID_SIG does not verify
+    FORGED = "forged"          # unknown issuer key id, EF.ID_SIG does not verify, or EF.PHOTO does not match D1
     CLONED = "cloned"          # INTERNAL AUTHENTICATE does not verify with the key in D0
     EXPIRED = "expired"        # authentic, but today is after the date of expiry
     UNREADABLE = "unreadable"  # any answer outside the profile, a silent card, a pulled card
@@ -66,6 +69,7 @@ class Identity:
     sex: str | None = None
     civil_registry_ar: str | None = None
     date_of_issue: date | None = None
+    photo_digest: bytes | None = None   # D1 (profile 1.1): SHA-256 of EF.PHOTO, covered by the issuer's signature
 
     def __repr__(self) -> str:
         return "Identity(<personal data withheld>)"
@@ -120,12 +124,26 @@ class CardReader(abc.ABC):
     def authenticate(self, pin: str | None, *, today: date) -> CardReadResult:
         """VERIFY the PIN, read EF.ID and EF.ID_SIG, check both authenticity
         checks and the expiry. `pin` None means the reader's own PIN pad.
-        The PIN is not kept after VERIFY."""
+        The PIN is not kept after VERIFY. When EF.ID carries D1 (profile
+        1.1), EF.PHOTO is read here too and must hash to D1, else the card
+        is FORGED: a swapped photo is never trusted nor shown."""
 
     @abc.abstractmethod
     def read_photo(self) -> bytes | None:
         """EF.PHOTO (JPEG), None when the card has no photo or cannot be read.
-        Only after a VALID `authenticate` in the same connection."""
+        Only after a VALID `authenticate` in the same connection. For a card
+        with D1, the photo `authenticate` already read and checked (no
+        exchange with the card); one that did not match is never returned."""
+
+    @abc.abstractmethod
+    def prove(self, challenge: bytes) -> CardProof | None:
+        """The card's proof that it is in the reader now, for a verifier who
+        was not there (central): INTERNAL AUTHENTICATE over exactly these 32
+        bytes, with EF.ID and EF.ID_SIG as `authenticate` read them (kept for
+        this connection only). Only after a VALID `authenticate` in the same
+        connection. None, never an exception, when there is no such card, the
+        challenge is not 32 bytes, or the card fails or answers with
+        anything but its D0 key's signature over the challenge."""
 
     @abc.abstractmethod
     def disconnect(self) -> None:

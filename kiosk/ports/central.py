@@ -12,6 +12,7 @@ import abc
 import enum
 from dataclasses import dataclass
 
+from kiosk.card_proof import CardProof
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
 from kiosk.messages import MessageKind
@@ -29,6 +30,15 @@ class EligibilityAnswer:
     eligibility: Eligibility
     fee: Money | None = None          # central's fee for the service now, when it answered
     catalogue_version: str = ""       # the version of central's catalogue now, when it answered
+    presence_id: str = ""             # when ELIGIBLE: the card's proven presence, which the request names
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """Central's challenge to the card in the reader: the card signs `nonce` (32 bytes), once."""
+
+    challenge_id: str
+    nonce: bytes
 
 
 class Central(abc.ABC):
@@ -44,15 +54,26 @@ class Central(abc.ABC):
         return {**catalogue.to_json(), "version": catalogue.version}
 
     @abc.abstractmethod
-    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str, fee: Money,
-                          catalogue_version: str) -> EligibilityAnswer:
-        """Would central issue this document for this card, at this fee? Asked before any charge,
-        with the fee the kiosk is about to charge and the version of the catalogue it shows;
-        central answers with its own fee, so a changed fee is shown before anything is charged."""
+    def challenge(self) -> Challenge | None:
+        """A fresh challenge for the card in the reader; None when central cannot be asked."""
 
-    def waiting_documents(self, *, national_number: str, card_number: str) -> tuple[IssuedDocument, ...] | None:
+    @abc.abstractmethod
+    def check_eligibility(self, *, service_code: str, challenge: Challenge, proof: CardProof, fee: Money,
+                          catalogue_version: str) -> EligibilityAnswer:
+        """Would central issue this document for the holder of the card that signed `challenge`
+        (`proof`), at this fee? Asked before any charge, with the fee the kiosk is about to charge
+        and the version of the catalogue it shows; central answers with its own fee, so a changed
+        fee is shown before anything is charged, and, when eligible, the presence the request names."""
+
+    def waiting_documents(self, *, challenge: Challenge, proof: CardProof) -> tuple[IssuedDocument, ...] | None:
         """The documents claimed earlier (at any kiosk, while it could not reach central) that central
-        issued and that wait for this card's holder, oldest first; None when central cannot be asked."""
+        issued and that wait for the holder of the card that signed `challenge`, oldest first; None
+        when central cannot be asked."""
+        return None
+
+    def device_refused(self) -> str | None:
+        """Why central refused this kiosk at its last answer (revoked, unknown, unauthenticated), or
+        None while it serves it: the kiosk is out of service until it does."""
         return None
 
     @abc.abstractmethod

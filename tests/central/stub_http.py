@@ -155,10 +155,13 @@ class ApiClient:
     """A requests session bound to one service's base URL, with a timeout on every
     call: ``client.get("/catalogue")`` asks ``<base_url>/catalogue``."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0, auth: requests.auth.AuthBase | None = None,
+                 verify: str | bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout_s
         self._session = requests.Session()
+        self._session.auth = auth          # a kiosk's signature (kiosk.central_client.signed_by), or none
+        self._session.verify = verify
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)

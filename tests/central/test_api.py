@@ -1,4 +1,9 @@
-"""The central API over real HTTP on loopback, against a real SQLite file."""
+"""The central API over real HTTP on loopback, against a real SQLite file.
+
+The kiosk `http` signs every call; each request names the presence its
+citizen's card proved in the pre-check (tests/central/conftest.py). What it
+learns about a citizen it may not serve is only ``not_eligible``: the precise
+reason is in central's log."""
 
 from __future__ import annotations
 
@@ -18,12 +23,13 @@ from central.seeding import SEED_DIR
 from central.server import start_in_thread
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
+from tests.central.conftest import DEVICE_ID
 from tests.central.stub_acquirer import StubAcquirer
 from tests.central.stub_http import ApiClient
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
-DEVICE_ID = "kiosk-test-01"   # the device of the conftest's requests
+NOT_ELIGIBLE = {"status": "rejected", "reason": "not_eligible"}
 
 # The first six services, with the fees the journeys were written against.
 FIRST_SIX = {"civil-status-extract": "1,500", "family-statement": "2,000", "non-conviction": "2,500",
@@ -180,23 +186,32 @@ def test_same_request_id_with_another_body_is_a_conflict(http, request_body, see
     assert response.json() == {"status": "conflict", "reason": "request_id_reused"}
 
 
-@pytest.mark.parametrize("name, service_code, overrides, reason", [
-    ("Omar", "civil-status-extract", {"national_number": "09999999999"}, "unknown_citizen"),
-    ("Omar", "civil-status-extract", {"card_number": "SY9999999999"}, "card_mismatch"),
-    ("Omar", "passport", {}, "unknown_service"),
-    ("Omar", "marriage-certificate", {}, "not_married"),
-    ("Mariam", "marriage-certificate", {}, "not_married"),
-    ("فادي", "family-statement", {}, "no_family"),
-    ("Tarek", "good-conduct", {}, "has_convictions"),
-    ("Omar", "driving-licence-statement", {}, "no_driving_licence"),
-    ("محمود", "civil-status-extract", {}, "card_expired"),   # a deceased citizen's card has run out
-    ("Omar", "civil-status-extract", {"payment_id": "pay_doesnotexist"}, "payment_not_found"),
+@pytest.mark.parametrize("name, service_code, card, overrides, reason, logged", [
+    # A card the registry does not know, an old card of the citizen's: the pre-check's proof fails.
+    ("Omar", "civil-status-extract", {"national_number": "09999999999"}, {}, "not_eligible", "unknown_citizen"),
+    ("Omar", "civil-status-extract", {"card_number": "SY9999999999"}, {}, "not_eligible", "card_mismatch"),
+    ("Omar", "passport", {}, {}, "unknown_service", "unknown_service"),
+    ("Omar", "marriage-certificate", {}, {}, "not_eligible", "not_married"),
+    ("Mariam", "marriage-certificate", {}, {}, "not_eligible", "not_married"),
+    ("فادي", "family-statement", {}, {}, "not_eligible", "no_family"),
+    ("Tarek", "good-conduct", {}, {}, "not_eligible", "has_convictions"),
+    ("Omar", "driving-licence-statement", {}, {}, "not_eligible", "no_driving_licence"),
+    ("محمود", "civil-status-extract", {}, {}, "not_eligible", "card_expired"),   # a deceased citizen's card ran out
+    ("Omar", "civil-status-extract", {}, {"payment_id": "pay_doesnotexist"}, "payment_not_found",
+     "payment_not_found"),
 ])
-def test_refusals_carry_a_reason_code(http, request_body, seed_citizens, name, service_code, overrides,
-                                      reason) -> None:
-    response = http.post("/requests", json=request_body(seed_citizens[name], service_code, **overrides))
+def test_refusals_carry_a_reason_code_and_central_logs_the_precise_one(http, request_body, present, seed_citizens,
+                                                                       caplog, name, service_code, card, overrides,
+                                                                       reason, logged) -> None:
+    citizen = seed_citizens[name]
+    caplog.set_level(logging.INFO)
+    body = request_body(citizen, service_code, presence_id=present({**citizen, **card}, service_code), **overrides)
+    response = http.post("/requests", json=body)
     assert response.status_code == 422
     assert response.json() == {"status": "rejected", "reason": reason}
+    assert "reason=%s" % logged in caplog.text
+    for private in (citizen["national_number"], citizen["card_number"], citizen["given_name_ar"]):
+        assert private not in caplog.text and private not in response.text
 
 
 def test_declined_payment_is_refused(http, request_body, pay, fees, seed_citizens) -> None:
@@ -230,14 +245,14 @@ def test_refunded_payment_is_refused(http, request_body, pay, acquirer, fees, se
 
 def test_refusal_is_kept_and_does_not_spend_the_payment(http, request_body, seed_citizens) -> None:
     refused = request_body(seed_citizens["Omar"], "marriage-certificate")
-    assert http.post("/requests", json=refused).json()["reason"] == "not_married"
-    assert http.post("/requests", json=refused).json()["reason"] == "not_married"
+    assert http.post("/requests", json=refused).json()["reason"] == "not_eligible"
+    assert http.post("/requests", json=refused).json()["reason"] == "not_eligible"
     # The same payment still pays for a certificate that applies (same fee).
     fine = request_body(seed_citizens["Khaled"], "marriage-certificate", payment_id=refused["payment_id"])
     assert http.post("/requests", json=fine).json()["status"] == "issued"
 
 
-def test_expired_card_is_refused(http, request_body, central_db_url, seed_citizens) -> None:
+def test_expired_card_is_refused(http, request_body, central_db_url, seed_citizens, caplog) -> None:
     record = {**seed_citizens["فادي"], "national_number": "07000000001", "card_number": "SY7000000001",
               "card_issued": "2010-01-01", "card_expires": "2020-01-01"}
     database = Database(central_db_url)
@@ -245,14 +260,18 @@ def test_expired_card_is_refused(http, request_body, central_db_url, seed_citize
         import_citizens(database, parse_registry({"citizens": [record]}))
     finally:
         database.dispose()
+    caplog.set_level(logging.INFO)
     response = http.post("/requests", json=request_body(record, "birth-certificate"))
-    assert response.json() == {"status": "rejected", "reason": "card_expired"}
+    assert response.json() == NOT_ELIGIBLE
+    assert "presence.refused reason=card_expired" in caplog.text
 
 
 @pytest.mark.parametrize("change", [
-    {"national_number": "0102034567"},
-    {"national_number": 1020345671},
-    {"card_number": "XX1000000001"},
+    {"presence_id": "has space"},
+    {"presence_id": 1020345671},
+    {"device_id": DEVICE_ID},                  # the device is the signature's, never the body's
+    {"national_number": "01020345671"},        # and the citizen the card's
+    {"card_number": "SY1000000001"},
     {"language": "fr"},
     {"request_id": "has space"},
     {"request_id": "x" * 65},
@@ -260,7 +279,8 @@ def test_expired_card_is_refused(http, request_body, central_db_url, seed_citize
 ])
 def test_bad_input_is_a_400_that_names_the_field_not_the_value(http, request_body, seed_citizens,
                                                                 change) -> None:
-    body = {**request_body(seed_citizens["Khaled"], "civil-status-extract", payment_id="pay_x"), **change}
+    body = {**request_body(seed_citizens["Khaled"], "civil-status-extract", payment_id="pay_x",
+                           presence_id="ch-unused"), **change}
     response = http.post("/requests", json=body)
     assert response.status_code == 400
     answer = response.json()
@@ -309,9 +329,9 @@ def test_request_replayed_after_its_void_answers_voided_never_the_document(http,
 
 def test_rejected_request_stays_rejected_after_a_void(http, request_body, seed_citizens) -> None:
     body = request_body(seed_citizens["Omar"], "marriage-certificate")
-    assert http.post("/requests", json=body).json()["reason"] == "not_married"
+    assert http.post("/requests", json=body).json()["reason"] == "not_eligible"
     assert http.post("/requests/%s/void" % body["request_id"]).json()["serial"] is None
-    assert http.post("/requests", json=body).json() == {"status": "rejected", "reason": "not_married"}
+    assert http.post("/requests", json=body).json() == NOT_ELIGIBLE
 
 
 def test_issue_time_is_signed_in_the_kiosks_time_zone(http, request_body, seed_citizens) -> None:
@@ -406,25 +426,28 @@ def test_logs_carry_no_personal_data(http, request_body, seed_citizens, caplog, 
         http.post("/requests", json={**body, "card_number": "SY1231231231"})
         http.post("/requests", json={**body, "national_number": "bad"})
         http.post("/requests/%s/void" % body["request_id"])
+        http.post("/requests", json=request_body(citizen, "good-conduct"))                 # refused: convictions
+        http.post("/requests", json=request_body({**citizen, "card_number": "SY1231231231"}, "non-conviction"))
     assert "request.issued" in caplog.text and "request.replayed" in caplog.text
+    assert "reason=has_convictions" in caplog.text and "reason=card_mismatch" in caplog.text
     for secret in (citizen["national_number"], citizen["card_number"], "SY1231231231", citizen["given_name_ar"],
                    citizen["family_name_ar"], citizen["given_name_latin"]):
         assert secret not in caplog.text
     assert count_rows(CertificateRequest) > 0
 
 
-def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(tmp_path, caplog) -> None:
+def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(tmp_path, own_central, present,
+                                                                      seed_citizens, caplog) -> None:
     path = tmp_path / "central.sqlite3"
-    with StubAcquirer() as acquirer, start_in_thread("sqlite:///%s" % path, acquirer_url=acquirer.url) as broken, \
-            ApiClient(broken.url + "/api/v1") as http:
+    with StubAcquirer() as acquirer, own_central("sqlite:///%s" % path, acquirer_url=acquirer.url) as (_broken, http):
+        presence_id = present(seed_citizens["Khaled"], "non-conviction", client=http)
         with sqlite3.connect(path) as connection:
             connection.execute("DROP TABLE criminal_records")
         payment_id = acquirer.pay(250000)
         with caplog.at_level(logging.INFO):
             response = http.post("/requests", json={
-                "request_id": "r-1", "device_id": DEVICE_ID, "service_code": "non-conviction",
-                "national_number": "01020345671", "card_number": "SY1000000001", "language": "ar",
-                "payment_id": payment_id})
+                "request_id": "r-1", "service_code": "non-conviction", "presence_id": presence_id,
+                "language": "ar", "payment_id": payment_id})
     assert response.status_code == 500
     assert response.json() == {"status": "error", "reason": "internal_error"}
     assert "http.failed" in caplog.text and "01020345671" not in caplog.text and "Traceback" not in caplog.text
@@ -435,24 +458,29 @@ def test_start_on_a_port_in_use_fails_at_once(central) -> None:
         start_in_thread("sqlite://", port=central.port)
 
 
-def test_eligibility_answers_with_centrals_fee_without_storing_anything(http: ApiClient, count_rows) -> None:
+def test_eligibility_answers_with_centrals_fee_without_storing_anything(http: ApiClient, card_of, seed_citizens,
+                                                                         count_rows, caplog) -> None:
     before = count_rows(CertificateRequest)
     catalogue = http.get("/catalogue").json()
     fee = {"amount_minor": 200000, "currency": "SYP"}                 # the marriage certificate's, as seeded
-    body = {"device_id": DEVICE_ID, "service_code": "marriage-certificate",
-            "national_number": "01020345693", "card_number": "SY1000000003", "fee": fee,
-            "catalogue_version": catalogue["version"]}
-    assert http.post("/requests/eligibility", json=body).json() == {
-        "eligible": False, "reason": "not_married", "fee": fee, "catalogue_version": catalogue["version"]}
-    khaled = {**body, "national_number": "01020345671", "card_number": "SY1000000001"}
-    assert http.post("/requests/eligibility", json=khaled).json() == {
-        "eligible": True, "fee": fee, "catalogue_version": catalogue["version"]}
+    body = {"service_code": "marriage-certificate", "fee": fee, "catalogue_version": catalogue["version"]}
+    caplog.set_level(logging.INFO)
+    omar = http.post("/requests/eligibility", json={**body, **card_of(seed_citizens["Omar"]).answer(http)}).json()
+    assert omar == {"eligible": False, "reason": "not_eligible", "fee": fee,
+                    "catalogue_version": catalogue["version"]}
+    assert "request.not_eligible reason=not_married" in caplog.text
+    khaled = card_of(seed_citizens["Khaled"])
+    answer = khaled.answer(http)
+    assert http.post("/requests/eligibility", json={**body, **answer}).json() == {
+        "eligible": True, "fee": fee, "catalogue_version": catalogue["version"], "presence_id": answer["challenge_id"]}
     # A kiosk with an old catalogue and another fee in mind is told central's fee.
-    stale = {**khaled, "fee": {"amount_minor": 150000, "currency": "SYP"}, "catalogue_version": "0123456789abcdef"}
-    assert http.post("/requests/eligibility", json=stale).json()["fee"] == fee
-    unknown = http.post("/requests/eligibility", json={**khaled, "service_code": "passport"}).json()
-    assert unknown == {"eligible": False, "reason": "unknown_service", "fee": None,
+    stale = {**body, "fee": {"amount_minor": 150000, "currency": "SYP"}, "catalogue_version": "0123456789abcdef"}
+    assert http.post("/requests/eligibility", json={**stale, **khaled.answer(http)}).json()["fee"] == fee
+    unknown = http.post("/requests/eligibility", json={**body, **khaled.answer(http),
+                                                       "service_code": "passport"}).json()
+    assert unknown == {"eligible": False, "reason": "not_eligible", "fee": None,
                        "catalogue_version": catalogue["version"]}
+    assert "request.not_eligible reason=unknown_service" in caplog.text
     assert count_rows(CertificateRequest) == before
 
 
@@ -463,9 +491,9 @@ def test_eligibility_answers_with_centrals_fee_without_storing_anything(http: Ap
     {"catalogue_version": "has space"}, {"catalogue_version": 5},
 ])
 def test_eligibility_with_a_bad_fee_or_version_is_a_400(http: ApiClient, change) -> None:
-    body = {"device_id": DEVICE_ID, "service_code": "birth-certificate", "national_number": "01020345671",
-            "card_number": "SY1000000001", "fee": {"amount_minor": 150000, "currency": "SYP"},
-            "catalogue_version": "", **change}
+    proof = {"ef_id": "AAAA", "ef_id_sig": "AAAA", "signature": "AAAA"}     # never looked at: the body is refused
+    body = {"challenge_id": "ch-unused", "card_proof": proof, "service_code": "birth-certificate",
+            "fee": {"amount_minor": 150000, "currency": "SYP"}, "catalogue_version": "", **change}
     response = http.post("/requests/eligibility", json=body)
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"].split(".")[0] == next(iter(change))

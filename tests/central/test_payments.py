@@ -6,17 +6,16 @@ from __future__ import annotations
 import logging
 import socket
 import sqlite3
-from collections.abc import Callable
 
 import pytest
 
-from central.models import CertificateRequest, IssuedDocumentRecord
-from central.server import start_in_thread
+from central import signing
+from central.models import CertificateRequest
 from kiosk.central_client import CentralClient
 from kiosk.messages import MessageKind
 from tests.central.conftest import DEVICE_ID, new_id
 from tests.central.stub_acquirer import StubAcquirer
-from tests.central.stub_http import ApiClient, raw_reply
+from tests.central.stub_http import raw_reply
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
@@ -60,10 +59,13 @@ def test_a_payment_the_acquirer_never_saw_is_refused_and_stays_refused(http, acq
     assert len(acquirer.asked) == asked              # answered from central's store, not asked again
 
 
-def test_a_refusal_on_the_record_does_not_ask_the_acquirer(http, acquirer, request_body, seed_citizens) -> None:
+def test_a_refusal_on_the_record_does_not_ask_the_acquirer(http, acquirer, request_body, seed_citizens,
+                                                           caplog) -> None:
     acquirer.answer_badly(None)                      # it could not answer anyway
     body = request_body(seed_citizens["Omar"], "marriage-certificate")
-    assert http.post("/requests", json=body).json() == {"status": "rejected", "reason": "not_married"}
+    caplog.set_level(logging.INFO)
+    assert http.post("/requests", json=body).json() == {"status": "rejected", "reason": "not_eligible"}
+    assert "request.rejected request_id=%s reason=not_married" % body["request_id"] in caplog.text
     assert body["payment_id"] not in acquirer.asked
 
 
@@ -89,12 +91,11 @@ def test_an_acquirer_without_a_usable_answer_is_a_503_stored_nowhere_and_a_retry
     assert http.post("/requests", json=body).json()["status"] == "issued"
 
 
-def test_the_kiosks_outbox_keeps_a_request_central_cannot_check_yet(central, acquirer, request_body,
+def test_the_kiosks_outbox_keeps_a_request_central_cannot_check_yet(central, device_key, acquirer, request_body,
                                                                     seed_citizens) -> None:
     """The kiosk's client takes the 503 as "not now" (None), never as a final refusal."""
-    body = request_body(seed_citizens["Khaled"], "birth-certificate")
-    message = {key: value for key, value in body.items() if key != "device_id"}
-    with CentralClient(central.url, device_id=DEVICE_ID) as client:
+    message = request_body(seed_citizens["Khaled"], "birth-certificate")
+    with CentralClient(central.url, device_id=DEVICE_ID, device_key=device_key) as client:
         acquirer.answer_badly(raw_reply("503 Service Unavailable", b'{"reason": "busy"}'))
         assert client.deliver(MessageKind.CERTIFICATE_REQUEST, message) is None
         acquirer.answer_well()
@@ -110,38 +111,36 @@ def test_a_request_already_answered_is_answered_again_without_the_acquirer(http,
     assert again.status_code == 200 and again.content == first.content
 
 
-def test_an_acquirer_that_is_not_there_is_a_503(tmp_path, request_body, seed_citizens) -> None:
+def test_an_acquirer_that_is_not_there_is_a_503(tmp_path, own_central, request_body, present,
+                                                 seed_citizens) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]           # nothing listens there once it is closed
-    with start_in_thread("sqlite:///%s" % (tmp_path / "c.sqlite3"),
-                         acquirer_url="http://127.0.0.1:%d" % port) as central, \
-            ApiClient(central.url + "/api/v1") as api:
-        body = request_body(seed_citizens["Lina"], "birth-certificate")
+    lina = seed_citizens["Lina"]
+    with own_central("sqlite:///%s" % (tmp_path / "c.sqlite3"), acquirer_url="http://127.0.0.1:%d" % port) as (
+            _central, api):
+        body = request_body(lina, "birth-certificate", presence_id=present(lina, "birth-certificate", client=api))
         response = api.post("/requests", json=body)
     assert (response.status_code, response.json()) == (503, UNVERIFIABLE)
 
 
-def test_central_without_an_acquirer_says_so_and_issues_nothing(tmp_path, seed_citizens, caplog) -> None:
-    khaled = seed_citizens["Khaled"]
-    with caplog.at_level(logging.INFO), start_in_thread("sqlite:///%s" % (tmp_path / "c.sqlite3")) as central, \
-            ApiClient(central.url + "/api/v1") as api:
+def test_central_without_an_acquirer_says_so_and_issues_nothing(tmp_path, own_central, present, card_of,
+                                                                 seed_citizens, caplog) -> None:
+    khaled, omar = seed_citizens["Khaled"], seed_citizens["Omar"]
+    with caplog.at_level(logging.INFO), own_central("sqlite:///%s" % (tmp_path / "c.sqlite3")) as (_central, api):
         assert any(r.levelno == logging.ERROR and r.getMessage().startswith("central.no_acquirer")
                    for r in caplog.records)
-        body = {"request_id": new_id("req"), "device_id": DEVICE_ID, "service_code": "civil-status-extract",
-                "national_number": khaled["national_number"], "card_number": khaled["card_number"],
-                "language": "ar", "payment_id": "pay_1"}
+        body = {"request_id": new_id("req"), "service_code": "civil-status-extract", "language": "ar",
+                "payment_id": "pay_1", "presence_id": present(khaled, "civil-status-extract", client=api)}
         response = api.post("/requests", json=body)
         assert (response.status_code, response.json()) == (503, UNVERIFIABLE)
         # What needs no payment still works: a refusal on the record, the pre-check.
         single = api.post("/requests", json={**body, "request_id": new_id("req"),
                                              "service_code": "marriage-certificate",
-                                             "national_number": seed_citizens["Omar"]["national_number"],
-                                             "card_number": seed_citizens["Omar"]["card_number"]})
-        assert single.json() == {"status": "rejected", "reason": "not_married"}
+                                             "presence_id": present(omar, "marriage-certificate", client=api)})
+        assert single.json() == {"status": "rejected", "reason": "not_eligible"}
         assert api.post("/requests/eligibility", json={
-            "device_id": DEVICE_ID, "service_code": "civil-status-extract",
-            "national_number": khaled["national_number"], "card_number": khaled["card_number"],
+            **card_of(khaled).answer(api), "service_code": "civil-status-extract",
             "fee": {"amount_minor": 150000, "currency": "SYP"}, "catalogue_version": ""}).json()["eligible"] is True
     assert "central.no_acquirer" in caplog.text and khaled["national_number"] not in caplog.text
 
@@ -155,25 +154,27 @@ def test_serve_refuses_a_pinned_acquirer_ca_that_is_not_there(tmp_path, capsys) 
     assert not (tmp_path / "c.sqlite3").exists()          # stopped before anything was started
 
 
-def test_a_fee_changed_at_central_refuses_a_payment_of_the_old_fee(tmp_path, seed_citizens) -> None:
+def test_a_fee_changed_at_central_refuses_a_payment_of_the_old_fee(tmp_path, own_central, present,
+                                                                    seed_citizens) -> None:
     from central import cli
 
     db_url = "sqlite:///%s" % (tmp_path / "c.sqlite3")
-    omar = {k: seed_citizens["Omar"][k] for k in ("national_number", "card_number")}
-    with StubAcquirer() as acquirer, start_in_thread(db_url, acquirer_url=acquirer.url) as central, \
-            ApiClient(central.url + "/api/v1") as api:
+    omar = seed_citizens["Omar"]
+    with StubAcquirer() as acquirer, own_central(db_url, acquirer_url=acquirer.url) as (_central, api):
         assert cli.main(["catalogue", "set-fee", "birth-certificate", "175000", "--db", db_url]) == 0
 
         def request(amount_minor: int) -> dict:
             return api.post("/requests", json={
-                "request_id": new_id("req"), "device_id": DEVICE_ID, "service_code": "birth-certificate",
-                "language": "ar", "payment_id": acquirer.pay(amount_minor), **omar}).json()
+                "request_id": new_id("req"), "service_code": "birth-certificate", "language": "ar",
+                "payment_id": acquirer.pay(amount_minor),
+                "presence_id": present(omar, "birth-certificate", client=api)}).json()
 
         assert request(150000) == {"status": "rejected", "reason": "payment_amount_mismatch"}
         assert request(175000)["status"] == "issued"
 
 
-def test_a_database_from_the_gateway_days_still_issues(tmp_path, request_body, seed_citizens) -> None:
+def test_a_database_from_the_gateway_days_still_issues(tmp_path, own_central, request_body, present,
+                                                      seed_citizens) -> None:
     """Its issued documents named a gateway charge; they are kept, and new payments are the acquirer's."""
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as old:
@@ -193,13 +194,16 @@ def test_a_database_from_the_gateway_days_still_issues(tmp_path, request_body, s
             INSERT INTO issued_documents VALUES ('2025-OLDSERIA', 'req-old', 'birth-certificate', '01020345671',
                 'pay_old', '2025-01-01T00:00:00Z', '{}', NULL);
         """)
-    with StubAcquirer() as acquirer, start_in_thread("sqlite:///%s" % path, acquirer_url=acquirer.url) as central, \
-            ApiClient(central.url + "/api/v1") as api:
-        body = request_body(seed_citizens["Lina"], "birth-certificate", payment_id=acquirer.pay(150000))
+    signing.create_key(signing.default_key_path(path))     # the key it signed them with, kept beside it
+    lina = seed_citizens["Lina"]
+    with StubAcquirer() as acquirer, own_central("sqlite:///%s" % path, acquirer_url=acquirer.url) as (_central, api):
+        body = request_body(lina, "birth-certificate", payment_id=acquirer.pay(150000),
+                            presence_id=present(lina, "birth-certificate", client=api))
         assert api.post("/requests", json=body).json()["status"] == "issued"
         # The old document's payment still paid for it: it pays for no other.
         acquirer.pay(150000, payment_id="pay_old")
-        reused = request_body(seed_citizens["Lina"], "birth-certificate", payment_id="pay_old")
+        reused = request_body(lina, "birth-certificate", payment_id="pay_old",
+                              presence_id=present(lina, "birth-certificate", client=api))
         assert api.post("/requests", json=reused).json() == {"status": "rejected", "reason": "payment_already_used"}
     with sqlite3.connect(path) as migrated:
         assert migrated.execute("SELECT serial, payment_id FROM issued_documents WHERE request_id = 'req-old'"

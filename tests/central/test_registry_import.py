@@ -182,3 +182,104 @@ def test_keys_prints_the_public_key_of_the_database(tmp_path, db_url, capsys) ->
     assert (tmp_path / "central.signing-key.pem").exists()
     main(["keys", "--db", db_url])
     assert capsys.readouterr().out == first
+
+
+# --- text that would reach printed documents, and files that are not registry files -----------------------------
+
+HIDDEN = {"NUL": "\x00", "BEL": "\x07", "ESC": "\x1b", "newline": "\n", "DEL": "\x7f",
+          "C1 NEL": "\x85", "C1 CSI": "\x9b",
+          "LRE": "\u202a", "RLE": "\u202b", "PDF": "\u202c", "LRO": "\u202d", "RLO": "\u202e",
+          "LRI": "\u2066", "RLI": "\u2067", "FSI": "\u2068", "PDI": "\u2069"}
+TEXT_FIELDS = ("given_name_ar", "family_name_ar", "father_name_ar", "mother_name_ar", "place_of_birth_ar",
+               "civil_registry_ar", "address_ar", "given_name_latin", "family_name_latin")
+NOT_PLAIN = "must not contain control characters or direction overrides (U+202A..U+202E, U+2066..U+2069)"
+
+
+def refused_line(tmp_path: Path, db_url: str, capsys, path: Path) -> str:
+    assert main(["registry", "import", str(path), "--db", db_url]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err.rstrip("\n")
+
+
+@pytest.mark.parametrize("name", list(HIDDEN))
+def test_a_name_with_a_control_or_direction_character_is_refused(tmp_path, db_url, capsys, name) -> None:
+    for at in ("start", "middle", "end"):
+        value = {"start": HIDDEN[name] + "نور", "middle": "نو" + HIDDEN[name] + "ر",
+                 "end": "نور" + HIDDEN[name]}[at]
+        path = write(tmp_path, [{**NEW_CITIZEN, "given_name_ar": value}, NEW_SPOUSE])
+        error = refused_line(tmp_path, db_url, capsys, path)
+        assert error == "%s: citizens[0].given_name_ar: %s" % (path, NOT_PLAIN)
+        assert "نور" not in error and "نو" not in error           # the name itself is personal data
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_every_text_field_refuses_a_direction_override(tmp_path, db_url, capsys, field) -> None:
+    spouse = {**NEW_SPOUSE, field: NEW_SPOUSE[field] + "\u202e"}
+    path = write(tmp_path, [NEW_CITIZEN, spouse])
+    assert refused_line(tmp_path, db_url, capsys, path) == "%s: citizens[1].%s: %s" % (path, field, NOT_PLAIN)
+
+
+@pytest.mark.parametrize("change, where", [
+    ({"former_name_ar": "نورا\u2066", "name_changed_on": "2015-02-01"}, "citizens[0].former_name_ar"),
+    ({"displaced_from_ar": "الجولان\x1b[2J"}, "citizens[0].displaced_from_ar"),
+    ({"date_of_death": "2024-01-01", "place_of_death_ar": "طرطوس\x00"}, "citizens[0].place_of_death_ar"),
+    ({"criminal_records": [{"date": "2018-03-04", "court_ar": "محكمة\u202b", "offence_ar": "مخالفة"}]},
+     "citizens[0].criminal_records[0].court_ar"),
+    ({"qualifications": [{"year": 2017, "certificate_ar": "الشهادة", "institution_ar": "ثانوية\x85"}]},
+     "citizens[0].qualifications[0].institution_ar"),
+    ({"properties": [{"area_ar": "طرطوس", "parcel": "45", "description_ar": "شقة\u2067", "shares": "1/2"}]},
+     "citizens[0].properties[0].description_ar"),
+    ({"vehicles": [{"plate_ar": "طرطوس\u202d 1", "make_ar": "سيارة", "year": 2019}]},
+     "citizens[0].vehicles[0].plate_ar"),
+])
+def test_the_optional_texts_refuse_them_too(tmp_path, db_url, capsys, change, where) -> None:
+    path = write(tmp_path, [{**NEW_CITIZEN, **change}, NEW_SPOUSE])
+    assert refused_line(tmp_path, db_url, capsys, path) == "%s: %s: %s" % (path, where, NOT_PLAIN)
+
+
+def test_an_unknown_key_that_is_not_a_key_name_is_not_shown(tmp_path, db_url, capsys) -> None:
+    for key in ("09010000099", "\x1b[2J", "نور", "x" * 500):
+        path = write(tmp_path, [{**NEW_CITIZEN, key: 1}, NEW_SPOUSE])
+        error = refused_line(tmp_path, db_url, capsys, path)
+        assert error == "%s: citizens[0]: an unknown key, not shown (it is not a key's name)" % path
+
+
+def test_a_file_nested_100000_deep(tmp_path, db_url, capsys) -> None:
+    for text in ("[" * 100_000 + "]" * 100_000, '{"citizens": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001):
+        path = tmp_path / "deep.json"
+        path.write_text(text, encoding="utf-8")
+        assert refused_line(tmp_path, db_url, capsys, path) \
+            == "%s: not a registry file (arrays or objects nested too deeply)" % path
+
+
+def test_a_file_too_large_to_be_read_whole(tmp_path, db_url, capsys, monkeypatch) -> None:
+    from central import registry
+    monkeypatch.setattr(registry, "MAX_FILE_BYTES", 1024 * 1024)
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps({"citizens": []}) + " " * (1024 * 1024), encoding="utf-8")
+    assert refused_line(tmp_path, db_url, capsys, path) \
+        == "%s: too large (over 1 MB): import the registry in several files, each family in one file" % path
+
+
+def test_the_size_limit_holds_a_large_town(tmp_path) -> None:
+    from central import registry
+    per_citizen = len(json.dumps({**NEW_CITIZEN, **FACTS}, ensure_ascii=False).encode("utf-8"))
+    assert registry.MAX_FILE_BYTES // per_citizen > 20_000
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b'{"citizens": [\xff]}', "not UTF-8 text (byte 14)"),
+    (b'{"citizens": NaN}', "not JSON (NaN and Infinity are not JSON numbers)"),
+    (b'{"citizens": [{"year": -Infinity}]}', "not JSON (NaN and Infinity are not JSON numbers)"),
+    (b'{"citizens": ' + b"1" * 5000 + b"}", "not a registry file (a number with too many digits)"),
+])
+def test_a_file_that_is_not_strict_json(tmp_path, db_url, capsys, content, problem) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    assert refused_line(tmp_path, db_url, capsys, path) == "%s: %s" % (path, problem)
+
+
+def test_a_directory_or_a_device_given_as_the_file(tmp_path, db_url, capsys) -> None:
+    assert refused_line(tmp_path, db_url, capsys, tmp_path) == "%s: is a directory, not a registry file" % tmp_path
+    assert refused_line(tmp_path, db_url, capsys, Path("/dev/null")) == "/dev/null: is not a regular file"

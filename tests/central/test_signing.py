@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import stat
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import qrcode
@@ -185,8 +187,127 @@ def test_payload_stays_small_enough_for_a_qr_code_on_80_mm_paper(key) -> None:
 
 def test_key_is_created_once_private_and_read_back(tmp_path) -> None:
     path = tmp_path / "central.signing-key.pem"
-    key = signing.load_or_create_key(path)
+    key = signing.central_key(None, tmp_path / "central.sqlite3", documents_issued=False)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = signing.load_or_create_key(path)
+    again = signing.central_key(None, tmp_path / "central.sqlite3", documents_issued=True)
     assert signing.public_key_pem(again.public_key()) == signing.public_key_pem(key.public_key())
     assert list(tmp_path.iterdir()) == [path]
+
+
+# --- every signature names its key ---------------------------------------------------------
+
+def test_the_qr_payload_carries_the_key_id_as_its_first_signed_claim(key) -> None:
+    """The key id is inside the signed bytes (so it cannot be swapped), and verify reports it."""
+    signed = signing.base45_decode(payload(key)[len(signing.PREFIX):])
+    claims = signing._CborReader(signed[:-signing.SIGNATURE_BYTES]).whole()
+    assert claims[0] == signing.key_id(key.public_key())
+    assert signing.verify(payload(key), [key.public_key()]).to_json()["key_id"] == signing.key_id(
+        key.public_key()).hex()
+
+
+def test_the_catalogue_signature_carries_the_key_id_a_kiosk_picks_its_key_by(key) -> None:
+    from kiosk.catalogue_supply import verify as verify_catalogue
+
+    document = {"version": "v1", "issued_at": "2026-01-31T09:15:00Z", "categories": [], "services": []}
+    signed = signing.sign_catalogue(key, document)
+    assert signed["signature"]["alg"] == "Ed25519"
+    assert signed["signature"]["key_id"] == signing.key_id(key.public_key()).hex()
+    other = Ed25519PrivateKey.generate()
+    assert verify_catalogue(signed, [other.public_key(), key.public_key()]).catalogue is not None
+
+
+# --- central's key: never made anew over documents it signed --------------------------------
+
+def _db_path(tmp_path: Path) -> Path:
+    return tmp_path / "central.sqlite3"
+
+
+def test_a_key_path_given_that_does_not_exist_is_refused_not_created(tmp_path) -> None:
+    missing = tmp_path / "keys" / "document-key.pem"
+    with pytest.raises(signing.SigningKeyError) as raised:
+        signing.central_key(missing, _db_path(tmp_path), documents_issued=False)
+    assert str(missing) in str(raised.value)
+    assert not missing.exists() and not signing.default_key_path(_db_path(tmp_path)).exists()
+
+
+def test_a_key_path_given_is_read(tmp_path) -> None:
+    path = tmp_path / "document-key.pem"
+    made = signing.create_key(path)
+    read = signing.central_key(path, _db_path(tmp_path), documents_issued=True)
+    assert signing.key_id(read.public_key()) == signing.key_id(made.public_key())
+
+
+def test_the_default_key_is_made_beside_a_database_with_no_document_yet(tmp_path) -> None:
+    key = signing.central_key(None, _db_path(tmp_path), documents_issued=False)
+    path = tmp_path / "central.signing-key.pem"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = signing.central_key(None, _db_path(tmp_path), documents_issued=True)     # there now: read back
+    assert signing.key_id(again.public_key()) == signing.key_id(key.public_key())
+
+
+def test_a_lost_default_key_is_not_replaced_once_a_document_was_issued(tmp_path) -> None:
+    with pytest.raises(signing.SigningKeyError) as raised:
+        signing.central_key(None, _db_path(tmp_path), documents_issued=True)
+    assert str(tmp_path / "central.signing-key.pem") in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_database_without_a_key_file_gets_a_key_for_this_process_only_while_no_document_is_issued() -> None:
+    assert isinstance(signing.central_key(None, None, documents_issued=False), Ed25519PrivateKey)
+    with pytest.raises(signing.SigningKeyError):
+        signing.central_key(None, None, documents_issued=True)
+
+
+def test_a_key_file_that_is_not_an_ed25519_key_is_refused_naming_it(tmp_path) -> None:
+    path = tmp_path / "document-key.pem"
+    path.write_text("not a key\n", encoding="ascii")
+    with pytest.raises(signing.SigningKeyError, match=str(path)):
+        signing.central_key(path, None, documents_issued=False)
+
+
+def _record_an_issued_document(db_url: str) -> None:
+    """One issued document in the database, as the issuer would leave it (only what the table needs)."""
+    from central.db import Database
+    from central.models import CertificateRequest, IssuedDocumentRecord
+    from central.seeding import SEED_DIR
+
+    citizen = json.loads((SEED_DIR / "citizens.json").read_text(encoding="utf-8"))["citizens"][0]
+    database = Database(db_url)
+    try:
+        with database.writing() as session:
+            session.add(CertificateRequest(request_id="req-1", body_digest="0" * 64, device_id="kiosk-test-01",
+                                           status="issued", http_status=200, answer="{}",
+                                           created_at="2026-01-31T09:15:07Z"))
+            session.flush()
+            session.add(IssuedDocumentRecord(serial="2026-ABCDEFGH", request_id="req-1",
+                                             service_code="civil-status-extract",
+                                             national_number=citizen["national_number"], payment_id="pay-1",
+                                             issued_at="2026-01-31T09:15:07Z", document="{}"))
+    finally:
+        database.dispose()
+
+
+def test_central_refuses_to_start_when_its_key_beside_the_database_is_lost_after_issuing(tmp_path) -> None:
+    from central.app import create_app
+
+    db_url = "sqlite:///%s" % _db_path(tmp_path)
+    create_app(db_url).state.database.dispose()               # a new database: its key is made beside it
+    key_file = tmp_path / "central.signing-key.pem"
+    kept = key_file.read_bytes()
+    _record_an_issued_document(db_url)
+    key_file.unlink()
+    with pytest.raises(signing.SigningKeyError, match=str(key_file)):
+        create_app(db_url)
+    assert not key_file.exists()
+    key_file.write_bytes(kept)                                # restored: central starts under the same key
+    create_app(db_url).state.database.dispose()
+
+
+def test_serve_with_a_missing_signing_key_exits_with_one_line_naming_it(tmp_path, capsys) -> None:
+    from central import cli
+
+    missing = tmp_path / "document-key.pem"
+    assert cli.main(["serve", "--db", "sqlite:///%s" % _db_path(tmp_path), "--signing-key", str(missing)]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and str(missing) in error[0] and error[0].startswith("kiosk-central serve: ")
+    assert not missing.exists()

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
 from central import cli, signing
-from central.server import start_in_thread
 from drivers.escpos_printer import EscposReceiptPrinter
 from kiosk.documents import IssuedDocument
 from kiosk.document_layout import render_certificate
@@ -91,7 +90,7 @@ def print_certificate(document: IssuedDocument, language: str, printer_sim) -> P
 
 # --- the bar an official uses: a printed page and central's key ----------------------
 
-def test_demo_key_verifies_a_certificate_printed_by_the_printer_simulator(tmp_path) -> None:
+def test_demo_key_verifies_a_certificate_printed_by_the_printer_simulator(tmp_path, own_central, present) -> None:
     """What `make demo` leaves behind is enough: its key file checks its printed page, offline."""
     from drivers.demo.stack import DemoStack
 
@@ -99,12 +98,13 @@ def test_demo_key_verifies_a_certificate_printed_by_the_printer_simulator(tmp_pa
         key_path = stack.save_document_key(tmp_path / "demo-out" / "document-key.pem")
         citizen = next(iter(stack.citizens.values()))
         # Central on the demo's database and document key, looking payments up at a stub
-        # acquirer that knows this one (the demo's own central asks the terminal simulator's).
-        with start_in_thread("sqlite:///%s" % (stack.workdir / "central.sqlite3"),
-                             acquirer_url=acquirer.url) as central, ApiClient(central.url + "/api/v1") as api:
+        # acquirer that knows this one (the demo's own central asks the terminal simulator's),
+        # a kiosk enrolled there, and the citizen's card proven to it.
+        with own_central("sqlite:///%s" % (stack.workdir / "central.sqlite3"), acquirer_url=acquirer.url) as (
+                _central, api):
             answer = api.post("/requests", json={
-                "request_id": "req-demo-1", "device_id": "demo-kiosk-01", "service_code": "civil-status-extract",
-                "national_number": citizen["national_number"], "card_number": citizen["card_number"],
+                "request_id": "req-demo-1", "service_code": "civil-status-extract",
+                "presence_id": present(citizen, "civil-status-extract", client=api),
                 "language": "ar", "payment_id": acquirer.pay(150000), "place": PLACE}).json()
         document = IssuedDocument.from_json(answer["document"])
         png = print_certificate(document, "ar", stack.printer)

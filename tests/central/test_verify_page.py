@@ -12,6 +12,8 @@ import pytest
 from PIL import Image, ImageChops
 
 from central.server import RunningCentral
+from drivers.card_sim.issuer import IssuerKey
+from tests.central.cards import CardInReader
 from tests.central.stub_acquirer import StubAcquirer
 from tests.central.stub_http import ApiClient
 
@@ -32,16 +34,19 @@ def site(central: RunningCentral) -> Iterator[ApiClient]:
 
 
 @pytest.fixture(scope="module")
-def documents(http: ApiClient, acquirer: StubAcquirer, seed_citizens: dict,
+def documents(http: ApiClient, acquirer: StubAcquirer, issuer: IssuerKey, seed_citizens: dict,
               fees_by_code: dict[str, int]) -> dict[str, dict]:
-    """One valid and one voided document, issued at PLACE."""
+    """One valid and one voided document, issued at PLACE, each citizen's card proven in the pre-check."""
     made = {}
+    fee = {"amount_minor": fees_by_code["civil-status-extract"], "currency": "SYP"}
     for state, name in (("valid", "Khaled"), ("voided", "Mariam")):
         citizen = seed_citizens[name]
-        body = {"request_id": "req-page-" + state, "device_id": "kiosk-test-01",
-                "service_code": "civil-status-extract", "national_number": citizen["national_number"],
-                "card_number": citizen["card_number"], "language": "ar",
-                "payment_id": acquirer.pay(fees_by_code["civil-status-extract"]), "place": PLACE}
+        pre_check = http.post("/requests/eligibility", json={
+            **CardInReader(citizen, issuer).answer(http), "service_code": "civil-status-extract", "fee": fee,
+            "catalogue_version": ""}).json()
+        body = {"request_id": "req-page-" + state, "service_code": "civil-status-extract",
+                "presence_id": pre_check["presence_id"], "language": "ar",
+                "payment_id": acquirer.pay(fee["amount_minor"]), "place": PLACE}
         made[state] = {**http.post("/requests", json=body).json()["document"], "citizen": citizen}
     made["voided"]["voided_at"] = http.post("/requests/req-page-voided/void").json()["voided_at"]
     return made
@@ -92,13 +97,10 @@ def test_unknown_serial_is_a_404_page_that_shows_nothing_else(site) -> None:
     assert site.get("/verify/2026-ZZZZZZZZ", params={"lang": "en"}).text.count("No document has this serial") == 1
 
 
-def test_page_escapes_what_it_shows(site, http, acquirer, seed_citizens, fees_by_code) -> None:
-    payment_id = acquirer.pay(fees_by_code["birth-certificate"])
-    citizen = seed_citizens["Lina"]
-    document = http.post("/requests", json={
-        "request_id": "req-page-markup", "device_id": "kiosk-test-01", "service_code": "birth-certificate",
-        "national_number": citizen["national_number"], "card_number": citizen["card_number"], "language": "en",
-        "payment_id": payment_id, "place": {"en": "<script>alert(1)</script>\"'&"}}).json()["document"]
+def test_page_escapes_what_it_shows(site, http, request_body, seed_citizens) -> None:
+    body = request_body(seed_citizens["Lina"], "birth-certificate", language="en",
+                        place={"en": "<script>alert(1)</script>\"'&"})
+    document = http.post("/requests", json=body).json()["document"]
     html = site.get("/verify/%s" % document["serial"], params={"lang": "en"}).text
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;" in html
     # A serial that is not one is neither looked up nor echoed.
@@ -113,14 +115,10 @@ def test_page_loads_nothing_runs_nothing_and_is_never_cached(site, documents) ->
     assert headers["cache-control"] == "no-store" and headers["x-content-type-options"] == "nosniff"
 
 
-def test_page_shows_the_place_in_the_other_language_when_it_has_only_that_one(site, http, acquirer,
-                                                                              seed_citizens, fees_by_code) -> None:
-    payment_id = acquirer.pay(fees_by_code["birth-certificate"])
-    citizen = seed_citizens["Lina"]
-    document = http.post("/requests", json={
-        "request_id": "req-page-en-only", "device_id": "kiosk-test-01", "service_code": "birth-certificate",
-        "national_number": citizen["national_number"], "card_number": citizen["card_number"], "language": "en",
-        "payment_id": payment_id, "place": {"en": "Damascus"}}).json()["document"]
+def test_page_shows_the_place_in_the_other_language_when_it_has_only_that_one(site, http, request_body,
+                                                                              seed_citizens) -> None:
+    body = request_body(seed_citizens["Lina"], "birth-certificate", language="en", place={"en": "Damascus"})
+    document = http.post("/requests", json=body).json()["document"]
     assert "<bdi dir=\"auto\">Damascus</bdi>" in site.get("/verify/%s" % document["serial"]).text
 
 

@@ -64,13 +64,18 @@ class CardWorld:
     host can tell (for the real stack: vpcd took the card and pcscd reports
     it), not once the driver has reported it: that is for the test to see.
     `verdict` picks the card: VALID, FORGED, CLONED, or EXPIRED (an
-    authentic card that expired 30 days ago).
+    authentic card that expired 30 days ago); every card is of profile 1.1
+    (D1, the digest of its photo, signed by the issuer). `photo_swapped`
+    makes a genuine card whose photo was replaced after issue.
+    `issuer_keys` are the keys the reader trusts, for checking its proofs.
     """
 
     reader: CardReader
     national_number: str
+    issuer_keys: Any
 
-    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN) -> None:
+    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN,
+               photo_swapped: bool = False) -> None:
         raise NotImplementedError
 
     def remove(self) -> None:
@@ -82,7 +87,7 @@ class CardWorld:
 
 
 class FakeCardWorld(CardWorld):
-    def __init__(self, citizen: dict[str, Any], issuer: Any) -> None:
+    def __init__(self, citizen: dict[str, Any], issuer: Any, issuer_keys: Any) -> None:
         from cryptography.hazmat.primitives.asymmetric import ec
 
         from drivers.card_sim.card import identity_from_record
@@ -90,15 +95,22 @@ class FakeCardWorld(CardWorld):
 
         self.reader = FakeCardReader()
         self.national_number = citizen["national_number"]
+        self.issuer_keys = issuer_keys
+        self._issuer = issuer
         self._identity = identity_from_record(citizen, ec.generate_private_key(ec.SECP256R1()).public_key(), issuer)
         self._photo = portrait_jpeg(self._identity.card_number, self._identity.sex)
+        self._other_photo = portrait_jpeg(self._identity.card_number + "/swapped", self._identity.sex)
 
-    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN) -> None:
+    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN,
+               photo_swapped: bool = False) -> None:
         identity: Identity = self._identity
         if verdict is CardVerdict.EXPIRED:      # as the simulator's expired card: authentic, 30 days past
             identity = dataclasses.replace(identity, date_of_expiry=dt.date.today() - dt.timedelta(days=30))
             verdict = CardVerdict.VALID
-        self.reader.insert(FakeCard(identity, pin=pin, verdict=verdict, photo=self._photo))
+        card = FakeCard.issued(identity, self._issuer, photo=self._photo, pin=pin, verdict=verdict)
+        if photo_swapped:
+            card.photo = self._other_photo      # after the issuer signed D1
+        self.reader.insert(card)
 
     def remove(self) -> None:
         self.reader.remove()
@@ -110,18 +122,24 @@ class RealCardWorld(CardWorld):
         from drivers.pyscard_reader import PyscardCardReader
 
         self.national_number = citizen["national_number"]
+        self.issuer_keys = trust_store
         self._citizen = citizen
         self._make_card = make_card
         self._slot = VirtualCardSlot(port=VPCD_PORT)
         self._holding = False
         self.reader = PyscardCardReader(trust_store, reader_name=READER, apdu_timeout_s=APDU_TIMEOUT_S)
 
-    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN) -> None:
+    def insert(self, verdict: CardVerdict = CardVerdict.VALID, *, pin: str = PIN,
+               photo_swapped: bool = False) -> None:
         from drivers.card_sim.card import CardProfile
         from tests.drivers.conftest import Attended, wait_for_reader_state
 
         profile = {CardVerdict.VALID: CardProfile.VALID, CardVerdict.FORGED: CardProfile.FORGED,
                    CardVerdict.CLONED: CardProfile.CLONED, CardVerdict.EXPIRED: CardProfile.EXPIRED}[verdict]
+        if photo_swapped:
+            if verdict is not CardVerdict.VALID:
+                raise ValueError("the simulator swaps the photo of a genuine card only")
+            profile = CardProfile.SWAPPED_PHOTO
         card = Attended(self._make_card(self._citizen, profile=profile, pin=pin))
         self._slot.insert(card)
         self._holding = True
@@ -146,14 +164,14 @@ class RealCardWorld(CardWorld):
 
 @pytest.fixture(scope="session")
 def trust_store(issuer: Any) -> Any:
-    from drivers.id_card.trust import TrustStore
+    from kiosk.issuer_keys import TrustStore
     return TrustStore([issuer.public_key])
 
 
 @pytest.fixture(params=[FAKE, REAL])
 def card_world(request: pytest.FixtureRequest, citizen: dict[str, Any], issuer: Any) -> Iterator[CardWorld]:
     if request.param == FAKE:
-        world: CardWorld = FakeCardWorld(citizen, issuer)
+        world: CardWorld = FakeCardWorld(citizen, issuer, request.getfixturevalue("trust_store"))
     else:
         from tests.drivers.conftest import wait_for_reader_state
 

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
 from drivers.fakes import card_reader, payment_terminal, receipt_printer
@@ -15,6 +16,8 @@ from drivers.fakes.card_reader import FakeCard, FakeCardReader
 from drivers.fakes.payment_terminal import CardOutcome, FakePaymentTerminal, ReversalKind
 from drivers.fakes.receipt_printer import FakeReceiptPrinter
 from kiosk.config import CardConfig, CentralConfig, KioskConfig, PrinterConfig
+from kiosk.id_card_data import photo_digest
+from kiosk.issuer_keys import public_key_der
 from kiosk.errors import PaymentError
 from kiosk.money import Money
 from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult, Identity, ReaderStatus
@@ -134,6 +137,61 @@ def test_photo_that_is_not_a_jpeg_is_not_returned(reader: FakeCardReader) -> Non
     assert reader.read_photo() is None
 
 
+def test_photo_digest_makes_the_photo_part_of_the_read(reader: FakeCardReader) -> None:
+    photo = b"\xff\xd8 a portrait \xff\xd9" * 125                       # 2,000 bytes: 8 READ BINARY
+    reader.insert(FakeCard(identity(photo_digest=photo_digest(photo)), photo=photo))
+    reader.connect()
+    result = reader.authenticate("1234", today=TODAY)
+    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, 7 + 1 + 8)   # SELECT EF.PHOTO + 8 READ
+    assert reader.read_photo() == photo
+    reader.card.photo = b"\xff\xd8 swapped once read"         # the photo checked is the one shown
+    assert reader.read_photo() == photo
+
+
+@pytest.mark.parametrize("photo", [b"\xff\xd8 another portrait", None], ids=["swapped", "missing"])
+def test_photo_that_does_not_match_d1_makes_the_card_forged(reader: FakeCardReader, photo) -> None:
+    card = reader.insert(FakeCard(identity(photo_digest=photo_digest(b"\xff\xd8 a portrait")), photo=photo,
+                                  verdict=CardVerdict.EXPIRED))
+    reader.connect()
+    result = reader.authenticate("1234", today=TODAY)
+    assert (result.verdict, result.identity) == (CardVerdict.FORGED, None)
+    assert result.apdu_count == 7 + 1 + (1 if photo else 0)
+    assert reader.read_photo() is None
+    card.verdict = CardVerdict.CLONED                        # the chip fails first: the photo is not read
+    assert reader.authenticate("1234", today=TODAY).verdict is CardVerdict.CLONED
+
+
+def test_a_card_proves_only_with_a_chip_key_that_is_d0s(reader: FakeCardReader, issuer) -> None:
+    from kiosk.card_proof import check_card_proof, new_challenge
+    from kiosk.issuer_keys import TrustStore
+
+    challenge = new_challenge()
+    for card in (FakeCard(identity()),                                               # no chip key at all
+                 FakeCard(identity(), card_key=ec.generate_private_key(ec.SECP256R1()))):   # not D0's
+        reader.insert(card)
+        reader.connect()
+        assert reader.authenticate("1234", today=TODAY).verdict is CardVerdict.VALID
+        assert reader.prove(challenge) is None
+        reader.remove()
+    issued = reader.insert(FakeCard.issued(identity(), issuer, photo=b"\xff\xd8 a portrait"))
+    assert issued.identity.issuer_key_id == issuer.key_id and issued.identity.photo_digest is not None
+    reader.connect()
+    assert reader.prove(challenge) is None                                          # not read yet
+    assert reader.authenticate("1234", today=TODAY).verdict is CardVerdict.VALID
+    proof = reader.prove(challenge)
+    assert check_card_proof(TrustStore([issuer.public_key]), proof, challenge).national_number == SECRET_NUMBER
+    issued.unreadable = True                                                        # goes silent
+    assert reader.prove(challenge) is None
+
+
+def test_an_issued_clone_carries_another_chip_key(issuer) -> None:
+    clone = FakeCard.issued(identity(), issuer, verdict=CardVerdict.CLONED)
+    assert public_key_der(clone.card_key.public_key()) != clone.identity.card_public_key
+    genuine = FakeCard.issued(identity(), issuer)
+    assert public_key_der(genuine.card_key.public_key()) == genuine.identity.card_public_key
+    assert genuine.identity.photo_digest is None
+
+
 def test_a_second_card_cannot_go_in(reader: FakeCardReader) -> None:
     reader.insert(FakeCard(identity()))
     with pytest.raises(RuntimeError):
@@ -169,7 +227,9 @@ def test_no_pin_or_personal_data_in_logs_or_reprs(reader: FakeCardReader, caplog
     reader.connect()
     reader.authenticate("735191", today=TODAY)
     result = reader.authenticate("735190", today=TODAY)
+    proof = reader.prove(bytes(32))                          # no chip key: no proof, and nothing logged of it
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(card) + str(card) + repr(reader) + repr(result)
+    text += repr(proof)
     for private in ("735190", "735191", SECRET_NUMBER, SECRET_NAME, "SY0099999999"):
         assert private not in text
     assert "card.verdict verdict=valid apdus=7" in text

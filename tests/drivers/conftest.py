@@ -20,7 +20,7 @@ from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.pcscd import PcscdHandle
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
-from drivers.id_card.trust import TrustStore
+from kiosk.issuer_keys import TrustStore
 from drivers.pyscard_reader import PyscardCardReader
 
 CITIZENS_FILE = Path(__file__).with_name("citizens.json")

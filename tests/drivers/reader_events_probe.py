@@ -31,7 +31,7 @@ import threading
 import time
 
 from kiosk.ports.card_reader import CardEvent
-from drivers.id_card.trust import TrustStore
+from kiosk.issuer_keys import load_issuer_keys
 from drivers.pyscard_reader import PyscardCardReader
 
 _QUIT = "quit"
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(threadName)s %(name)s %(message)s")
 
-    reader = PyscardCardReader(TrustStore.from_pem_files([args.trust]), reader_name=args.reader,
+    reader = PyscardCardReader(load_issuer_keys([args.trust]), reader_name=args.reader,
                                apdu_timeout_s=args.apdu_timeout)
     inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
 

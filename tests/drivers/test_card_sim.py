@@ -16,6 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kiosk.card_proof import load_card_key, new_challenge, passive_check
+from kiosk.id_card_data import decode_identity
+from kiosk.issuer_keys import TrustStore, load_issuer_keys
 from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult
 from drivers.card_sim import cli
 from drivers.card_sim import pcscd as daemon
@@ -24,10 +27,7 @@ from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.registry import load_citizens
 from drivers.card_sim.slot import VirtualCardSlot
 from drivers.id_card import apdu
-from drivers.id_card.authenticity import load_card_key, new_challenge, passive_check
 from drivers.id_card.pin import pin_block
-from drivers.id_card.tlv import decode_identity
-from drivers.id_card.trust import TrustStore
 from drivers.pyscard_reader import PyscardCardReader
 from tests.drivers.conftest import CITIZENS_FILE, READER, EventLog
 
@@ -228,7 +228,7 @@ def test_keygen_writes_a_key_pair_and_keeps_an_existing_one(tmp_path: Path, caps
     assert args.run(args) == 0
     key = IssuerKey.load(tmp_path / cli.PRIVATE_KEY_FILE)
     assert key.key_id.hex() in capsys.readouterr().out
-    assert TrustStore.from_pem_files([tmp_path / cli.PUBLIC_KEY_FILE]).key_ids == {key.key_id}
+    assert load_issuer_keys([tmp_path / cli.PUBLIC_KEY_FILE]).key_ids == {key.key_id}
     assert stat.S_IMODE((tmp_path / cli.PRIVATE_KEY_FILE).stat().st_mode) == 0o600
     assert args.run(args) == 1                                   # no silent overwrite
     assert IssuerKey.load(tmp_path / cli.PRIVATE_KEY_FILE).key_id == key.key_id
@@ -272,7 +272,7 @@ def card_server(slot: VirtualCardSlot, tmp_path: Path) -> Iterator[str]:
 
 
 def test_serve_insert_and_remove(card_server: str, tmp_path: Path, capsys) -> None:
-    trust = TrustStore.from_pem_files([tmp_path / cli.PUBLIC_KEY_FILE])
+    trust = load_issuer_keys([tmp_path / cli.PUBLIC_KEY_FILE])
     reader, events = PyscardCardReader(trust, reader_name=READER), EventLog()
     reader.watch(events)
     try:

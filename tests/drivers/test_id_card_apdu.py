@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.id_card import apdu
-from drivers.id_card.errors import MalformedCardData
+from kiosk.id_card_data import MalformedCardData
 
 
 def test_commands_as_the_profile_writes_them() -> None:

@@ -11,8 +11,12 @@ import logging
 from typing import Any, Callable
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
+from kiosk.card_proof import CardProofRefused, check_card_proof, claim_challenge, new_challenge
+from kiosk.issuer_keys import TrustStore
 from kiosk.ports.card_reader import CardVerdict, ConnectResult
 from drivers.card_sim.card import ATR_T0, CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
@@ -21,7 +25,6 @@ from drivers.id_card.errors import CardUnreadable
 from drivers.id_card.pin import pin_block
 from drivers.id_card.pin_pad import pin_verify_structure
 from drivers.id_card.protocol import IdCardSession, PinPad
-from drivers.id_card.trust import TrustStore
 
 TODAY = dt.date(2026, 1, 15)
 PIN = "1234"
@@ -75,6 +78,13 @@ def authenticate(session: IdCardSession, pin: str = PIN, today: dt.date = TODAY)
     return session.authenticate(pin_block(pin), today=today)
 
 
+def photo_apdus(card: SimulatedCard) -> int:
+    """What reading EF.PHOTO costs a card of profile 1.1 within `authenticate`:
+    SELECT (+ GET RESPONSE on T=0) and one READ BINARY per 256 bytes."""
+    photo = card.file(apdu.FID_PHOTO)
+    return 1 + (card.atr == ATR_T0) + (0 if photo is None else -(-len(photo) // apdu.MAX_LE))
+
+
 @pytest.fixture
 def card(make_card, citizen: dict[str, Any]) -> SimulatedCard:
     return make_card(citizen)
@@ -86,8 +96,8 @@ def test_valid_card_is_read_with_the_fewest_apdus(card: SimulatedCard, trust_sto
                                                    citizen: dict[str, Any]) -> None:
     session, wire = open_session(card, trust_store)
     result = authenticate(session)
-    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, VALID_APDUS)
-    assert len(wire.commands) == VALID_APDUS
+    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, VALID_APDUS + photo_apdus(card))
+    assert len(wire.commands) == result.apdu_count
     assert result.identity.national_number == citizen["national_number"]
     assert result.identity.full_name("en") == "Samer Al-Khoury"
     assert result.identity.date_of_expiry == dt.date(2032, 4, 30)
@@ -95,12 +105,13 @@ def test_valid_card_is_read_with_the_fewest_apdus(card: SimulatedCard, trust_sto
 
 
 def test_t0_card_follows_get_response(make_card, citizen: dict[str, Any], trust_store: TrustStore) -> None:
-    session, wire = open_session(make_card(citizen, profile=CardProfile.T0), trust_store)
+    card = make_card(citizen, profile=CardProfile.T0)
+    session, wire = open_session(card, trust_store)
     result = authenticate(session)
-    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, T0_VALID_APDUS)
-    assert len(wire.sent(apdu.INS_GET_RESPONSE)) == 3
+    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, T0_VALID_APDUS + photo_apdus(card))
+    assert len(wire.sent(apdu.INS_GET_RESPONSE)) == 4                         # and SELECT EF.PHOTO's
     # READ BINARY asks for exactly what is left, so no 6Cxx repeat is needed.
-    assert len(wire.commands) == T0_VALID_APDUS
+    assert len(wire.commands) == result.apdu_count
     assert result.identity.national_number == citizen["national_number"]
     assert session.read_photo() is not None
 
@@ -112,9 +123,10 @@ def test_t0_wrong_le_is_repeated_with_the_le_it_asks_for(make_card, citizen: dic
             return bytes([0x6C, 0x48])                               # "repeat with Le = 72"
         return answer
 
-    session, wire = open_session(make_card(citizen, profile=CardProfile.T0), trust_store, wrong_le_once)
+    card = make_card(citizen, profile=CardProfile.T0)
+    session, wire = open_session(card, trust_store, wrong_le_once)
     result = authenticate(session)
-    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, T0_VALID_APDUS + 1)
+    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, T0_VALID_APDUS + photo_apdus(card) + 1)
     first, repeat = wire.sent(apdu.INS_INTERNAL_AUTHENTICATE)
     assert repeat[:-1] == first[:-1] and repeat[-1] == 0x48
 
@@ -185,11 +197,29 @@ def test_expiry_day_itself_is_still_valid(card: SimulatedCard, trust_store: Trus
 
 # --- the photo ----------------------------------------------------------------------------
 
-def test_photo_is_read_after_a_valid_read(card: SimulatedCard, trust_store: TrustStore) -> None:
+def test_photo_of_a_1_1_card_is_read_and_checked_within_authenticate(card: SimulatedCard,
+                                                                       trust_store: TrustStore) -> None:
     session, wire = open_session(card, trust_store)
     assert session.read_photo() is None                                      # not yet authenticated
     assert wire.commands == []
-    assert authenticate(session).verdict is CardVerdict.VALID
+    result = authenticate(session)
+    assert result.verdict is CardVerdict.VALID and result.identity.photo_digest is not None
+    assert wire.commands[-1 - (photo_apdus(card) - 1)] == apdu.select_ef(apdu.FID_PHOTO, fcp=True)
+    assert wire.sent(apdu.INS_INTERNAL_AUTHENTICATE)                          # both checks came first
+    wire.commands.clear()
+    photo = session.read_photo()
+    assert wire.commands == []                                               # the photo already read
+    assert photo == card.file(apdu.FID_PHOTO) and 4_000 < len(photo) < 16_000
+    with Image.open(io.BytesIO(photo)) as image:
+        assert image.format == "JPEG" and image.size == (240, 300)
+    assert session.read_photo() == photo
+
+
+def test_photo_of_a_1_0_card_is_read_when_asked_for(make_card, citizen: dict[str, Any],
+                                                    trust_store: TrustStore) -> None:
+    session, wire = open_session(make_card(citizen, photo_digest=False), trust_store)
+    result = authenticate(session)
+    assert (result.verdict, result.apdu_count, result.identity.photo_digest) == (CardVerdict.VALID, VALID_APDUS, None)
     wire.commands.clear()
     photo = session.read_photo()
     assert photo is not None and 4_000 < len(photo) < 16_000
@@ -199,6 +229,50 @@ def test_photo_is_read_after_a_valid_read(card: SimulatedCard, trust_store: Trus
     assert len(wire.commands) == 1 + len(reads) and len(reads) == -(-len(photo) // apdu.MAX_LE)
 
 
+@pytest.mark.parametrize("profile", [CardProfile.VALID, CardProfile.T0], ids=["t1", "t0"])
+def test_swapped_photo_is_forged_and_never_shown(make_card, citizen: dict[str, Any], trust_store: TrustStore,
+                                                 caplog, profile: CardProfile) -> None:
+    caplog.set_level(logging.INFO, logger=PROTOCOL_LOGGER)
+    swapped = make_card(citizen, profile=CardProfile.SWAPPED_PHOTO)
+    if profile is CardProfile.T0:
+        swapped = make_card(citizen, profile=CardProfile.T0)
+        swapped.put_file(apdu.FID_PHOTO, make_card(citizen, profile=CardProfile.SWAPPED_PHOTO).file(apdu.FID_PHOTO))
+    session, wire = open_session(swapped, trust_store)
+    result = authenticate(session)
+    assert (result.verdict, result.identity) == (CardVerdict.FORGED, None)
+    assert result.apdu_count == len(wire.commands) == (T0_VALID_APDUS if profile is CardProfile.T0
+                                                       else VALID_APDUS) + photo_apdus(swapped)
+    assert "card.photo result=does_not_match_d1" in caplog.text
+    assert not session.authenticated and session.read_photo() is None
+    assert session.prove(bytes(32)) is None
+
+
+def test_card_with_d1_but_no_photo_is_forged(make_card, citizen: dict[str, Any], trust_store: TrustStore) -> None:
+    card = make_card(citizen)
+    card.put_file(apdu.FID_PHOTO, None)               # the photo the issuer signed a digest of is gone
+    session, wire = open_session(card, trust_store)
+    result = authenticate(session)
+    assert (result.verdict, result.identity, result.apdu_count) == (CardVerdict.FORGED, None, VALID_APDUS + 1)
+    assert session.read_photo() is None
+
+
+def test_photo_is_only_checked_after_both_authenticity_checks(make_card, citizen: dict[str, Any],
+                                                             trust_store: TrustStore) -> None:
+    for profile in (CardProfile.FORGED, CardProfile.CLONED):
+        session, wire = open_session(make_card(citizen, profile=profile), trust_store)
+        assert authenticate(session).verdict is CardVerdict(profile.value)
+        assert apdu.select_ef(apdu.FID_PHOTO, fcp=True) not in wire.commands
+
+
+def test_expired_card_with_a_swapped_photo_is_forged(make_card, citizen: dict[str, Any],
+                                                     trust_store: TrustStore) -> None:
+    card = make_card(citizen, profile=CardProfile.EXPIRED)
+    card.put_file(apdu.FID_PHOTO, make_card(citizen, profile=CardProfile.SWAPPED_PHOTO).file(apdu.FID_PHOTO))
+    session, _ = open_session(card, trust_store)
+    result = authenticate(session, today=dt.date.today())
+    assert (result.verdict, result.identity) == (CardVerdict.FORGED, None)
+
+
 def test_card_without_photo(make_card, citizen: dict[str, Any], trust_store: TrustStore) -> None:
     session, wire = open_session(make_card(citizen, profile=CardProfile.NO_PHOTO), trust_store)
     assert authenticate(session).verdict is CardVerdict.VALID
@@ -206,15 +280,163 @@ def test_card_without_photo(make_card, citizen: dict[str, Any], trust_store: Tru
     assert bytes(wire.commands[-1]) == apdu.select_ef(apdu.FID_PHOTO, fcp=True)
 
 
-def test_photo_that_is_not_a_jpeg(card: SimulatedCard, trust_store: TrustStore) -> None:
-    def not_jpeg(command: bytes, answer: bytes | None) -> bytes | None:
-        if command[1] == apdu.INS_READ_BINARY and command[2:4] == b"\x00\x00" and answer[:2] == b"\xff\xd8":
-            return b"GIF8" + answer[4:]
-        return answer
+def _not_jpeg(command: bytes, answer: bytes | None) -> bytes | None:
+    if command[1] == apdu.INS_READ_BINARY and command[2:4] == b"\x00\x00" and answer[:2] == b"\xff\xd8":
+        return b"GIF8" + answer[4:]
+    return answer
 
-    session, _ = open_session(card, trust_store, not_jpeg)
+
+def test_photo_that_is_not_a_jpeg(make_card, citizen: dict[str, Any], trust_store: TrustStore) -> None:
+    session, _ = open_session(make_card(citizen, photo_digest=False), trust_store, _not_jpeg)
     assert authenticate(session).verdict is CardVerdict.VALID
     assert session.read_photo() is None
+
+
+def test_photo_altered_on_the_way_is_forged_on_a_1_1_card(card: SimulatedCard, trust_store: TrustStore) -> None:
+    session, _ = open_session(card, trust_store, _not_jpeg)
+    assert authenticate(session).verdict is CardVerdict.FORGED
+    assert session.read_photo() is None
+
+
+def test_photo_that_cannot_be_read_makes_a_1_1_card_unreadable(card: SimulatedCard,
+                                                               trust_store: TrustStore) -> None:
+    def photo_fails(command: bytes, answer: bytes | None) -> bytes | None:
+        return None if command == apdu.select_ef(apdu.FID_PHOTO, fcp=True) else answer
+
+    session, _ = open_session(card, trust_store, photo_fails)
+    assert authenticate(session).verdict is CardVerdict.UNREADABLE
+    assert session.read_photo() is None and session.prove(bytes(32)) is None
+
+
+# --- the card proves it is in the reader ------------------------------------------------------
+
+def test_proof_after_a_valid_read_checks_for_exactly_its_challenge(card: SimulatedCard, trust_store: TrustStore,
+                                                                  citizen: dict[str, Any]) -> None:
+    session, wire = open_session(card, trust_store)
+    assert authenticate(session).verdict is CardVerdict.VALID
+    wire.commands.clear()
+    challenge = claim_challenge("req-1", "birth-extract", "2026-01-15T10:00:00Z")
+    proof = session.prove(challenge)
+    assert wire.commands == [apdu.internal_authenticate(challenge)]
+    assert (proof.ef_id, proof.ef_id_sig) == (card.file(apdu.FID_ID), card.file(apdu.FID_ID_SIG))
+    assert check_card_proof(trust_store, proof, challenge).national_number == citizen["national_number"]
+    with pytest.raises(CardProofRefused) as refused:
+        check_card_proof(trust_store, proof, new_challenge())
+    assert refused.value.reason == "cloned"
+    again = session.prove(challenge)                                         # a fresh signature each time
+    assert again.signature != proof.signature and check_card_proof(trust_store, again, challenge)
+
+
+def test_t0_card_proves_through_get_response(make_card, citizen: dict[str, Any], trust_store: TrustStore) -> None:
+    session, wire = open_session(make_card(citizen, profile=CardProfile.T0), trust_store)
+    assert authenticate(session).verdict is CardVerdict.VALID
+    wire.commands.clear()
+    challenge = new_challenge()
+    proof = session.prove(challenge)
+    assert [c[1] for c in wire.commands] == [apdu.INS_INTERNAL_AUTHENTICATE, apdu.INS_GET_RESPONSE]
+    assert check_card_proof(trust_store, proof, challenge).national_number == citizen["national_number"]
+
+
+@pytest.mark.parametrize("profile", [CardProfile.FORGED, CardProfile.CLONED, CardProfile.EXPIRED,
+                                     CardProfile.BLOCKED, CardProfile.SWAPPED_PHOTO])
+def test_no_proof_from_a_card_that_is_not_valid(make_card, citizen: dict[str, Any], trust_store: TrustStore,
+                                                profile: CardProfile) -> None:
+    session, wire = open_session(make_card(citizen, profile=profile), trust_store)
+    assert authenticate(session, today=dt.date.today()).verdict is not CardVerdict.VALID
+    wire.commands.clear()
+    assert session.prove(new_challenge()) is None
+    assert wire.commands == []
+
+
+def test_no_proof_before_a_valid_read_after_a_wrong_pin_or_once_forgotten(card: SimulatedCard,
+                                                                         trust_store: TrustStore) -> None:
+    session, wire = open_session(card, trust_store)
+    assert session.prove(new_challenge()) is None
+    assert authenticate(session, "9999").verdict is CardVerdict.WRONG_PIN
+    assert session.prove(new_challenge()) is None
+    assert authenticate(session).verdict is CardVerdict.VALID
+    assert session.prove(new_challenge()) is not None
+    assert authenticate(session, "9999").verdict is CardVerdict.WRONG_PIN    # a new read forgets the last
+    assert session.prove(new_challenge()) is None
+    assert authenticate(session).verdict is CardVerdict.VALID
+    session.forget()
+    wire.commands.clear()
+    assert session.prove(new_challenge()) is None and session.read_photo() is None
+    assert wire.commands == [] and not session.authenticated
+
+
+@pytest.mark.parametrize("challenge", [b"", bytes(31), bytes(33), "x" * 32, None])
+def test_no_proof_for_a_challenge_that_is_not_32_bytes(card: SimulatedCard, trust_store: TrustStore,
+                                                       challenge) -> None:
+    session, wire = open_session(card, trust_store)
+    assert authenticate(session).verdict is CardVerdict.VALID
+    wire.commands.clear()
+    assert session.prove(challenge) is None
+    assert wire.commands == []
+
+
+PROOF_ANSWERS = {
+    "wrong_sw": (b"\x69\x82", "internal_authenticate_sw_6982"),
+    "not_der": (bytes(70) + b"\x90\x00", "signature_does_not_verify"),
+    "empty": (b"\x90\x00", "internal_authenticate_length"),
+    "oversize": (bytes(100) + b"\x90\x00", "internal_authenticate_length"),
+    "silent": (None, "silent"),
+    "one_byte": (b"\x90", "short_answer"),
+}
+
+
+@pytest.mark.parametrize("name", list(PROOF_ANSWERS) + ["another_chip"])
+def test_no_proof_when_the_card_answers_wrongly(card: SimulatedCard, trust_store: TrustStore, caplog,
+                                                name: str) -> None:
+    caplog.set_level(logging.INFO, logger=PROTOCOL_LOGGER)
+    proving = [False]
+
+    def hook(command: bytes, answer: bytes | None) -> bytes | None:
+        if not proving[0] or command[1] != apdu.INS_INTERNAL_AUTHENTICATE:
+            return answer
+        if name == "another_chip":
+            other = ec.generate_private_key(ec.SECP256R1())
+            return other.sign(command[5:5 + 32], ec.ECDSA(hashes.SHA256())) + b"\x90\x00"
+        return PROOF_ANSWERS[name][0]
+
+    session, _ = open_session(card, trust_store, hook)
+    assert authenticate(session).verdict is CardVerdict.VALID
+    proving[0] = True
+    assert session.prove(new_challenge()) is None                            # no exception either
+    reason = "signature_does_not_verify" if name == "another_chip" else PROOF_ANSWERS[name][1]
+    assert "card.prove result=unreadable reason=%s" % reason in caplog.text
+    proving[0] = False
+    assert session.prove(new_challenge()) is not None                        # the card answers again
+
+
+def test_transmit_that_raises_something_unexpected_while_proving(card: SimulatedCard, trust_store: TrustStore,
+                                                                 caplog) -> None:
+    caplog.set_level(logging.INFO, logger=PROTOCOL_LOGGER)
+    failing = [False]
+    wire = CardWire(card)
+
+    def transmit(command: bytes | bytearray) -> tuple[bytes, int]:
+        if failing[0]:
+            raise OSError(bytes(command).hex())
+        return wire(command)
+
+    session = IdCardSession(transmit, trust_store)
+    assert session.select() is ConnectResult.CONNECTED
+    assert authenticate(session).verdict is CardVerdict.VALID
+    failing[0] = True
+    challenge = new_challenge()
+    assert session.prove(challenge) is None
+    assert "card.unexpected_error operation=prove type=OSError" in caplog.text
+    assert challenge.hex() not in caplog.text
+
+
+def test_proof_and_session_withhold_the_card_data(card: SimulatedCard, trust_store: TrustStore,
+                                                  citizen: dict[str, Any]) -> None:
+    session, _ = open_session(card, trust_store)
+    assert authenticate(session).verdict is CardVerdict.VALID
+    proof = session.prove(new_challenge())
+    text = repr(proof) + str(proof) + repr(session) + repr(vars(session))
+    assert citizen["national_number"] not in text and citizen["card_number"] not in text
 
 
 # --- the PIN ------------------------------------------------------------------------------
@@ -247,7 +469,7 @@ def test_pin_typed_on_the_readers_pin_pad(card: SimulatedCard, trust_store: Trus
 
     session, wire = open_session(card, trust_store, pin_pad=pin_pad)
     result = session.authenticate(None, today=TODAY)
-    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, VALID_APDUS)
+    assert (result.verdict, result.apdu_count) == (CardVerdict.VALID, VALID_APDUS + photo_apdus(card))
     assert handed == [pin_verify_structure()]
     assert wire.sent(apdu.INS_VERIFY) == []
 

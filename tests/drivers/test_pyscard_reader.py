@@ -17,7 +17,7 @@ from PIL import Image
 
 from kiosk.config import CardConfig
 from kiosk.ports.card_reader import CardEvent, CardVerdict, ConnectResult, ReaderStatus
-from drivers.card_sim.card import CardProfile, SimulatedCard
+from drivers.card_sim.card import ATR_T0, CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.id_card import apdu
 from drivers.id_card.errors import PinFormatError
@@ -79,17 +79,24 @@ def read(reader: PyscardCardReader, pin: str | None = PIN, today: dt.date = TODA
     return reader.authenticate(pin, today=today)
 
 
+def photo_apdus(card: SimulatedCard) -> int:
+    """What reading EF.PHOTO costs a card of profile 1.1 within `authenticate`:
+    SELECT (+ GET RESPONSE on T=0) and one READ BINARY per 256 bytes."""
+    photo = card.file(apdu.FID_PHOTO)
+    return 1 + (card.atr == ATR_T0) + (0 if photo is None else -(-len(photo) // apdu.MAX_LE))
+
+
 # --- verdicts ---------------------------------------------------------------------------
 
 def test_valid_card_is_read(card_slot: CardSlot, reader: PyscardCardReader, make_card,
                             citizen: dict[str, Any]) -> None:
-    card_slot.insert(make_card(citizen))
+    card = card_slot.insert(make_card(citizen))
     started = time.perf_counter()
     result = read(reader)
     elapsed = time.perf_counter() - started
 
     assert result.verdict is CardVerdict.VALID
-    assert result.apdu_count == VALID_APDUS
+    assert result.apdu_count == VALID_APDUS + photo_apdus(card)             # the photo, checked with D1
     assert elapsed < 1.0
     identity = result.identity
     assert identity.national_number == citizen["national_number"]
@@ -163,6 +170,20 @@ def test_cloned_card(card_slot: CardSlot, reader: PyscardCardReader, make_card,
     assert (result.verdict, result.identity, result.apdu_count) == (CardVerdict.CLONED, None, VALID_APDUS)
 
 
+def test_swapped_photo_card_is_forged(card_slot: CardSlot, reader: PyscardCardReader, make_card,
+                                      citizen: dict[str, Any], caplog) -> None:
+    caplog.set_level(logging.INFO, logger="drivers")
+    card = card_slot.insert(ScriptedCard(make_card(citizen, profile=CardProfile.SWAPPED_PHOTO)))
+    result = read(reader)
+    assert (result.verdict, result.identity) == (CardVerdict.FORGED, None)
+    assert result.apdu_count == VALID_APDUS + photo_apdus(card.card)         # read after both checks
+    assert card.commands(apdu.INS_INTERNAL_AUTHENTICATE)
+    assert "card.photo result=does_not_match_d1" in caplog.text
+    assert reader.read_photo() is None                                      # never shown
+    assert reader.prove(bytes(32)) is None
+    assert reader.status is ReaderStatus.READY
+
+
 def test_expired_card_shows_the_expiry(card_slot: CardSlot, reader: PyscardCardReader, make_card,
                                        citizen: dict[str, Any]) -> None:
     card_slot.insert(make_card(citizen, profile=CardProfile.EXPIRED))
@@ -213,7 +234,7 @@ def test_t0_card_get_response(card_slot: CardSlot, reader: PyscardCardReader,
     assert card.commands(apdu.INS_GET_RESPONSE)                       # 61xx followed
     # each 61xx (after two SELECTs with FCP and INTERNAL AUTHENTICATE) costs a GET RESPONSE;
     # READ BINARY asks for exactly what is left, so no 6Cxx repeat is needed
-    assert result.apdu_count == VALID_APDUS + 3
+    assert result.apdu_count == VALID_APDUS + 3 + photo_apdus(card.card)
     assert reader.read_photo() is not None
 
 
@@ -229,7 +250,7 @@ def test_t0_card_wrong_le_is_repeated_with_the_le_it_asks_for(card_slot: CardSlo
     assert result.verdict is CardVerdict.VALID
     first, repeat = card.commands(apdu.INS_INTERNAL_AUTHENTICATE)
     assert repeat[:-1] == first[:-1] and repeat[-1] == 0x48          # the same challenge, Le = 72
-    assert result.apdu_count == VALID_APDUS + 3 + 1
+    assert result.apdu_count == VALID_APDUS + 3 + 1 + photo_apdus(card.card)
 
 
 @pytest.mark.parametrize("end_of_file_sw", [apdu.SW_END_OF_FILE, apdu.SW_OK], ids=["6282", "9000"])
@@ -349,18 +370,19 @@ def test_no_personal_data_or_pin_in_logs_or_state(card_slot: CardSlot, reader: P
                                                   make_card, citizen: dict[str, Any], caplog) -> None:
     caplog.set_level(logging.DEBUG)
     secret = "735190"
-    card_slot.insert(make_card(citizen, pin=secret))
+    card = card_slot.insert(make_card(citizen, pin=secret))
     assert reader.connect() is ConnectResult.CONNECTED
     assert reader.authenticate("735191", today=TODAY).verdict is CardVerdict.WRONG_PIN
     result = reader.authenticate(secret, today=TODAY)
     assert result.verdict is CardVerdict.VALID
     assert reader.read_photo() is not None
+    assert reader.prove(bytes(32)) is not None
     text = "\n".join(record.getMessage() for record in caplog.records)
     text += repr(result) + repr(reader) + repr(vars(reader)) + repr(vars(reader._channel)) + repr(vars(reader._session))
     for private in (secret, "735191", "2673519", citizen["national_number"], citizen["card_number"],
                     citizen["given_name_ar"], citizen["family_name_ar"], "Samer"):
         assert private not in text
-    assert "card.verdict verdict=valid apdus=7" in text
+    assert "card.verdict verdict=valid apdus=%d" % (VALID_APDUS + photo_apdus(card)) in text
 
 
 def test_from_config_takes_the_card_section(tmp_path: Path, issuer: IssuerKey) -> None:

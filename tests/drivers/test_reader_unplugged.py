@@ -38,7 +38,7 @@ from kiosk.ports.card_reader import CardEvent, ReaderStatus
 from drivers.card_sim.card import SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
 from drivers.card_sim.slot import VirtualCardSlot
-from drivers.id_card.trust import TrustStore
+from kiosk.issuer_keys import TrustStore
 from drivers.pcsc_watch import PNP_NOTIFICATION, WATCH_POLL_S
 from drivers.pyscard_reader import PyscardCardReader
 from tests.drivers.conftest import EventLog

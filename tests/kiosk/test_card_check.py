@@ -13,14 +13,27 @@ from typing import Any
 
 import pytest
 
-from drivers.card_sim.card import ATR_T1, CardProfile
+from drivers.card_sim.card import ATR_T1, CardProfile, SimulatedCard
 from drivers.card_sim.issuer import IssuerKey
+from drivers.card_sim.registry import load_citizens
+from drivers.id_card import apdu
 from kiosk import config as kiosk_config
-from tests.kiosk.conftest import READER, REPO, IdSlot
+from tests.kiosk.conftest import READER, REPO, SEED_CITIZENS, IdSlot
 
 pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: see README
 
-VALID = "valid apdus=7"     # VERIFY, SELECT + 2 READ (EF.ID), SELECT + READ (EF.ID_SIG), INTERNAL AUTHENTICATE
+
+def _photo_reads(profile: CardProfile = CardProfile.VALID) -> int:
+    """READ BINARY commands for the photo of the seed citizen's card (the same on every card made)."""
+    card = SimulatedCard.for_citizen(load_citizens(SEED_CITIZENS)["01020345671"], issuer=IssuerKey.generate(),
+                                     profile=profile)
+    return -(-len(card.file(apdu.FID_PHOTO)) // apdu.MAX_LE)
+
+
+# VERIFY, SELECT + 2 READ (EF.ID), SELECT + READ (EF.ID_SIG), INTERNAL AUTHENTICATE: 7; then, on a card of
+# profile 1.1, SELECT + READs of EF.PHOTO, checked against D1 (a GET RESPONSE more for each SELECT on T=0).
+AUTHENTIC_APDUS = 7 + 1 + _photo_reads()
+VALID = "valid apdus=%d" % AUTHENTIC_APDUS
 
 
 def verdict(result: subprocess.CompletedProcess[str]) -> tuple[str, int]:
@@ -47,7 +60,7 @@ def test_valid_card(id_slot: IdSlot, make_card, card_check, trusted: Path) -> No
 
 def test_valid_t0_card_counts_get_responses(id_slot: IdSlot, make_card, card_check, trusted: Path) -> None:
     id_slot.insert(make_card(profile=CardProfile.T0))
-    assert verdict(card_check("--config", trusted)) == ("valid apdus=10", 0)
+    assert verdict(card_check("--config", trusted)) == ("valid apdus=%d" % (AUTHENTIC_APDUS + 4), 0)
 
 
 def test_card_from_an_untrusted_issuer_is_forged(id_slot: IdSlot, make_card, card_check, trusted: Path,
@@ -68,7 +81,14 @@ def test_cloned_card(id_slot: IdSlot, make_card, card_check, trusted: Path) -> N
 
 def test_expired_card(id_slot: IdSlot, make_card, card_check, trusted: Path) -> None:
     id_slot.insert(make_card(profile=CardProfile.EXPIRED))
-    assert verdict(card_check("--config", trusted)) == ("expired apdus=7", 1)
+    assert verdict(card_check("--config", trusted)) == ("expired apdus=%d" % AUTHENTIC_APDUS, 1)
+
+
+def test_card_with_a_swapped_photo_is_forged(id_slot: IdSlot, make_card, card_check, trusted: Path) -> None:
+    id_slot.insert(make_card(profile=CardProfile.SWAPPED_PHOTO))
+    # Both checks pass, then the photo read does not hash to D1.
+    forged = 7 + 1 + _photo_reads(CardProfile.SWAPPED_PHOTO)
+    assert verdict(card_check("--config", trusted)) == ("forged apdus=%d" % forged, 1)
 
 
 def test_blocked_card(id_slot: IdSlot, make_card, card_check, trusted: Path) -> None:

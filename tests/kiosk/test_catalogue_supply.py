@@ -53,6 +53,9 @@ class SigningCentral(Central):
             raise CentralUnreachable("link down")
         return self.document
 
+    def challenge(self) -> None:
+        raise NotImplementedError
+
     def check_eligibility(self, **_kwargs) -> EligibilityAnswer:
         raise NotImplementedError
 

@@ -5,6 +5,7 @@ import textwrap
 import pytest
 
 from kiosk import config
+from kiosk.catalogue_supply import load_public_key
 from kiosk.errors import ConfigError
 
 
@@ -105,8 +106,14 @@ def test_the_catalogue_key_and_the_age_of_a_kept_catalogue(write, tmp_path):
                                          'url = "http://127.0.0.1:8080"\n    catalogue_key = "central.pem"')
                             + "[catalogue]\nmax_age_h = 24\n"))
     assert cfg.central.catalogue_key == (tmp_path / "central.pem").resolve() and cfg.catalogue.max_age_h == 24.0
+    # Not there yet: `kiosk provision` writes it; the kiosk itself does not start without it.
+    waiting = config.load(write(GOOD.replace('url = "http://127.0.0.1:8080"',
+                                             'url = "http://127.0.0.1:8080"\n    catalogue_key = "gone.pem"')))
+    with pytest.raises(ConfigError, match="`central.catalogue_key`: no such file .*kiosk provision"):
+        load_public_key(waiting.central.catalogue_key)
+    (tmp_path / "folder.pem").mkdir()
     with pytest.raises(ConfigError, match="`central.catalogue_key`: no such file"):
         config.load(write(GOOD.replace('url = "http://127.0.0.1:8080"',
-                                       'url = "http://127.0.0.1:8080"\n    catalogue_key = "gone.pem"')))
+                                       'url = "http://127.0.0.1:8080"\n    catalogue_key = "folder.pem"')))
     with pytest.raises(ConfigError, match="`catalogue.max_age_h` must be greater than zero"):
         config.load(write(GOOD + "[catalogue]\nmax_age_h = 0\n"))

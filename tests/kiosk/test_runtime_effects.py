@@ -32,11 +32,13 @@ from kiosk.messages import MessageKind
 from kiosk.money import Money
 from kiosk.ports.cabinet import Light
 from kiosk.ports.card_reader import CardVerdict, Identity
-from kiosk.ports.central import Central, Eligibility, EligibilityAnswer
+from kiosk.card_proof import CardProof
+from kiosk.ports.central import Central, Challenge, Eligibility, EligibilityAnswer
 from kiosk.ports.journal import TxnState
 from kiosk.ports.payment_terminal import PaymentMethod, PaymentReason, PaymentStatus, PromptKind
 from kiosk.ports.receipt_printer import PrinterStatus
 from kiosk.runtime import EFFECTS, Devices, Runtime
+from tests.card_presence import CardChallenges, issued_card
 from tests.posted_results import run_until
 from kiosk.session import PRINTER_RECHECK_S, Reason, Session, Step, Timeouts
 from offline.database import StateDatabase
@@ -71,6 +73,11 @@ class FakeCentral(Central):
         self.delivered: list[tuple[str, dict]] = []
         self.offline_policy = OfflinePolicy()                # central's word on the service while unreachable
         self.waiting: tuple[IssuedDocument, ...] = ()        # documents claimed earlier, for the card's holder
+        self.cards = CardChallenges()                        # the cards that proved themselves to it
+        self.refused: str | None = None                      # why it refuses this kiosk (revoked, ...), if it does
+
+    def device_refused(self) -> str | None:
+        return self.refused
 
     def fetch_catalogue(self) -> Catalogue:
         if not self.online:
@@ -78,10 +85,14 @@ class FakeCentral(Central):
         return Catalogue(services=(Service(SERVICE.code, SERVICE.names, self.fee, offline=self.offline_policy),),
                          version=self.version)
 
-    def waiting_documents(self, *, national_number: str, card_number: str) -> tuple[IssuedDocument, ...] | None:
+    def challenge(self) -> Challenge | None:
+        return self.cards.challenge() if self.online else None
+
+    def waiting_documents(self, *, challenge: Challenge, proof: CardProof) -> tuple[IssuedDocument, ...] | None:
         if not self.online:
             return None
-        return self.waiting if national_number == IDENTITY.national_number else ()
+        holder = self.cards.prove(challenge, proof)
+        return self.waiting if holder is not None and holder.national_number == IDENTITY.national_number else ()
 
     def fetch_signed_catalogue(self) -> dict:
         """Signed as central signs it, with CENTRAL_KEY, now."""
@@ -95,11 +106,13 @@ class FakeCentral(Central):
     def version(self) -> str:
         return "v%d" % self.fee.amount_minor
 
-    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str, fee: Money,
+    def check_eligibility(self, *, service_code: str, challenge: Challenge, proof: CardProof, fee: Money,
                           catalogue_version: str) -> EligibilityAnswer:
         if not self.online:
             return EligibilityAnswer(Eligibility.UNREACHABLE)
-        return EligibilityAnswer(self.eligibility, self.fee, self.version)
+        if self.cards.prove(challenge, proof) is None:
+            return EligibilityAnswer(Eligibility.NOT_ELIGIBLE, self.fee, self.version)
+        return EligibilityAnswer(self.eligibility, self.fee, self.version, presence_id=challenge.challenge_id)
 
     def deliver(self, kind: MessageKind | str, payload: dict) -> dict | None:
         if not self.online:
@@ -109,7 +122,7 @@ class FakeCentral(Central):
             return {"status": "voided", "request_id": payload["request_id"]}
         if kind == MessageKind.CLAIM_COLLECTED:
             return {"status": "collected", "serial": payload["serial"], "collected_at": "2026-11-29T10:00:00Z"}
-        if self.refuse_requests:
+        if self.refuse_requests or self.cards.requester(payload) is None:
             return {"status": "rejected", "reason": "not_eligible"}
         return {"status": "issued", "document": IssuedDocument(
             request_id=payload["request_id"], serial="2026-ABCD2345", service_code=payload["service_code"],
@@ -182,7 +195,7 @@ class Kiosk:
 
     def insert(self, card: FakeCard | None = None) -> None:
         self.runtime.dispatch(ev.LanguageChosen("en"))
-        self.card.insert(card or FakeCard(IDENTITY, photo=PHOTO))
+        self.card.insert(card or issued_card(IDENTITY, photo=PHOTO))
 
     def type_pin(self, pin: str) -> None:
         for digit in pin:
@@ -403,6 +416,41 @@ def test_an_insufficient_funds_decline_says_so_and_another_card_pays(kiosk):
     declined, approved = kiosk.payment.statement
     assert declined.status is PaymentStatus.DECLINED and approved.status is PaymentStatus.APPROVED
     assert declined.sale_id != approved.sale_id and kiosk.given_back() == 0
+
+
+def test_central_asks_the_card_in_the_reader_and_the_request_names_what_it_proved(kiosk):
+    kiosk.start()
+    kiosk.pay()
+    kiosk.run_until(Step.TAKE_CARD, printed=True)
+    # The pre-check's challenge (and the waiting documents' one) were signed by the card itself.
+    assert len(kiosk.central.cards.presences) == 2 and kiosk.central.cards.refused == 0
+    (request,) = [payload for kind, payload in kiosk.central.delivered if kind == "certificate_request"]
+    assert request["presence_id"] in kiosk.central.cards.presences
+    assert IDENTITY.national_number not in str(request) and IDENTITY.card_number not in str(request)
+
+
+def test_a_card_that_cannot_sign_centrals_challenge_is_charged_nothing(kiosk):
+    kiosk.start()
+    kiosk.insert(FakeCard(IDENTITY, photo=PHOTO))           # it reads well, but its chip signs nothing
+    kiosk.run_until(Step.PIN_ENTRY)
+    kiosk.type_pin("1234")
+    kiosk.run_until(Step.IDENTITY)
+    kiosk.runtime.dispatch(ev.ShowServices())
+    kiosk.runtime.dispatch(ev.ServiceChosen(SERVICE.code))
+    kiosk.runtime.dispatch(ev.Pay())
+    kiosk.run_until(Step.FAILED, reason=Reason.DOCUMENT_REFUSED, refunded=False)
+    assert kiosk.payment.statement == () and kiosk.central.delivered == []
+
+
+def test_a_kiosk_central_refuses_is_out_of_service_until_central_serves_it_again(kiosk):
+    kiosk.start()
+    kiosk.central.refused = "device_revoked"                 # central's staff revoked this kiosk
+    kiosk.advance(1)
+    kiosk.run_until(Step.OUT_OF_SERVICE, reason=Reason.DEVICE_REFUSED)
+    assert kiosk.cabinet.light is not Light.READY
+    kiosk.central.refused = None                             # enrolled again
+    kiosk.advance(1)
+    kiosk.run_until(Step.ATTRACT)
 
 
 @pytest.mark.parametrize("fault", ["busy", "offline"])

@@ -18,6 +18,7 @@ from kiosk.money import Money
 from kiosk.session import PRINTER_RECHECK_S, Reason, Session, Step, Timeouts
 
 FEE = Money.of(150000, "SYP")
+PRESENCE = "ch-presence-1"        # what central names the presence the card proved, in the pre-check
 CATALOGUE = Catalogue(services=(
     Service("civil-status-extract", {"ar": "إخراج قيد مدني", "en": "Civil-status extract"}, FEE),
     Service("non-conviction", {"ar": "لا حكم عليه", "en": "Non-conviction certificate"}, Money.of(200000, "SYP")),
@@ -95,8 +96,10 @@ def prepared(k, service="civil-status-extract", method=PaymentMethod.CARD):
     k.send(ev.ShowServices())
     k.send(ev.ServiceChosen(service))
     (eligibility,) = k.send(ev.Pay(method))
-    assert isinstance(eligibility, fx.CheckEligibility) and eligibility.national_number == IDENTITY.national_number
-    (check,) = k.send(ev.EligibilityChecked(eligibility.txn_id, True))
+    # No number goes in the effect: the card in the reader signs central's challenge.
+    assert isinstance(eligibility, fx.CheckEligibility) and eligibility.service_code == service
+    assert IDENTITY.national_number not in repr(eligibility)
+    (check,) = k.send(ev.EligibilityChecked(eligibility.txn_id, True, presence_id=PRESENCE))
     assert isinstance(check, fx.CheckPrinter)
     return check
 
@@ -129,7 +132,7 @@ def test_full_journey_ends_on_attract_with_nothing_kept():
     assert k.step is Step.PAYING and charge.amount == FEE
     issue = k.send(approved(charge))[0]
     assert isinstance(issue, fx.IssueDocument) and issue.payment_id == "pay-1"
-    assert issue.national_number == IDENTITY.national_number and issue.language == "ar"
+    assert issue.presence_id == PRESENCE and issue.language == "ar"   # whose document: the card proved it
     assert k.step is Step.ISSUING
     printing = k.send(ev.DocumentAnswered(charge.txn_id, DOCUMENT))[0]
     assert isinstance(printing, fx.PrintDocument) and printing.document is DOCUMENT
@@ -457,6 +460,27 @@ def test_no_catalogue_means_out_of_service_until_central_answers():
     assert k.tick(10) == [fx.LoadCatalogue()]
     k.send(ev.CatalogueLoaded(CATALOGUE))
     assert k.step is Step.ATTRACT
+
+
+def test_a_kiosk_central_refuses_is_out_of_service_until_central_serves_it_again():
+    k = started()
+    k.send(ev.DeviceRefused("device_revoked"))
+    assert k.step is Step.OUT_OF_SERVICE and k.session.view().reason is Reason.DEVICE_REFUSED
+    k.send(ev.CardInserted())
+    assert k.step is Step.OUT_OF_SERVICE           # no citizen starts on a kiosk central does not serve
+    k.send(ev.DeviceRefused(None))
+    assert k.step is Step.ATTRACT
+
+
+def test_a_refusal_in_the_middle_of_a_payment_lets_it_end_then_puts_the_kiosk_out_of_service():
+    k, charge = paying()
+    k.send(ev.DeviceRefused("device_revoked"))
+    assert k.step is Step.PAYING                   # the citizen's money is settled first, whatever happens
+    k.send(outcome(charge, PaymentStatus.DECLINED, PaymentReason.REFUSED))
+    k.send(ev.Cancel())
+    k.send(ev.CardRemoved())
+    k.tick(120)
+    assert k.step is Step.OUT_OF_SERVICE and k.session.view().reason is Reason.DEVICE_REFUSED
 
 
 def test_reader_unplugged_ends_the_session_and_comes_back_by_itself():
@@ -843,7 +867,7 @@ def test_offline_a_claim_is_paid_kept_and_slipped_without_asking_central():
     charge = claim_charged(k)
     (queue,) = k.send(approved(charge))
     assert k.step is Step.CLAIMING and isinstance(queue, fx.QueueClaim)
-    assert queue.national_number == IDENTITY.national_number and queue.payment_id == "pay-1"
+    assert queue.service_code == "civil-status-extract" and queue.payment_id == "pay-1"
     assert queue.reference.startswith("CLM-") and "national" not in repr(queue) and IDENTITY.national_number \
         not in repr(queue)
     audit, slip = k.send(ev.ClaimQueued(charge.txn_id, True))
@@ -952,7 +976,7 @@ def waiting_document(serial):
 def with_documents_waiting(count=2):
     k = verified()
     (find,) = [e for e in k.effects if isinstance(e, fx.FindWaitingDocuments)]
-    assert find.national_number == IDENTITY.national_number and IDENTITY.national_number not in repr(find)
+    assert find.session_id and IDENTITY.national_number not in repr(find)
     documents = tuple(waiting_document("2026-AAAA%04d" % i) for i in range(count))
     k.send(ev.WaitingDocumentsFound(find.session_id, documents))
     assert k.session.view().waiting_documents == count

@@ -17,7 +17,7 @@ from typing import Callable
 
 import pytest
 
-from drivers.fakes.card_reader import FakeCard, FakeCardReader
+from drivers.fakes.card_reader import FakeCardReader
 from drivers.fakes.payment_terminal import FakePaymentTerminal
 from drivers.fakes.receipt_printer import FakeReceiptPrinter
 from kiosk import events as ev
@@ -27,9 +27,11 @@ from kiosk.errors import CentralError
 from kiosk.messages import MessageKind
 from kiosk.money import Money
 from kiosk.ports.card_reader import Identity
-from kiosk.ports.central import Central, Eligibility, EligibilityAnswer
+from kiosk.card_proof import CardProof
+from kiosk.ports.central import Central, Challenge, Eligibility, EligibilityAnswer
 from kiosk.ports.payment_terminal import PaymentMethod
 from kiosk.runtime import Devices, Runtime
+from tests.card_presence import CardChallenges, issued_card
 from tests.posted_results import run_until
 from kiosk.session import Session, Step
 from offline.database import StateDatabase
@@ -76,17 +78,23 @@ class FakeCentral(Central):
         self.online = True
         self.refuse: set[str] = set()                       # request ids central refuses for good (a 4xx)
         self.delivered: list[tuple[str, str]] = []          # (kind, request id)
+        self.cards = CardChallenges()                       # the cards that proved themselves to it
 
     def fetch_catalogue(self) -> Catalogue:
         if not self.online:
             raise CentralError("central unreachable")
         return Catalogue(services=(SERVICE,), version="v1")
 
-    def check_eligibility(self, *, service_code: str, national_number: str, card_number: str, fee: Money,
+    def challenge(self) -> Challenge | None:
+        return self.cards.challenge() if self.online else None
+
+    def check_eligibility(self, *, service_code: str, challenge: Challenge, proof: CardProof, fee: Money,
                           catalogue_version: str) -> EligibilityAnswer:
         if not self.online:
             return EligibilityAnswer(Eligibility.UNREACHABLE)
-        return EligibilityAnswer(Eligibility.ELIGIBLE, FEE, "v1")
+        if self.cards.prove(challenge, proof) is None:
+            return EligibilityAnswer(Eligibility.NOT_ELIGIBLE, FEE, "v1")
+        return EligibilityAnswer(Eligibility.ELIGIBLE, FEE, "v1", presence_id=challenge.challenge_id)
 
     def deliver(self, kind: MessageKind | str, payload: dict) -> dict | None:
         if not self.online:
@@ -97,6 +105,8 @@ class FakeCentral(Central):
         self.delivered.append((MessageKind(kind).value, request_id))
         if kind == MessageKind.VOID_REQUEST:
             return {"status": "voided", "request_id": request_id}
+        if self.cards.requester(payload) is None:
+            return {"status": "rejected", "reason": "not_eligible"}
         return {"status": "issued", "document": issued_document(request_id).to_json()}
 
 
@@ -159,7 +169,7 @@ class KioskOnFakes:
     def pay(self, method: PaymentMethod = PaymentMethod.CARD, *, identity: Identity = IDENTITY) -> None:
         """A citizen: language, card, PIN, the service, pay."""
         self.runtime.dispatch(ev.LanguageChosen("en"))
-        self.card.insert(FakeCard(identity, photo=b"\xff\xd8 a portrait \xff\xd9"))
+        self.card.insert(issued_card(identity, photo=b"\xff\xd8 a portrait \xff\xd9"))
         self.run_until(Step.PIN_ENTRY)
         for digit in "1234":
             self.runtime.dispatch(ev.PinDigit(digit))

@@ -9,13 +9,14 @@ waiting on the link.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from datetime import date
 
 import pytest
 
-from central.server import start_in_thread
+from central.seeding import SEED_DIR
 from kiosk import wire
 from kiosk.central_client import CentralClient
 from kiosk.messages import MessageKind
@@ -26,6 +27,9 @@ from offline.delivery import DurableOutbox
 from offline.link_probe import HealthProbe
 from offline.outbox import REFUSED, MessageState, Outbox
 from offline.sync import DEAD_LETTER_ALERT
+from tests.card_presence import ISSUER
+from tests.central.cards import CardInReader
+from tests.running_central import enrol, start_without_rate_limits
 from tests.central.stub_acquirer import StubAcquirer
 from tests.offline.fault_proxy import Fault, FaultProxy
 from tests.offline.kiosk_on_fakes import KioskOnFakes
@@ -34,7 +38,7 @@ pytestmark = pytest.mark.realstack   # pcscd, the simulators, central or Xvfb: s
 
 WAIT_S = 20.0
 DEVICE_ID = "kiosk-faults-01"
-OMAR = {"national_number": "01020345693", "card_number": "SY1000000003"}     # single: birth certificate, yes
+OMAR = "01020345693"       # single: a birth certificate, yes; a marriage certificate, no
 KHALED = Identity(card_number="SY1000000001", national_number="01020345671", given_name_ar="خالد",
                   family_name_ar="الحداد", given_name_latin="Khaled", family_name_latin="Al-Haddad",
                   date_of_birth=date(1975, 3, 14), date_of_expiry=date(2032, 5, 9),
@@ -54,9 +58,32 @@ def central_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def central(central_db, acquirer):
-    running = start_in_thread("sqlite:///%s" % central_db, acquirer_url=acquirer.url)
+    """Central, trusting the issuer of the fakes' cards (tests.card_presence), with this kiosk enrolled."""
+    issuer_pem = central_db.with_name("issuer.pub.pem")
+    issuer_pem.write_bytes(ISSUER.public_pem)
+    running = start_without_rate_limits("sqlite:///%s" % central_db, acquirer_url=acquirer.url,
+                                        issuer_key_paths=[issuer_pem])
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def device_key(central, central_db):
+    return enrol(central.url, "sqlite:///%s" % central_db, DEVICE_ID)
+
+
+@pytest.fixture(scope="module")
+def direct(central, device_key):
+    """The kiosk's client straight to central, not through the proxy."""
+    with CentralClient(central.url, device_id=DEVICE_ID, device_key=device_key) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def omar_card():
+    citizens = json.loads((SEED_DIR / "citizens.json").read_text(encoding="utf-8"))["citizens"]
+    (omar,) = [record for record in citizens if record["national_number"] == OMAR]
+    return CardInReader(omar, ISSUER)
 
 
 @pytest.fixture
@@ -66,8 +93,8 @@ def proxy(central):
 
 
 @pytest.fixture
-def client(proxy):
-    with CentralClient(proxy.url, device_id=DEVICE_ID, timeout_s=1.0) as client:
+def client(proxy, device_key):
+    with CentralClient(proxy.url, device_id=DEVICE_ID, timeout_s=1.0, device_key=device_key) as client:
         yield client
 
 
@@ -89,15 +116,21 @@ def outbox(tmp_path, client, proxy, alerts):
 
 
 @pytest.fixture(scope="module")
-def birth_fee(central):
-    with CentralClient(central.url, device_id=DEVICE_ID) as direct:
-        return direct.fetch_catalogue().get("birth-certificate").fee
+def birth_fee(direct):
+    return direct.fetch_catalogue().get("birth-certificate").fee
 
 
-def new_request(acquirer, fee, *, service_code: str = "birth-certificate") -> dict:
-    """A paid certificate request for Omar, as the runtime puts it in the outbox."""
-    return {"request_id": "req-" + uuid.uuid4().hex[:16], "service_code": service_code, "language": "ar",
-            "payment_id": acquirer.pay(fee.amount_minor, fee.currency), **OMAR}
+@pytest.fixture
+def new_request(acquirer, direct, omar_card):
+    """`new_request(fee)`: a paid certificate request for Omar, as the runtime puts it in the outbox after
+    his card proved itself in the pre-check."""
+    def new(fee, *, service_code: str = "birth-certificate") -> dict:
+        challenge = direct.challenge()
+        direct.check_eligibility(service_code=service_code, challenge=challenge,
+                                 proof=omar_card.sign(challenge.nonce), fee=fee, catalogue_version="")
+        return {"request_id": "req-" + uuid.uuid4().hex[:16], "service_code": service_code, "language": "ar",
+                "payment_id": acquirer.pay(fee.amount_minor, fee.currency), "presence_id": challenge.challenge_id}
+    return new
 
 
 def documents_issued(central_db, request_ids) -> dict[str, int]:
@@ -125,8 +158,8 @@ def met(fault: Fault, proxy: FaultProxy, outbox: DurableOutbox) -> bool:
 @pytest.mark.parametrize("fault", [Fault.REFUSE, Fault.RESET_MID_BODY, Fault.STALL, Fault.HTTP_500, Fault.GARBAGE,
                                    Fault.FLAP], ids=lambda fault: fault.value)
 def test_the_queue_converges_once_the_fault_clears_and_nothing_is_issued_twice(
-        fault, proxy, outbox, acquirer, birth_fee, central_db):
-    requests = [new_request(acquirer, birth_fee) for _ in range(3)]
+        fault, proxy, outbox, new_request, birth_fee, central_db):
+    requests = [new_request(birth_fee) for _ in range(3)]
     proxy.fault(fault)
     for request in requests:
         outbox.send(MessageKind.CERTIFICATE_REQUEST, request["request_id"], request)
@@ -144,8 +177,8 @@ def test_the_queue_converges_once_the_fault_clears_and_nothing_is_issued_twice(
     assert outbox.sync.wait_until_empty(WAIT_S) and outbox.link() is LinkState.ONLINE
 
 
-def test_a_slow_trickle_is_slow_but_delivers(proxy, outbox, acquirer, birth_fee, central_db):
-    requests = [new_request(acquirer, birth_fee) for _ in range(2)]
+def test_a_slow_trickle_is_slow_but_delivers(proxy, outbox, new_request, birth_fee, central_db):
+    requests = [new_request(birth_fee) for _ in range(2)]
     proxy.fault(Fault.TRICKLE)
     for request in requests:
         outbox.send(MessageKind.CERTIFICATE_REQUEST, request["request_id"], request)
@@ -156,19 +189,19 @@ def test_a_slow_trickle_is_slow_but_delivers(proxy, outbox, acquirer, birth_fee,
     assert documents_issued(central_db, ids) == dict.fromkeys(ids, 1)
 
 
-def test_a_final_refusal_never_blocks_later_messages(proxy, client, outbox, acquirer, birth_fee, alerts):
-    reused = new_request(acquirer, birth_fee)
+def test_a_final_refusal_never_blocks_later_messages(proxy, client, outbox, new_request, birth_fee, alerts):
+    reused = new_request(birth_fee)
     assert client.deliver(MessageKind.CERTIFICATE_REQUEST, reused)["status"] == "issued"
-    clash = dict(new_request(acquirer, birth_fee), request_id=reused["request_id"])    # its id, another body: 409
-    not_married = new_request(acquirer, birth_fee, service_code="marriage-certificate")  # a final "no": 422
-    later = [new_request(acquirer, birth_fee) for _ in range(2)]
+    clash = dict(new_request(birth_fee), request_id=reused["request_id"])    # its id, another body: 409
+    not_married = new_request(birth_fee, service_code="marriage-certificate")  # a final "no": 422
+    later = [new_request(birth_fee) for _ in range(2)]
     for request in (clash, not_married, *later):
         outbox.send(MessageKind.CERTIFICATE_REQUEST, request["request_id"], request)
     outbox.send(MessageKind.VOID_REQUEST, "void-" + reused["request_id"], {"request_id": reused["request_id"]})
     outbox.start()
     assert outbox.wait_for_answer(clash["request_id"], WAIT_S) == REFUSED
     assert outbox.wait_for_answer(not_married["request_id"], WAIT_S) == {"status": "rejected",
-                                                                         "reason": "not_married"}
+                                                                         "reason": "not_eligible"}
     assert [outbox.wait_for_answer(r["request_id"], WAIT_S)["status"] for r in later] == ["issued", "issued"]
     assert outbox.wait_for_answer("void-" + reused["request_id"], WAIT_S)["status"] == "voided"
     (dead,) = outbox.store.listing(MessageState.DEAD)
@@ -209,7 +242,8 @@ def test_a_citizen_moves_on_between_screens_while_the_link_is_down_and_the_queue
         assert kiosk.outbox.wait_for_answer("void-" + request_id, WAIT_S)["status"] == "voided"
         assert kiosk.store.answer(request_id)["status"] in ("issued", "rejected")
         delivered = [path for method, path, fault in proxy.exchanges
-                     if method == "POST" and fault is Fault.NONE and path not in (wire.ELIGIBILITY, wire.CLAIMS_WAITING)]
+                     if method == "POST" and fault is Fault.NONE
+                     and path not in (wire.CHALLENGES, wire.ELIGIBILITY, wire.CLAIMS_WAITING)]
         assert delivered == [wire.REQUESTS, wire.void_path(request_id)]      # the request, then its void
         assert documents_issued(central_db, [request_id])[request_id] <= 1
     finally:

@@ -7,6 +7,7 @@ bytes); and once the document is printed, nothing sealed about the citizen is le
 
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
@@ -15,7 +16,7 @@ from kiosk.session import Step
 from offline.database import StateDatabase
 from offline.outbox import MessageState, Outbox
 from offline.sealing import Sealer
-from tests.offline.kiosk_on_fakes import IDENTITY, KioskOnFakes, clear_text_found, raw_state_bytes
+from tests.offline.kiosk_on_fakes import IDENTITY, SECRETS, KioskOnFakes, clear_text_found, raw_state_bytes
 
 
 @pytest.fixture
@@ -59,7 +60,9 @@ def test_the_request_is_kept_sealed_until_central_answers_and_the_document_until
     kiosk.run_until(Step.ISSUING)
     (request_id,) = kiosk.wait_until_sent()
     (pending,) = kiosk.store.pending()
-    assert pending.payload["national_number"] == IDENTITY.national_number      # sealed, but there
+    # The request names the presence the card proved to central, and nothing of the citizen.
+    assert pending.payload["presence_id"] and not any(secret in json.dumps(pending.payload, ensure_ascii=False)
+                                                      for secret in SECRETS)
     assert clear_text_found(raw_state_bytes(kiosk.state_dir)) == []
 
     kiosk.outbox.start()                                 # central takes it

@@ -45,7 +45,8 @@ LABELLED_SHOTS = [(screen, label, language, "extra-large", False)
                                          ("identity", ("waiting",)), ("printing", ("claim",)),
                                          ("take_card", ("claimed", "collected")),
                                          ("payment_declined", ("insufficient_funds", "card_removed")),
-                                         ("failed", ("payment_unavailable",)))
+                                         ("failed", ("payment_unavailable",)),
+                                         ("out_of_service", ("device_refused",)))
                   for label in labels for language in ("ar", "en")] + [
                  ("paying", "wallet", language, "extra-large", True) for language in ("ar", "en")]
 SLACK = 1.0                              # pixels: rounding of layout and text metrics
@@ -83,7 +84,7 @@ def test_every_screen_fits_at_every_text_size_in_both_languages(screen, tmp_path
         ("confirm", "fee_changed"), ("confirm", "needs_link"), ("catalogue", "offline_first"),
         ("catalogue", "offline_category"), ("confirm", "claim"), ("identity", "waiting"), ("printing", "claim"),
         ("take_card", "claimed"), ("take_card", "collected"), ("failed", "offline_limit"), ("claiming", "plain"),
-        ("collecting", "plain"),
+        ("collecting", "plain"), ("out_of_service", "device_refused"),
         ("failed", "payment_unavailable")} | {
         ("payment_declined", reason.value) for reason in PaymentReason}
     # the wallet's QR code was read back from the screen at every size (see check_qr)
@@ -170,7 +171,8 @@ def representative_views():
                       ("collected", dict(collected=("2026-ABCDEFGH", "2026-BCDEFGHJ", "2026-CDEFGHJK",
                                                     "2026-DEFGHJKM")))],
         "print_waiting": [("countdown", dict(reprint_seconds_left=300))],
-        "out_of_service": [("no_reader", dict(reason=Reason.NO_READER))],
+        "out_of_service": [("no_reader", dict(reason=Reason.NO_READER)),
+                           ("device_refused", dict(reason=Reason.DEVICE_REFUSED))],
     }
     steps = {}
     for step, name in SCREENS.items():

@@ -1,25 +1,27 @@
-"""EF.ID: the BER-TLV decoder and encoder of the card profile."""
+"""EF.ID (kiosk.id_card_data): the BER-TLV decoder and encoder of the card profile 1.1."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk.ports.card_reader import Identity
-from drivers.id_card.errors import MalformedCardData
-from drivers.id_card.tlv import (
-    REQUIRED_TAGS, Tag, decode_identity, encode_identity, encode_length, encode_tlv, iter_tlv,
-)
 from kiosk.errors import CardError
+from kiosk.id_card_data import (
+    REQUIRED_TAGS, Tag, MalformedCardData, decode_identity, encode_identity, encode_length, encode_tlv, iter_tlv,
+    photo_digest,
+)
+from kiosk.ports.card_reader import Identity
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-KEY = bytes(range(91))            # the parser only sizes D0; authenticity loads it
+KEY = bytes(range(91))            # the parser only sizes D0; kiosk.card_proof loads it
+PHOTO = b"\xff\xd8 a portrait \xff\xd9"
 
 
 def identity(**changes: object) -> Identity:
@@ -30,7 +32,8 @@ def identity(**changes: object) -> Identity:
         issuer_key_id=bytes.fromhex("0011223344556677"), card_public_key=KEY,
         given_name_latin="Samer", family_name_latin="Al-Khoury",
         father_name_ar="يوسف", mother_name_ar="ليلى حداد", place_of_birth_ar="حلب",
-        sex="M", civil_registry_ar="حلب، الجميلية، 1234", date_of_issue=dt.date(2022, 5, 1))
+        sex="M", civil_registry_ar="حلب، الجميلية، 1234", date_of_issue=dt.date(2022, 5, 1),
+        photo_digest=photo_digest(PHOTO))
     return dataclasses.replace(base, **changes)
 
 
@@ -52,10 +55,23 @@ def test_round_trip_keeps_every_field() -> None:
 def test_optional_fields_may_be_absent() -> None:
     bare = identity(given_name_latin=None, family_name_latin=None, father_name_ar=None,
                     mother_name_ar=None, place_of_birth_ar=None, sex=None,
-                    civil_registry_ar=None, date_of_issue=None)
+                    civil_registry_ar=None, date_of_issue=None, photo_digest=None)
     decoded = decode_identity(encode_identity(bare))
     assert decoded.given_name_latin is None and decoded.date_of_issue is None
+    assert decoded.photo_digest is None
     assert decoded.full_name("en") == "سامر الخوري"
+
+
+def test_photo_digest_is_d1_at_the_end_and_only_when_there_is_one() -> None:
+    assert objects(encode_identity(identity()))[-1] == (Tag.PHOTO_DIGEST, photo_digest(PHOTO))
+    assert photo_digest(PHOTO) == hashlib.sha256(PHOTO).digest()
+    assert Tag.PHOTO_DIGEST not in dict(objects(encode_identity(identity(photo_digest=None))))
+    assert decode_identity(encode_identity(identity())).photo_digest == photo_digest(PHOTO)
+
+
+def test_card_of_profile_1_0_has_no_photo_digest() -> None:
+    items = [(t, v) for t, v in objects(encode_identity(identity())) if t != Tag.PHOTO_DIGEST]
+    assert decode_identity(join(items)).photo_digest is None
 
 
 def test_tags_in_any_order() -> None:
@@ -65,7 +81,7 @@ def test_tags_in_any_order() -> None:
 
 
 def test_unknown_tags_are_skipped() -> None:
-    data = encode_identity(identity(), extra=[(0xD1, b"later profile"), (0x5E, b""), (0xE0, b"\x01" * 300)])
+    data = encode_identity(identity(), extra=[(0xD2, b"later profile"), (0x5E, b""), (0xE0, b"\x01" * 300)])
     assert _fields(decode_identity(data)) == _fields(identity())
 
 
@@ -76,7 +92,7 @@ def test_missing_required_tag_is_refused(tag: int) -> None:
         decode_identity(join(items))
 
 
-@pytest.mark.parametrize("tag", [Tag.NATIONAL_NUMBER, Tag.GIVEN_NAME_LATIN, Tag.ISSUER_KEY_ID])
+@pytest.mark.parametrize("tag", [Tag.NATIONAL_NUMBER, Tag.GIVEN_NAME_LATIN, Tag.ISSUER_KEY_ID, Tag.PHOTO_DIGEST])
 def test_repeated_tag_is_refused(tag: int) -> None:
     items = objects(encode_identity(identity()))
     items.append(next(item for item in items if item[0] == tag))
@@ -126,6 +142,9 @@ def test_broken_encodings_are_refused(data: bytes, reason: str) -> None:
     (Tag.SEX, b"X"),
     (Tag.ISSUER_KEY_ID, b"\x00" * 7),
     (Tag.CARD_PUBLIC_KEY, b""),
+    (Tag.PHOTO_DIGEST, b"\x00" * 31),
+    (Tag.PHOTO_DIGEST, b"\x00" * 33),
+    (Tag.PHOTO_DIGEST, b""),
 ])
 def test_values_outside_the_profile_are_refused(tag: int, value: bytes) -> None:
     items = [(t, value if t == tag else v) for t, v in objects(encode_identity(identity()))]
@@ -209,7 +228,8 @@ def identities(draw: st.DrawFn) -> Identity:
         given_name_latin=optional(_text), family_name_latin=optional(_text),
         father_name_ar=optional(_text), mother_name_ar=optional(_text),
         place_of_birth_ar=optional(_text), sex=optional(st.sampled_from(["M", "F"])),
-        civil_registry_ar=optional(_text), date_of_issue=optional(_day))
+        civil_registry_ar=optional(_text), date_of_issue=optional(_day),
+        photo_digest=optional(st.binary(min_size=32, max_size=32)))
 
 
 @FUZZ

@@ -1,24 +1,33 @@
-"""EF.ID: one-byte-tag BER-TLV, decoded to an `Identity` and encoded back.
+"""EF.ID of the national ID card (profile 1.1): BER-TLV bytes to an `Identity` and back.
 
-The decoder is the first thing that touches bytes from an untrusted card, so
-it raises `MalformedCardData` for every input it refuses and nothing else.
+Pure code, shared by the kiosk's card driver, which reads a card with it, and
+central, which checks a card proof (`kiosk.card_proof`) with it. The decoder
+is the first thing that touches bytes from an untrusted card, so it raises
+`MalformedCardData` for every input it refuses and nothing else; its
+messages name tags and offsets, never a value.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from typing import Iterable, Iterator
 
+from kiosk.errors import CardError
 from kiosk.ports.card_reader import Identity
-from drivers.id_card.errors import MalformedCardData
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 1              # C0 stays 01 under profile 1.1
 MAX_VALUE_LENGTH = 0xFFFF
+MAX_EF_ID_SIZE = 4096            # far above any real EF.ID; bounds what a reader or verifier takes
+
+
+class MalformedCardData(CardError):
+    """Bytes read from a card do not follow the profile."""
 
 
 class Tag(enum.IntEnum):
-    """The EF.ID data objects of profile version 1."""
+    """The EF.ID data objects of profile version 1.1."""
 
     VERSION = 0xC0
     CARD_NUMBER = 0xC1
@@ -37,6 +46,7 @@ class Tag(enum.IntEnum):
     DATE_OF_EXPIRY = 0xCE
     ISSUER_KEY_ID = 0xCF
     CARD_PUBLIC_KEY = 0xD0
+    PHOTO_DIGEST = 0xD1          # 1.1: SHA-256 of EF.PHOTO, so the issuer's signature covers the portrait
 
 
 _KNOWN_TAGS = frozenset(int(tag) for tag in Tag)
@@ -64,8 +74,14 @@ _DATE_FIELDS = {
 }
 
 ISSUER_KEY_ID_LENGTH = 8
+PHOTO_DIGEST_LENGTH = 32
 MAX_CARD_NUMBER_LENGTH = 32
 MAX_PUBLIC_KEY_LENGTH = 160   # a P-256 SubjectPublicKeyInfo is 91 bytes
+
+
+def photo_digest(photo: bytes) -> bytes:
+    """What D1 holds for `photo`: SHA-256 of the exact bytes of EF.PHOTO."""
+    return hashlib.sha256(bytes(photo)).digest()
 
 
 # --- generic BER-TLV with one-byte tags -------------------------------------
@@ -155,7 +171,7 @@ def _identity(values: dict[int, bytes]) -> Identity:
     fields: dict[str, object] = {
         "card_number": _card_number(values[Tag.CARD_NUMBER]),
         "national_number": _national_number(values[Tag.NATIONAL_NUMBER]),
-        "issuer_key_id": _issuer_key_id(values[Tag.ISSUER_KEY_ID]),
+        "issuer_key_id": _fixed(Tag.ISSUER_KEY_ID, values[Tag.ISSUER_KEY_ID], ISSUER_KEY_ID_LENGTH),
         "card_public_key": _public_key(values[Tag.CARD_PUBLIC_KEY]),
     }
     for name, tag in _TEXT_FIELDS.items():
@@ -168,6 +184,8 @@ def _identity(values: dict[int, bytes]) -> Identity:
         if values[Tag.SEX] not in (b"M", b"F"):
             raise MalformedCardData("sex is not M or F")
         fields["sex"] = values[Tag.SEX].decode("ascii")
+    if Tag.PHOTO_DIGEST in values:
+        fields["photo_digest"] = _fixed(Tag.PHOTO_DIGEST, values[Tag.PHOTO_DIGEST], PHOTO_DIGEST_LENGTH)
     return Identity(**fields)  # type: ignore[arg-type]
 
 
@@ -184,14 +202,14 @@ def _national_number(value: bytes) -> str:
     return value.decode("ascii")
 
 
-def _issuer_key_id(value: bytes) -> bytes:
-    if len(value) != ISSUER_KEY_ID_LENGTH:
-        raise MalformedCardData("issuer key id is not %d bytes" % ISSUER_KEY_ID_LENGTH)
+def _fixed(tag: int, value: bytes, length: int) -> bytes:
+    if len(value) != length:
+        raise MalformedCardData("tag %02X is not %d bytes" % (tag, length))
     return bytes(value)
 
 
 def _public_key(value: bytes) -> bytes:
-    # Only the size here: `authenticity` loads it as a P-256 key.
+    # Only the size here: `kiosk.card_proof.load_card_key` loads it as a P-256 key.
     if not 1 <= len(value) <= MAX_PUBLIC_KEY_LENGTH:
         raise MalformedCardData("card public key has an implausible size")
     return bytes(value)
@@ -218,8 +236,9 @@ def _date(tag: int, value: bytes) -> dt.date:
 
 def encode_identity(identity: Identity, *, version: int = PROFILE_VERSION,
                     extra: Iterable[tuple[int, bytes]] = ()) -> bytes:
-    """EF.ID for `identity`, tags in table order, then `extra` data objects
-    (for tests and simulated cards of later profile versions)."""
+    """EF.ID for `identity`, tags in table order (D1 only when it has a
+    photo digest), then `extra` data objects (for tests and simulated cards
+    of later profile versions)."""
     objects = [
         (Tag.VERSION, bytes([version])),
         (Tag.CARD_NUMBER, identity.card_number.encode("ascii")),
@@ -238,6 +257,7 @@ def encode_identity(identity: Identity, *, version: int = PROFILE_VERSION,
         (Tag.DATE_OF_EXPIRY, _ymd(identity.date_of_expiry)),
         (Tag.ISSUER_KEY_ID, identity.issuer_key_id),
         (Tag.CARD_PUBLIC_KEY, identity.card_public_key),
+        (Tag.PHOTO_DIGEST, identity.photo_digest),
     ]
     out = b"".join(encode_tlv(tag, value) for tag, value in objects if value is not None)
     return out + b"".join(encode_tlv(tag, value) for tag, value in extra)
