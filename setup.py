@@ -56,6 +56,7 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
+            "httpx2",                  # Starlette's TestClient, for central's ASGI-level tests
             "zxing-cpp>=2.2",
             "build>=1.0",
             "persist-queue>=1.0,<2",   # `make bench`: the outbox's enqueue against SQLiteAckQueue's

@@ -1,7 +1,7 @@
 """`make bench`: the kiosk's figures, measured on the real stack.
 
     python -m bench [--card-runs N] [--journey-runs N] [--cold-runs N] [--print-runs N] [--memory-journeys N]
-                    [--nexo-runs N] [--payment-runs N] [--outbox-pending N]
+                    [--nexo-runs N] [--payment-runs N] [--outbox-pending N] [--auth-runs N]
 
 Reports wall times and ratios; nothing here passes or fails on a time.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import card_read, cold_start, journey, memory, nexo_round_trip, outbox, payment_overhead, printing, touches
+from bench import (card_read, cold_start, device_auth, journey, memory, nexo_round_trip, outbox, payment_overhead,
+                   printing, touches)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="journeys timed for the kiosk's own time around a payment (default %(default)s)")
     parser.add_argument("--outbox-pending", type=int, default=100_000,
                         help="pending messages for the outbox's memory figure (default %(default)s)")
+    parser.add_argument("--auth-runs", type=int, default=100,
+                        help="signed calls and card proofs timed against central on loopback (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     print(card_read.format_table(card_read.run(args.card_runs)))
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     print(payment_overhead.report(payment_overhead.run(args.payment_runs)))
     print()
     print(outbox.report(outbox.run(pending=args.outbox_pending)))
+    print()
+    print(device_auth.report(device_auth.run(args.auth_runs)))
     print()
     print(memory.report(memory.run(args.memory_journeys)))
 

@@ -13,22 +13,17 @@ import http.client
 import json
 import socket
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI, Request
+from starlette.testclient import TestClient      # on httpx2 (the `dev` extra)
 
 from central import limits
 from central.app import create_app
 from central.server import RunningCentral, start_in_thread
 from kiosk import wire
 
-with warnings.catch_warnings():      # this Starlette would have httpx2 under its TestClient; httpx serves
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 LIMIT = limits.DEFAULT_BODY_LIMIT
 TOO_LARGE = {"status": "error", "reason": "body_too_large"}
