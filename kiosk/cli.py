@@ -125,6 +125,9 @@ def _config_check(args: argparse.Namespace, _started_at: float) -> int:
     config = kiosk_config.load(args.config)
     fonts.check()
     print("%s: valid (device %s, central %s)" % (args.config, config.device_id, config.central.url))
+    if not config.central.device_key_path.exists():
+        print("not provisioned yet: no device key at %s (`kiosk provision --central URL --code CODE`)"
+              % config.central.device_key_path)
     return 0
 
 

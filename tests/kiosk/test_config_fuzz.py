@@ -14,7 +14,6 @@ import io
 import math
 import re
 import tempfile
-import time
 import traceback
 import typing
 import unicodedata
@@ -22,6 +21,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +29,8 @@ from kiosk import cli, config
 from kiosk.errors import ConfigError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SLOWEST_S = 5.0         # one load and one check of a file under a megabyte: far longer is a hang
+# A file that hangs the loader or the check fails the test here (a whole run takes a few seconds).
+pytestmark = pytest.mark.timeout(120)
 
 BASE: dict[str, Any] = {
     "device_id": "kiosk-0001",
@@ -180,8 +181,7 @@ class Folder:
 
 def assert_one_line_or_valid(path: Path) -> None:
     """The loader gives a configuration or one ConfigError line; `kiosk config check` says valid or prints that
-    line (exit 2); neither raises anything else, neither takes long."""
-    started = time.monotonic()
+    line (exit 2); neither raises anything else (a hang is the module's timeout)."""
     try:
         loaded: config.KioskConfig | None = config.load(path)
         message = None
@@ -203,12 +203,13 @@ def assert_one_line_or_valid(path: Path) -> None:
                                                                            path.read_bytes()[:500]))
     assert "Traceback" not in out.getvalue() + err.getvalue()
     if message is None:
-        assert (status, err.getvalue()) == (0, "") and len(out.getvalue().splitlines()) == 1, out.getvalue()
-        assert out.getvalue().startswith("%s: valid (device " % path)
+        lines = out.getvalue().splitlines()
+        assert (status, err.getvalue()) == (0, "") and lines[0].startswith("%s: valid (device " % path), lines
+        assert lines[1:] in ([], ["not provisioned yet: no device key at %s (`kiosk provision --central URL --code "
+                                  "CODE`)" % loaded.central.device_key_path]), lines
     else:
         assert (status, out.getvalue()) == (2, "")
         assert err.getvalue() == "kiosk: %s\n" % message and len(err.getvalue().splitlines()) == 1
-    assert time.monotonic() - started < SLOWEST_S, "took %.1f s" % (time.monotonic() - started)
 
 
 def test_the_base_document_is_valid():

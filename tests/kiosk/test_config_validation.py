@@ -400,11 +400,17 @@ def test_a_number_with_more_digits_than_python_reads(write):
     assert refused(path) == "%s: not valid TOML: a number with too many digits" % path
 
 
-def test_config_check_says_valid_on_one_line(write, capsys):
-    path = write(GOOD)
+def test_config_check_says_valid_on_one_line_and_whether_the_kiosk_is_provisioned(write, capsys, tmp_path):
+    key = tmp_path / "device-key.pem"
+    path = write(GOOD.replace('url = "http://127.0.0.1:8080"',
+                              'url = "http://127.0.0.1:8080"\n    device_key_path = "%s"' % key))
     status, out, err = check(path, capsys)
     assert (status, err) == (0, "")
-    assert out == "%s: valid (device kiosk-0001, central http://127.0.0.1:8080)\n" % path
+    assert out == ("%s: valid (device kiosk-0001, central http://127.0.0.1:8080)\n"
+                   "not provisioned yet: no device key at %s (`kiosk provision --central URL --code CODE`)\n"
+                   % (path, key))
+    key.write_text("made by kiosk provision")
+    assert check(path, capsys)[1] == "%s: valid (device kiosk-0001, central http://127.0.0.1:8080)\n" % path
 
 
 @pytest.mark.parametrize("text, expected", [
