@@ -46,6 +46,9 @@ setup(
         "pillow>=10",
         "qrcode>=7.4",
         "tzdata",                # time zones where the system has none
+        "gpiozero>=2.0,<3",      # the cabinet's light, chime and switches (drivers/gpio_cabinet.py)
+        # gpiozero's pin factory on a Raspberry Pi 4 and 5 (built against Debian's liblgpio-dev there)
+        "lgpio>=0.2; platform_machine == 'aarch64' or platform_machine == 'armv7l'",
     ],
     extras_require={
         # the reference central service, run from a checkout
@@ -82,6 +85,7 @@ setup(
         "kiosk.cabinets": [
             "none=kiosk.ports.cabinet:no_cabinet",
             "fake=drivers.fakes.cabinet:from_config",
+            "gpio=drivers.gpio_cabinet:from_config",
         ],
         "kiosk.outboxes": [
             "sqlite=offline.delivery:from_config",
@@ -92,6 +96,8 @@ setup(
         "kiosk.tools": [
             "card-check=drivers.card_check:run",
             "queue=offline.queue_cli:run",
+            "outbox-check=offline.outbox_check:check",   # `kiosk selftest`: the state database
+            "audit=offline.audit_cli:run",
         ],
     },
 )

@@ -20,8 +20,9 @@ from kiosk.central_client import CentralClient
 from kiosk.config import KioskConfig
 from kiosk.ports.state import LocalState
 from kiosk.provisioning import load_device_key
-from kiosk.runtime import Devices, Runtime
+from kiosk.runtime import Devices, Maintenance, Runtime
 from kiosk.session import Session, Timeouts
+from kiosk.technician import TechnicianPolicy
 
 Post = Callable[[Callable[[], None]], None]
 
@@ -31,6 +32,21 @@ log = logging.getLogger(__name__)
 def _alert(kind: str) -> None:
     """A technician must see to something (a settlement refused for good); no personal data."""
     log.warning("alert.%s", kind)
+
+
+def _version() -> str:
+    """The installed software's version, for the technician screen."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("citizen-kiosk")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _reboot() -> None:
+    """The technician's reboot: systemd restarts the device (the kiosk user needs polkit's leave)."""
+    import subprocess
+    subprocess.run(["systemctl", "reboot"], check=True, timeout=30)
 
 
 def build_devices(config: KioskConfig) -> Devices:
@@ -59,10 +75,13 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
         governorate=config.site.governorate,
         audio_guidance=config.audio.guidance,
         catalogue_refresh_s=config.catalogue.refresh_s,
+        technician=TechnicianPolicy(max_tries=config.technician.max_tries, lockout_s=config.technician.lockout_s),
     )
     keys = [load_public_key(config.central.catalogue_key)] if config.central.catalogue_key else []
     catalogue = CatalogueSupply(central, keys=keys, cache=state.catalogue_cache,
                                 max_age_s=config.catalogue.max_age_h * 3600)
     return Runtime(session, devices, central, state.outbox, state.journal, state.reconciler, post=post, run_id=run_id,
                    document_timeout_s=config.session.document_timeout_s, site=config.site,
-                   digits=config.display.digits, catalogue=catalogue)
+                   digits=config.display.digits, catalogue=catalogue, audit=state.audit,
+                   maintenance=Maintenance(pin_hash=config.technician.pin_hash, device_id=config.device_id,
+                                           version=_version(), reboot=_reboot))

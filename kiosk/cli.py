@@ -4,7 +4,10 @@
     kiosk config check [--config C]
     kiosk card check [--config C] [--trust ISSUER.pem ...] [--reader NAME]   (PIN on stdin)
     kiosk queue status | list | dead | retry ID | export FILE [--config C]
+    kiosk audit verify [--against EXPORT.json] | export FILE [--config C]
     kiosk provision --central URL --code CODE [--config C]
+    kiosk technician hash-pin                                                (PIN on stdin)
+    kiosk selftest [--config C] [--json] [--test-page] [--beside-kiosk]
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ only for a valid card, 1 for any other verdict, 2 for a usage or
 configuration problem. The PIN is read from standard input, never echoed.
 The check is the card backend's own tool (`kiosk.tools` entry points)."""
 
+TECHNICIAN_HELP = """\
+The technician screen opens with the cabinet's maintenance key, then a PIN
+of 6 to 12 digits. `hash-pin` reads the PIN on standard input (asked twice,
+not echoed, at a terminal) and prints one line, its salted scrypt hash, for
+`[technician] pin_hash` in kiosk.toml: the PIN itself is never stored or
+logged. Exit 2 for a PIN that is not 6 to 12 digits."""
+
 PROVISION_HELP = """\
 Make this kiosk's device key (Ed25519; its private half never leaves the
 device) and enrol it at central with the one-time code central staff issued
@@ -47,6 +57,28 @@ database's size, the free disk, the link as the kiosk last saw it), `list`
 (pending messages), `dead` (dead letters and why), `retry ID` (a dead letter
 back in the queue), `export FILE` (all of it as JSON). The outbox backend's
 own tool (`kiosk.tools` entry points)."""
+
+AUDIT_HELP = """\
+The audit log: what happened at this kiosk (cards refused, documents printed,
+technicians' actions) as codes, each entry chained to the one before by
+SHA-256, with the newest entry's hash kept beside the database as an anchor.
+`verify` checks the chain, the anchor and (with --against) a copy exported
+earlier, and names the first bad sequence number: exit 0 intact, 1 not.
+`export FILE` writes every entry as JSON. The outbox backend's own tool
+(`kiosk.tools` entry points)."""
+
+SELFTEST_HELP = """\
+Check the whole device, one line per check (status, name, detail; no personal
+data): card-reader (present and answering; a card in it is SELECTed, never
+asked a PIN), payment-terminal (logged in), printer (status; --test-page
+prints a short page), cabinet (the status light through every pattern),
+central (reached over HTTPS, this kiosk authenticated by its device key),
+clock (against the Date of central's answer: more than 60 s apart fails),
+disk (free space for the state directory), outbox (the state database's
+integrity; dead letters are a warning). Each check has a time limit: a device
+that is missing or hangs fails. Exit 0 when nothing failed (warnings and
+skipped checks included), 1 when a check failed (the last line names them),
+2 for a usage or configuration problem. --json prints the report as JSON."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,14 +128,40 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("argument", metavar="FILE", help="where to write")
     _config_option(export).set_defaults(handler=_queue)
 
+    audit = commands.add_parser("audit", help="the tamper-evident audit log (codes only, no personal data)",
+                                description=AUDIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+                                ).add_subparsers(dest="what", required=True)
+    verify = audit.add_parser("verify", help="check the hash chain and its anchor; name the first bad entry")
+    verify.add_argument("--against", type=Path, default=None, metavar="EXPORT.json",
+                        help="also check that a copy exported earlier is still the log's beginning")
+    _config_option(verify).set_defaults(handler=_audit, argument=None)
+    audit_export = audit.add_parser("export", help="write every entry as JSON, with the anchor and the verdict")
+    audit_export.add_argument("argument", metavar="FILE", help="where to write")
+    _config_option(audit_export).set_defaults(handler=_audit, against=None)
+
     enrol = commands.add_parser("provision", help="make this kiosk's device key and enrol it at central",
                                 description=PROVISION_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     enrol.add_argument("--central", required=True, metavar="URL", help="central's URL (https://...)")
     enrol.add_argument("--code", required=True, help="the one-time enrolment code central staff issued")
     _config_option(enrol).set_defaults(handler=_provision)
 
+    selftest = commands.add_parser("selftest", help="check every device, central, the clock, the disk and the outbox",
+                                   description=SELFTEST_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    selftest.add_argument("--json", action="store_true", help="print the report as JSON (for a machine)")
+    selftest.add_argument("--test-page", action="store_true", help="print a short test page too")
+    selftest.add_argument("--beside-kiosk", action="store_true",
+                          help="the kiosk is running: leave its devices alone (the timer's way)")
+    _config_option(selftest).set_defaults(handler=_selftest)
+
+    technician = commands.add_parser("technician", help="the technician screen's PIN",
+                                     description=TECHNICIAN_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter
+                                     ).add_subparsers(dest="what", required=True)
+    technician.add_parser("hash-pin", help="read a PIN (6 to 12 digits) on stdin, print its salted hash"
+                          ).set_defaults(handler=_technician_hash_pin)
+
     args = parser.parse_args(argv)
-    if args.command in ("card", "queue", "provision"):
+    if args.command in ("card", "queue", "provision", "audit"):
         # stdout is kept for the one verdict line (or the queue's report); the log goes to stderr.
         logs.setup(sys.stderr, logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     else:
@@ -113,6 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     except KioskError as exc:
         print("kiosk: %s" % exc, file=sys.stderr)
         return 2
+
+
+def _technician_hash_pin(_args: argparse.Namespace, _started_at: float) -> int:
+    """The PIN from stdin (asked twice, not echoed, on a terminal); its hash alone on stdout."""
+    from kiosk.technician import PIN_MAX_DIGITS, PIN_MIN_DIGITS, hash_pin, is_valid_pin
+
+    if sys.stdin.isatty():
+        import getpass
+        pin = getpass.getpass("technician PIN (%d to %d digits): " % (PIN_MIN_DIGITS, PIN_MAX_DIGITS))
+        if getpass.getpass("the same PIN again: ") != pin:
+            print("kiosk technician hash-pin: the two PINs differ", file=sys.stderr)
+            return 2
+    else:
+        pin = sys.stdin.readline().rstrip("\r\n")
+    if not is_valid_pin(pin):
+        print("kiosk technician hash-pin: a technician PIN is %d to %d digits (0-9), nothing else"
+              % (PIN_MIN_DIGITS, PIN_MAX_DIGITS), file=sys.stderr)
+        return 2
+    print(hash_pin(pin))
+    return 0
 
 
 def _config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -150,9 +228,32 @@ def _provision(args: argparse.Namespace, _started_at: float) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace, _started_at: float) -> int:
+    run = backends.load_tool("audit")
+    return run(args.config, args.what, args.argument, against=args.against)
+
+
 def _queue(args: argparse.Namespace, _started_at: float) -> int:
     run = backends.load_tool("queue")
     return run(args.config, args.what, args.argument)
+
+
+def _selftest(args: argparse.Namespace, _started_at: float) -> int:
+    import json
+
+    from kiosk import selftest
+
+    # stdout is kept for the report; the drivers' log goes to stderr.
+    logs.setup(sys.stderr, logging.WARNING)
+    config = kiosk_config.load(args.config)
+    if args.json:
+        report = selftest.run(config, test_page=args.test_page, beside_kiosk=args.beside_kiosk)
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        report = selftest.run(config, test_page=args.test_page, beside_kiosk=args.beside_kiosk,
+                              on_result=lambda result: print(result.line(), flush=True))
+        print(report.summary())
+    return report.exit_status
 
 
 def _run(args: argparse.Namespace, started_at: float) -> int:

@@ -103,6 +103,23 @@ class SiteConfig:
 @dataclass(frozen=True)
 class CabinetConfig:
     backend: str = "none"
+    # gpio: BCM numbers of the pins (0: not wired). The light is an RGB LED (all three pins, or none).
+    light_red_pin: int = 0
+    light_green_pin: int = 0
+    light_blue_pin: int = 0
+    buzzer_pin: int = 0                # an active buzzer: the chime
+    door_pin: int = 0                  # the door (tamper) switch: closed while the door is shut
+    maintenance_pin: int = 0           # the technician's key switch
+    help_pin: int = 0                  # the citizen's help button
+    paper_low_pin: int = 0             # the printer's paper-low sensor
+    active_low: bool = True            # inputs switch to ground (the Pi's pull-ups); false: to 3.3 V (pull-downs)
+    bounce_s: float = 0.05             # an input must hold its new level this long to count (debounce)
+    hold_s: float = 0.0                # the help button must be held this long to call an attendant
+
+
+CABINET_PINS = ("light_red_pin", "light_green_pin", "light_blue_pin", "buzzer_pin", "door_pin", "maintenance_pin",
+                "help_pin", "paper_low_pin")
+MAX_BCM_PIN = 27                       # GPIO 0 to 27 on the Pi's 40-pin header
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,15 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class TechnicianConfig:
+    """The technician screen (the cabinet's maintenance key, then a PIN)."""
+
+    pin_hash: str = ""                 # `kiosk technician hash-pin`'s salted hash; "": no PIN opens the screen
+    max_tries: int = 5                 # wrong PINs before the lockout (counted across key turns)
+    lockout_s: float = 300.0           # how long no PIN is taken after `max_tries` wrong ones
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     device_id: str
     central: CentralConfig
@@ -158,6 +184,7 @@ class KioskConfig:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    technician: TechnicianConfig = field(default_factory=TechnicianConfig)
 
     @property
     def default_language(self) -> str:
@@ -325,6 +352,47 @@ def _check(config: KioskConfig) -> None:
     if config.payment.tls_ca is not None:
         _check_file("payment.tls_ca", config.payment.tls_ca)
     _check_outbox(config.outbox)
+    _check_cabinet(config.cabinet)
+    _check_technician(config.technician)
+
+
+def _check_technician(technician: TechnicianConfig) -> None:
+    """A hash `kiosk technician hash-pin` made (never a PIN in clear), a few tries, a lockout that ends."""
+    from kiosk.technician import parse_pin_hash
+
+    if technician.pin_hash:
+        if technician.pin_hash.isdigit():
+            raise ConfigError("`technician.pin_hash` must be the hash `kiosk technician hash-pin` prints, "
+                              "never the PIN itself")
+        try:
+            parse_pin_hash(technician.pin_hash)
+        except ValueError as exc:
+            raise ConfigError("`technician.pin_hash`: %s" % exc) from None
+    if not 1 <= technician.max_tries <= 20:
+        raise ConfigError("`technician.max_tries` must be between 1 and 20")
+    if not 0 < technician.lockout_s <= MAX_DURATION_S:
+        raise ConfigError("`technician.lockout_s` must be greater than zero and at most a year (%g s)"
+                          % MAX_DURATION_S)
+
+
+def _check_cabinet(cabinet: CabinetConfig) -> None:
+    """Pins on the header, none used twice, the light whole or absent, and short waits."""
+    seen: dict[int, str] = {}
+    for key in CABINET_PINS:
+        pin = getattr(cabinet, key)
+        if not 0 <= pin <= MAX_BCM_PIN:
+            raise ConfigError("`cabinet.%s` must be a BCM GPIO number from 1 to %d (0: not wired)" % (key, MAX_BCM_PIN))
+        if pin and pin in seen:
+            raise ConfigError("`cabinet.%s` is GPIO %d, already `cabinet.%s`" % (key, pin, seen[pin]))
+        if pin:
+            seen[pin] = key
+    light = (cabinet.light_red_pin, cabinet.light_green_pin, cabinet.light_blue_pin)
+    if any(light) and not all(light):
+        raise ConfigError("`cabinet.light_red_pin`, `light_green_pin` and `light_blue_pin` must all be wired, or none")
+    if not 0 <= cabinet.bounce_s <= 1:
+        raise ConfigError("`cabinet.bounce_s` must be between 0 and 1 (s)")
+    if not 0 <= cabinet.hold_s <= 10:
+        raise ConfigError("`cabinet.hold_s` must be between 0 and 10 (s)")
 
 
 def _check_device_id(device_id: str) -> None:

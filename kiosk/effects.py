@@ -8,6 +8,7 @@ from typing import Union
 from kiosk.catalogue import Service
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
+from kiosk.ports.cabinet import Chime as ChimeKind
 from kiosk.ports.payment_terminal import CardReceipt, PaymentMethod
 
 
@@ -185,15 +186,63 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class Chime:
+    """Tell the citizen, by ear, to take their card or their document (the cabinet's chime)."""
+
+    kind: ChimeKind
+
+
+@dataclass(frozen=True)
 class Audit:
-    """An audit entry without personal data."""
+    """An audit entry without personal data: codes only (kiosk/ports/audit.py)."""
 
     event: str
     detail: str = ""
+    technician: str | None = None          # the technician's id, when a technician did it
+
+
+# ---------------------------------------------------------------- the technician's
+
+
+@dataclass(frozen=True, repr=False)
+class CheckTechnicianPin:
+    """Check a technician PIN against the configured hash (slow on purpose: on a worker)."""
+
+    attempt_id: str
+    pin: str
+
+    def __repr__(self) -> str:
+        return "CheckTechnicianPin(attempt_id=%s, pin=<withheld>)" % self.attempt_id
+
+
+@dataclass(frozen=True)
+class GatherTechnicianStatus:
+    """Ask every device how it is, and the outbox how full it is, for the technician screen."""
+
+
+@dataclass(frozen=True)
+class PrintTestPage:
+    """A short test page through the printer port (no personal data on it)."""
+
+
+@dataclass(frozen=True)
+class WalkLights:
+    """Each light pattern in turn on the cabinet, then back to the one shown."""
+
+
+@dataclass(frozen=True)
+class RestartApp:
+    """The app exits with a status that systemd restarts it after."""
+
+
+@dataclass(frozen=True)
+class RebootDevice:
+    """The device restarts (`systemctl reboot`, injected: tests never reboot)."""
 
 
 Effect = Union[
     LoadCatalogue, ConnectCard, Authenticate, ReadPhoto, ReleaseCard, CheckEligibility, CheckPrinter,
     CheckTerminal, Charge, AbortPayment, IssueDocument, PrintDocument, Settle, Alert, Audit,
-    CheckOfflineAllowance, QueueClaim, PrintClaimSlip, FindWaitingDocuments, PrintCollected,
+    CheckOfflineAllowance, QueueClaim, PrintClaimSlip, FindWaitingDocuments, PrintCollected, Chime,
+    CheckTechnicianPin, GatherTechnicianStatus, PrintTestPage, WalkLights, RestartApp, RebootDevice,
 ]

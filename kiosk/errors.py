@@ -40,3 +40,7 @@ class CentralError(KioskError):
 
 class JournalError(QueueError):
     """The transaction journal cannot write a fact down: nothing may be charged."""
+
+
+class AuditError(QueueError):
+    """The audit log cannot write an entry down (a full disk): the kiosk goes on, a technician is called."""

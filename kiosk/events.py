@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Union
 
+from kiosk.ports.cabinet import CabinetInput
 from kiosk.ports.card_reader import CardReadResult, ConnectResult
 from kiosk.money import Money
 from kiosk.ports.outbox import LinkState
@@ -13,6 +14,7 @@ from kiosk.ports.payment_terminal import PaymentMethod, PaymentOutcome, PaymentP
 from kiosk.ports.receipt_printer import PrintOutcome
 from kiosk.catalogue import Catalogue
 from kiosk.documents import IssuedDocument
+from kiosk.technician import TechnicianAction, TechnicianStatus
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,13 @@ class AudioGuidanceChosen:
 
 
 @dataclass(frozen=True)
+class CabinetChanged:
+    """A cabinet input changed (the door, the technician's key, the help button, the paper sensor)."""
+
+    what: CabinetInput
+
+
+@dataclass(frozen=True)
 class DeviceRefused:
     """Central stopped (a reason) or started again (None) serving this kiosk."""
 
@@ -259,11 +268,57 @@ class DocumentsCollected:
     outcome: PrintOutcome            # the last print's: not PRINTED when one failed (the rest still wait)
 
 
+# ---------------------------------------------------------------- the technician's
+
+
+@dataclass(frozen=True)
+class TechnicianPinDigit:
+    digit: str
+
+
+@dataclass(frozen=True)
+class TechnicianPinErase:
+    pass
+
+
+@dataclass(frozen=True)
+class TechnicianPinSubmit:
+    pass
+
+
+@dataclass(frozen=True)
+class TechnicianPinChecked:
+    attempt_id: str
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class TechnicianStatusGathered:
+    status: TechnicianStatus
+
+
+@dataclass(frozen=True)
+class TechnicianActionChosen:
+    """A button of the technician screen."""
+
+    action: TechnicianAction
+
+
+@dataclass(frozen=True)
+class TechnicianActionDone:
+    """A test print or a light walk finished (`ok`: it went through)."""
+
+    action: TechnicianAction
+    ok: bool
+
+
 Event = Union[
     Start, Tick, Touched, LanguageChosen, CardInserted, CardRemoved, ReaderLost, ReaderFound,
     CatalogueLoaded, LinkChanged, CardConnected, PinDigit, PinErase, PinSubmit, CardAuthenticated, PhotoRead,
     ShowServices, Pay, RetryPayment, Back, Cancel, CategoryChosen, ServiceChosen, TextSizeChosen, ContrastChosen,
     AudioGuidanceChosen, EligibilityChecked, PrinterChecked, TerminalChecked, PaymentPrompted, PaymentSettled,
     DocumentAnswered, PrintFinished, OfflineAllowanceChecked, ClaimQueued, WaitingDocumentsFound, CollectDocuments,
-    DocumentsCollected, DeviceRefused,
+    DocumentsCollected, DeviceRefused, CabinetChanged,
+    TechnicianPinDigit, TechnicianPinErase, TechnicianPinSubmit, TechnicianPinChecked, TechnicianStatusGathered,
+    TechnicianActionChosen, TechnicianActionDone,
 ]

@@ -30,7 +30,8 @@ from kiosk.config import SiteConfig
 from kiosk.documents import IssuedDocument
 from kiosk.errors import QueueError
 from kiosk.messages import MessageKind
-from kiosk.ports.cabinet import Cabinet, Light, NoCabinet
+from kiosk.ports.audit import REFUSED_EVENT, AuditLog, is_detail, is_event, is_technician
+from kiosk.ports.cabinet import Cabinet, CabinetInput, Light, NoCabinet
 from kiosk.card_proof import CardProof, claim_challenge
 from kiosk.ports.central import Central, Challenge, Eligibility
 from kiosk.ports.card_reader import CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult
@@ -41,6 +42,7 @@ from kiosk.ports.payment_terminal import (
 )
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult, ReceiptPrinter
 from kiosk.session import Session, Step, View
+from kiosk.technician import RESTART_EXIT_STATUS, TechnicianAction, TechnicianStatus, check_pin
 from kiosk.wire import AnswerStatus
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,24 @@ _LIGHTS = {
     Step.OUT_OF_SERVICE: Light.OUT_OF_SERVICE,
     Step.ATTRACT: Light.READY,
     Step.PRINT_WAITING: Light.FAULT,        # a paid document waits for the printer: an attendant may help
+    Step.TECHNICIAN_PIN: Light.OUT_OF_SERVICE,  # a technician has the kiosk: nobody is served
+    Step.TECHNICIAN: Light.OUT_OF_SERVICE,
 }
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """What the technician screen needs of the device, injected (the composition root gives the real
+    ones; a test gives fakes, so that no test reboots the machine it runs on)."""
+
+    pin_hash: str = ""                                         # `[technician] pin_hash`; "": no PIN opens it
+    device_id: str = ""
+    version: str = ""                                          # the software's, as installed
+    exit_app: Callable[[int], None] | None = None              # the frontend exits with this status
+    reboot: Callable[[], None] | None = None                   # `systemctl reboot`
+    light_step_s: float = 1.5                                  # how long each pattern shows in a light walk
+    pause: Callable[[float], None] = time.sleep                # waits between the light walk's patterns
+    status_timeout_s: float = 15.0                             # the longest a device may take to say its status
 
 
 class Runtime:
@@ -105,6 +124,8 @@ class Runtime:
         clock: Callable[[], float] = time.monotonic,
         catalogue: CatalogueSupply | None = None,
         wall: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
+        maintenance: Maintenance = Maintenance(),
     ) -> None:
         """`catalogue` is where the catalogue comes from: central, checked and kept on the disk
         (default: central's as it comes, nothing kept)."""
@@ -123,6 +144,8 @@ class Runtime:
         self._today = today
         self.clock = clock
         self._wall = wall                 # wall time: the day a claim counts to, the time on its slip
+        self.audit = audit                # the tamper-evident audit log (None: the log line only)
+        self.maintenance = maintenance    # the technician screen's PIN hash, restart and reboot
         self._listeners: list[Callable[[View], None]] = []
         self._shown: View | None = None
         self._light: Light | None = None
@@ -140,6 +163,7 @@ class Runtime:
         self.outbox.start()
         self.reconciler.start()           # settles what a crash left open, before anyone pays
         self.devices.card_reader.watch(self._on_card_event)
+        self.devices.cabinet.watch(self._on_cabinet_input)
         self.dispatch(ev.Start(self.clock()))
 
     def stop(self) -> None:
@@ -148,6 +172,7 @@ class Runtime:
             return
         self._stopped = True
         self.devices.card_reader.unwatch()
+        self.devices.cabinet.unwatch()
         for worker in self._workers.values():
             worker.shutdown(wait=True, cancel_futures=True)
         self.reconciler.stop()
@@ -202,6 +227,9 @@ class Runtime:
         """From a worker thread: deliver a result to the session's thread."""
         self._post(lambda: self.dispatch(event))
 
+    def _on_cabinet_input(self, what: CabinetInput) -> None:
+        self._report(ev.CabinetChanged(what))
+
     def _on_card_event(self, event: CardEvent) -> None:
         self._report(_CARD_EVENTS[event])
 
@@ -232,10 +260,32 @@ class Runtime:
             self._report(result)
 
     def _audit(self, effect: fx.Audit) -> None:
-        log.info("audit.%s detail=%s", effect.event, effect.detail)
+        """The log line, and an entry in the audit log; never raises into the session. On the session's
+        thread, at once: an entry is on the disk before whatever it records goes on (a restart)."""
+        event = effect.event if is_event(effect.event) else "malformed"
+        codes = event == effect.event and is_detail(effect.detail) and (
+            effect.technician is None or is_technician(effect.technician))
+        log.info("audit.%s detail=%s%s", event, effect.detail if codes else "<refused>",
+                 " technician=%s" % effect.technician if codes and effect.technician else "")
+        if self.audit is None:
+            return
+        try:
+            if codes:
+                self.audit.append(effect.event, effect.detail, technician=effect.technician)
+            else:                         # not codes (perhaps personal data): only that something was refused
+                log.error("runtime.audit_refused event=%s", event)
+                self.audit.append(REFUSED_EVENT, event)
+        except QueueError as exc:         # a full disk: the citizen is still served, a technician is called
+            log.critical("runtime.audit_unwritable event=%s error=%s", event, exc)
+            self._alert(fx.Alert("audit.unwritable"))
+        except Exception:                 # an audit log's own fault never stops a session
+            log.exception("runtime.audit_failed event=%s", event)
 
     def _alert(self, effect: fx.Alert) -> None:
         log.warning("alert.%s", effect.kind)
+
+    def _chime(self, effect: fx.Chime) -> None:
+        self.devices.cabinet.chime(effect.kind)         # returns at once: the cabinet sounds it
 
     def _load_catalogue(self, _effect: fx.LoadCatalogue) -> ev.Event:
         supplied = self.catalogue.load()
@@ -458,6 +508,92 @@ class Runtime:
         if not self.outbox.send(kind, message_id, payload):
             log.critical("runtime.unsent kind=%s id=%s", kind.value, message_id)
 
+    # ------------------------------------------------------------ the technician's
+
+    def _check_technician_pin(self, effect: fx.CheckTechnicianPin) -> ev.Event:
+        """Slow on purpose (scrypt): on its own worker, never the UI thread; the PIN is never logged."""
+        accepted = check_pin(effect.pin, self.maintenance.pin_hash)
+        log.info("runtime.technician_pin accepted=%s", accepted)
+        return ev.TechnicianPinChecked(effect.attempt_id, accepted)
+
+    def _ask(self, worker: str, call: Callable[[], Any], unknown: Any) -> Any:
+        """`call` on the party's own worker (each device sees one caller at a time), waited for a while;
+        `unknown` when it fails or does not answer in time."""
+        try:
+            return self._workers[worker].submit(call).result(timeout=self.maintenance.status_timeout_s)
+        except Exception as exc:          # a timeout, a driver's fault: the status is not known
+            log.warning("runtime.technician_status_unknown party=%s error=%s", worker, type(exc).__name__)
+            return unknown
+
+    def _gather_technician_status(self, _effect: fx.GatherTechnicianStatus) -> ev.Event:
+        from kiosk.ports.card_reader import ReaderStatus
+
+        depth = self._ask("outbox", self.outbox.depth, None)
+        last = None
+        if depth is not None and depth.last_answered_at is not None:
+            last = datetime.fromtimestamp(depth.last_answered_at, zoneinfo.ZoneInfo(self._site.time_zone)) \
+                .strftime("%Y-%m-%d %H:%M")
+        return ev.TechnicianStatusGathered(TechnicianStatus(
+            reader=self._ask("card", lambda: self.devices.card_reader.status, ReaderStatus.UNKNOWN),
+            terminal=self._ask("payment", self.devices.payment.check, None),
+            printer=self._ask("printer", self.devices.printer.status, PrinterStatus.UNKNOWN),
+            light=self._light,
+            pending=depth.pending if depth is not None else None,
+            dead=depth.dead if depth is not None else None,
+            last_sync=last,
+            link=self._technician_link(),
+            version=self.maintenance.version,
+            device_id=self.maintenance.device_id,
+        ))
+
+    def _technician_link(self) -> LinkState:
+        """The outbox's link, or, before it has sent anything, the link as the session last saw it
+        (central's catalogue answered or not): what the header shows."""
+        link = self.outbox.link()
+        shown = self._shown
+        return shown.link if link is LinkState.UNKNOWN and shown is not None else link
+
+    def _print_test_page(self, _effect: fx.PrintTestPage) -> ev.Event:
+        """A short page in plain ASCII through the printer port: the device, the software, the time."""
+        from kiosk.ports.receipt_printer import PrintJob, TextBlock
+
+        now = datetime.fromtimestamp(self._wall(), zoneinfo.ZoneInfo(self._site.time_zone))
+        outcome = self.devices.printer.print_job(PrintJob((
+            TextBlock("KIOSK TEST PAGE", centered=True),
+            TextBlock("device   %s" % self.maintenance.device_id),
+            TextBlock("software %s" % self.maintenance.version),
+            TextBlock("printed  %s" % now.strftime("%Y-%m-%d %H:%M %Z")),
+            TextBlock("0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            TextBlock("-" * 32, centered=True),
+        )))
+        log.info("runtime.test_page result=%s status=%s", outcome.result.name, outcome.status.name)
+        return ev.TechnicianActionDone(TechnicianAction.TEST_PRINT, outcome.result is PrintResult.PRINTED)
+
+    def _walk_lights(self, _effect: fx.WalkLights) -> ev.Event:
+        """Each pattern in turn, then the one the kiosk shows now."""
+        for light in Light:
+            self.devices.cabinet.show(light)
+            self.maintenance.pause(self.maintenance.light_step_s)
+        self.devices.cabinet.show(self._light or Light.OFF)
+        return ev.TechnicianActionDone(TechnicianAction.LIGHT_WALK, True)
+
+    def _restart_app(self, _effect: fx.RestartApp) -> ev.Event | None:
+        """On the session's thread: the frontend stops, and exits with the status systemd restarts on."""
+        if self.maintenance.exit_app is None:
+            log.warning("runtime.restart_unavailable")
+            return ev.TechnicianActionDone(TechnicianAction.RESTART, False)
+        log.warning("runtime.restart status=%d", RESTART_EXIT_STATUS)
+        self.maintenance.exit_app(RESTART_EXIT_STATUS)
+        return None
+
+    def _reboot(self, _effect: fx.RebootDevice) -> ev.Event | None:
+        if self.maintenance.reboot is None:
+            log.warning("runtime.reboot_unavailable")
+            return ev.TechnicianActionDone(TechnicianAction.REBOOT, False)
+        log.warning("runtime.reboot")
+        self.maintenance.reboot()
+        return None
+
 
 def _unsettled(effect: fx.Settle) -> None:
     """The reconciler failed unexpectedly: the journal still holds the entry, which the next start
@@ -469,6 +605,7 @@ def _unsettled(effect: fx.Settle) -> None:
 EFFECTS: dict[type, EffectHandler[Any]] = {
     fx.Audit: EffectHandler("", Runtime._audit, _nothing),
     fx.Alert: EffectHandler("", Runtime._alert, _nothing),
+    fx.Chime: EffectHandler("", Runtime._chime, _nothing),
     # On its own thread: a refresh waiting on a link that is down never holds up a citizen's pre-check.
     fx.LoadCatalogue: EffectHandler("catalogue", Runtime._load_catalogue, lambda e: ev.CatalogueLoaded(None)),
     fx.ConnectCard: EffectHandler("card", Runtime._connect_card,
@@ -501,4 +638,18 @@ EFFECTS: dict[type, EffectHandler[Any]] = {
                                            lambda e: ev.WaitingDocumentsFound(e.session_id, None)),
     fx.PrintCollected: EffectHandler("printer", Runtime._print_collected, lambda e: ev.DocumentsCollected(
         e.session_id, (), PrintOutcome(PrintResult.FAILED, PrinterStatus.UNKNOWN))),
+    # The technician's. The PIN's hash is slow on purpose, and the status asks each party on its own
+    # worker: on a worker of their own, so that neither holds up the other nor the UI.
+    fx.CheckTechnicianPin: EffectHandler("technician-pin", Runtime._check_technician_pin,
+                                         lambda e: ev.TechnicianPinChecked(e.attempt_id, False)),
+    fx.GatherTechnicianStatus: EffectHandler("technician", Runtime._gather_technician_status,
+                                             lambda e: ev.TechnicianStatusGathered(TechnicianStatus())),
+    fx.PrintTestPage: EffectHandler("printer", Runtime._print_test_page,
+                                    lambda e: ev.TechnicianActionDone(TechnicianAction.TEST_PRINT, False)),
+    fx.WalkLights: EffectHandler("cabinet", Runtime._walk_lights,
+                                 lambda e: ev.TechnicianActionDone(TechnicianAction.LIGHT_WALK, False)),
+    fx.RestartApp: EffectHandler("", Runtime._restart_app,
+                                 lambda e: ev.TechnicianActionDone(TechnicianAction.RESTART, False)),
+    fx.RebootDevice: EffectHandler("technician", Runtime._reboot,
+                                   lambda e: ev.TechnicianActionDone(TechnicianAction.REBOOT, False)),
 }

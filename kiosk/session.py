@@ -71,12 +71,21 @@ from kiosk.effects import (
     FindWaitingDocuments,
     PrintCollected,
 )
+from kiosk.effects import (
+    CheckTechnicianPin,
+    GatherTechnicianStatus,
+    PrintTestPage,
+    RebootDevice,
+    RestartApp,
+    WalkLights,
+)
 from kiosk.events import (
     Back,
     Cancel,
     CardAuthenticated,
     CardConnected,
     CardInserted,
+    CabinetChanged,
     CardRemoved,
     DeviceRefused,
     AudioGuidanceChosen,
@@ -114,6 +123,25 @@ from kiosk.events import (
     CollectDocuments,
     DocumentsCollected,
 )
+from kiosk.events import (
+    TechnicianActionChosen,
+    TechnicianActionDone,
+    TechnicianPinChecked,
+    TechnicianPinDigit,
+    TechnicianPinErase,
+    TechnicianPinSubmit,
+    TechnicianStatusGathered,
+)
+from kiosk.ports.cabinet import CabinetInput
+from kiosk.ports.cabinet import Chime as ChimeKind
+from kiosk.effects import Chime
+from kiosk.technician import (
+    PIN_MAX_DIGITS as TECHNICIAN_PIN_MAX_DIGITS,
+    PIN_MIN_DIGITS as TECHNICIAN_PIN_MIN_DIGITS,
+    TechnicianAction,
+    TechnicianPolicy,
+    TechnicianStatus,
+)
 from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
 from kiosk.ports.outbox import LinkState
 from kiosk.ports.payment_terminal import (
@@ -129,6 +157,7 @@ CATALOGUE_RETRY_S = 15.0
 CATALOGUE_REFRESH_S = 60.0           # while nobody is served: central's catalogue asked again (and the link seen)
 PRINTER_RECHECK_S = 5.0              # how often the printer is asked whether it is back, while a reprint waits
 WALLET_GRACE_S = 15.0                # after a wallet request expired, the terminal is told to stop if it has not
+HELP_SHOWN_S = 10.0                  # the help button pressed: "an attendant has been called" shows this long
 
 
 class Step(enum.Enum):
@@ -153,6 +182,8 @@ class Step(enum.Enum):
     TAKE_CARD = "take card"
     CARD_REFUSED = "card refused"
     FAILED = "failed"
+    TECHNICIAN_PIN = "technician pin"   # the maintenance key is on: the technician's PIN opens the technician screen
+    TECHNICIAN = "technician"           # the devices' status and the technician's actions
 
 
 # Steps where the citizen is expected to act, so silence means they left.
@@ -190,6 +221,8 @@ class Reason(enum.Enum):
     DEVICE_REFUSED = "device_refused"           # central does not serve this kiosk (revoked, not enrolled)
     OFFLINE_LIMIT = "offline_limit"             # the day's offline payments reached the cap: nothing was charged
     COLLECTION_FAILED = "collection_failed"     # a waiting document did not print: it still waits
+    DOOR_OPEN = "door_open"                     # the cabinet's door is open: out of service until it is shut
+    TECHNICIAN = "technician"                   # a technician took the kiosk out of service
 
 
 # A sale that failed because the terminal could not take it: paid services are unavailable for now.
@@ -274,6 +307,16 @@ class View:
     high_contrast: bool = False
     audio_guidance: bool = False
     link: LinkState = LinkState.UNKNOWN       # whether central can be reached, as last seen
+    help_called: bool = False                 # the help button was pressed: "an attendant has been called"
+    # The technician's screens (the maintenance key turned): the PIN typed, its check, the lockout, the status.
+    technician_pin_length: int = 0
+    technician_checking: bool = False             # the PIN is being checked (slow on purpose)
+    technician_tries_left: int | None = None      # after a wrong technician PIN: tries before the lockout
+    technician_locked_s: int | None = None        # locked out after too many wrong PINs: seconds left
+    technician_status: TechnicianStatus | None = None
+    technician_action: TechnicianAction | None = None   # the last test print or light walk asked for
+    technician_outcome: str = ""                  # its outcome: "under_way", "ok" or "failed"
+    taken_out_of_service: bool = False            # by the technician, until put back in service
 
     def __repr__(self) -> str:
         return "View(step=%s, language=%s)" % (self.step.name, self.language)
@@ -312,6 +355,7 @@ class Session:
         catalogue_refresh_s: float = CATALOGUE_REFRESH_S,
         new_id: Callable[[], str] = _new_id,
         new_reference: Callable[[], str] = new_claim_reference,
+        technician: TechnicianPolicy = TechnicianPolicy(),
     ) -> None:
         self._languages = languages
         self._timeouts = timeouts
@@ -328,10 +372,14 @@ class Session:
         self._catalogue_asked_at = 0.0
         self._reader_present = True
         self._device_refused = False         # central refuses this kiosk: out of service until it serves it again
+        self._door_open = False              # the cabinet's door: open, out of service until it is shut
+        self._paper_low = False              # the printer's paper-low sensor, as last heard
+        self._help_until = float("-inf")     # the help banner shows until then
         self._card_present = False
         self._orphans: dict[str, Transaction] = {}
         self._now = 0.0
         self._clear()
+        self._init_technician(technician)
         # Which method handles which event: one entry per event type.
         self._handlers: dict[type, Callable[[Any], list[Effect] | None]] = {
             Start: self._on_start,
@@ -371,6 +419,14 @@ class Session:
             ClaimQueued: self._on_claim_queued,
             WaitingDocumentsFound: self._on_waiting_documents_found,
             DeviceRefused: self._on_device_refused,
+            CabinetChanged: self._on_cabinet_changed,
+            TechnicianPinDigit: self._on_technician_pin_digit,
+            TechnicianPinErase: self._on_technician_pin_erase,
+            TechnicianPinSubmit: self._on_technician_pin_submit,
+            TechnicianPinChecked: self._on_technician_pin_checked,
+            TechnicianStatusGathered: self._on_technician_status_gathered,
+            TechnicianActionChosen: self._on_technician_action_chosen,
+            TechnicianActionDone: self._on_technician_action_done,
             CollectDocuments: self._on_collect_documents,
             DocumentsCollected: self._on_documents_collected,
         }
@@ -418,6 +474,8 @@ class Session:
             high_contrast=self._high_contrast,
             audio_guidance=self._audio_guidance,
             link=self._link,
+            help_called=self._now < self._help_until,
+            **self._technician_view(),
         )
 
     @property
@@ -430,6 +488,9 @@ class Session:
     def handle(self, event: Event) -> list[Effect]:
         before = self.step
         effects: list[Effect] = self._handlers[type(event)](event) or []
+        effects += self._technician_after(event)   # the maintenance key waits for nobody to be served
+        if self.step is Step.TAKE_CARD and before is not Step.TAKE_CARD:
+            effects.append(Chime(ChimeKind.TAKE_CARD))     # by ear too: the card waits in the reader
         if self.step is not before:
             log.info("session.step from=%s to=%s", before.name, self.step.name)
         return effects
@@ -753,14 +814,15 @@ class Session:
             self._txn = None
             self._slip_printed = event.outcome.result is PrintResult.PRINTED
             self.step = Step.TAKE_CARD
+            chime: list[Effect] = [Chime(ChimeKind.TAKE_DOCUMENT)] if self._slip_printed else []
             return alerts + [Audit("claim.slip_printed" if self._slip_printed else "claim.slip_not_printed",
-                                   txn.service.code)]
+                                   txn.service.code)] + chime
         if event.outcome.result is PrintResult.PRINTED:
             self._txn = None
             self._printed = True
             self._serial = txn.document.serial if txn.document is not None else None
             self.step = Step.TAKE_CARD
-            return alerts + [Audit("document.printed", txn.service.code)]
+            return alerts + [Audit("document.printed", txn.service.code), Chime(ChimeKind.TAKE_DOCUMENT)]
         if txn.document is None or self._timeouts.reprint_s <= 0:
             self._txn = None
             return alerts + [Settle(txn.txn_id, Reason.PRINT_FAILED.value)] + self._fail(
@@ -812,7 +874,8 @@ class Session:
         self._waiting = tuple(d for d in self._waiting if d.serial not in event.collected)
         alerts: list[Effect] = [Alert("printer.paper_near_end")] \
             if event.outcome.status is PrinterStatus.PAPER_NEAR_END else []
-        audit = [Audit("claim.collected", str(len(event.collected)))]
+        audit = [Audit("claim.collected", str(len(event.collected)))] \
+            + ([Chime(ChimeKind.TAKE_DOCUMENT)] if event.collected else [])
         if event.outcome.result is not PrintResult.PRINTED or self._waiting:
             return alerts + audit + self._fail(Reason.COLLECTION_FAILED, refunded=False)
         self.step = Step.TAKE_CARD
@@ -856,6 +919,53 @@ class Session:
         left = limit + self._timeouts.warning_s - quiet
         return True, max(0, int(left + 0.999))
 
+    def _on_cabinet_changed(self, event: CabinetChanged) -> list[Effect]:
+        """The cabinet's inputs: each has its own handler (the door, the technician's key, help, paper)."""
+        log.info("session.cabinet input=%s", event.what.name)
+        if event.what in (CabinetInput.MAINTENANCE_ON, CabinetInput.MAINTENANCE_OFF):
+            return self._on_maintenance_key(event.what is CabinetInput.MAINTENANCE_ON)
+        if event.what in (CabinetInput.DOOR_OPENED, CabinetInput.DOOR_CLOSED):
+            return self._on_door(event.what is CabinetInput.DOOR_OPENED)
+        if event.what is CabinetInput.HELP_PRESSED:
+            return self._on_help_pressed()
+        if event.what in (CabinetInput.PAPER_LOW, CabinetInput.PAPER_OK):
+            return self._on_paper(event.what is CabinetInput.PAPER_LOW)
+        return []
+
+    def _on_door(self, opened: bool) -> list[Effect]:
+        """Opened: any session ends as if the card were pulled (the money rules hold: what a charge is
+        owed is settled), and the kiosk is out of service until the door is shut. A technician at the
+        technician screen stays there. Shut: in service again, a card left in the reader asked back first."""
+        if opened == self._door_open:
+            return []
+        self._door_open = opened
+        if not opened:
+            self._update_service_state()
+            if self.step is Step.ATTRACT and self._card_present and self._reader_present:
+                self.step = Step.TAKE_CARD
+            return [Audit("cabinet.door_closed", self.step.name.lower())]
+        effects: list[Effect] = [Audit("cabinet.door_opened", self.step.name.lower()), Alert("cabinet.door_opened")]
+        if self.step in _TECHNICIAN_STEPS:
+            return effects
+        if self.step in CARD_STEPS:
+            effects += self._end_session(Reason.DOOR_OPEN)
+        if self.step is Step.TAKE_CARD:
+            self.step = Step.OUT_OF_SERVICE      # the card stays where it is: asked back once the door is shut
+        self._update_service_state()
+        return effects
+
+    def _on_help_pressed(self) -> list[Effect]:
+        """An attendant is alerted and the screen says so for a while; pressed again meanwhile, once."""
+        shown = self._now < self._help_until
+        self._help_until = self._now + HELP_SHOWN_S
+        return [] if shown else [Alert("cabinet.help"), Audit("cabinet.help", self.step.name.lower())]
+
+    def _on_paper(self, low: bool) -> list[Effect]:
+        if low == self._paper_low:
+            return []
+        self._paper_low = low
+        return [Alert("printer.paper_low")] if low else [Audit("printer.paper_ok")]
+
     def _on_device_refused(self, event: DeviceRefused) -> None:
         self._device_refused = event.reason is not None
         self._update_service_state()
@@ -869,6 +979,10 @@ class Session:
             reason = Reason.NO_CATALOGUE
         else:
             reason = None
+        if self._out_of_service_by_technician:
+            reason = Reason.TECHNICIAN          # the technician's decision, until they put it back
+        if self._door_open:
+            reason = Reason.DOOR_OPEN           # nobody is served with the cabinet open
         if reason is not None:
             if self.step in (Step.STARTING, Step.ATTRACT, Step.INSERT_CARD, Step.OUT_OF_SERVICE):
                 self.step = Step.OUT_OF_SERVICE
@@ -1034,5 +1148,169 @@ class Session:
         if payment is not None and payment.status in (PaymentStatus.DECLINED, PaymentStatus.FAILED):
             return []                                # nothing was charged
         if printed is not None and printed.result is PrintResult.PRINTED:
-            return [Audit("document.printed", txn.service.code)]
+            return [Audit("document.printed", txn.service.code), Chime(ChimeKind.TAKE_DOCUMENT)]
         return [Settle(txn_id, "card_removed"), Audit("transaction.refunded_after_card_removed")]
+
+    # ------------------------------------------------------------ the technician (the maintenance key)
+    #
+    # The key turned on asks for the technician screen: at once when nobody is served (attract, insert
+    # card, out of service), else once the citizen's session has ended (a payment is never cut short).
+    # A PIN of 6 to 12 digits opens it, checked on a worker against the configured hash; after
+    # `max_tries` wrong PINs no PIN is taken for `lockout_s`, however often the key is turned. The key
+    # turned off goes back to the citizens' screens, or out of service if the technician took the kiosk
+    # out of service. Every PIN attempt and every action is audited (never the PIN).
+
+    def _init_technician(self, policy: TechnicianPolicy) -> None:
+        self._technician_policy = policy
+        self._maintenance_key = False              # the key switch is on
+        self._out_of_service_by_technician = False
+        self._technician_pin: list[str] = []
+        self._technician_attempt: str | None = None     # a PIN check on its way
+        self._technician_failures = 0              # wrong PINs since the last right one or the last lockout
+        self._technician_locked_until = float("-inf")
+        self._technician_status: TechnicianStatus | None = None
+        self._technician_status_asked = False      # a status gathering is on its way
+        self._technician_status_at = float("-inf")
+        self._technician_action: TechnicianAction | None = None
+        self._technician_outcome = ""
+
+    def _technician_view(self) -> dict[str, Any]:
+        locked = self._technician_locked_until - self._now
+        at_pin = self.step is Step.TECHNICIAN_PIN
+        return dict(
+            technician_pin_length=len(self._technician_pin) if at_pin else 0,
+            technician_checking=at_pin and self._technician_attempt is not None,
+            technician_tries_left=self._technician_policy.max_tries - self._technician_failures
+            if at_pin and self._technician_failures else None,
+            technician_locked_s=int(locked + 0.999) if at_pin and locked > 0 else None,
+            technician_status=self._technician_status if self.step is Step.TECHNICIAN else None,
+            technician_action=self._technician_action if self.step is Step.TECHNICIAN else None,
+            technician_outcome=self._technician_outcome if self.step is Step.TECHNICIAN else "",
+            taken_out_of_service=self._out_of_service_by_technician,
+        )
+
+    def _technician_locked(self) -> bool:
+        return self._now < self._technician_locked_until
+
+    def _on_maintenance_key(self, on: bool) -> list[Effect]:
+        self._maintenance_key = on
+        if on:
+            waiting = self.step not in _NOBODY_SERVED and self.step not in _TECHNICIAN_STEPS
+            return [Audit("technician.key_on", "waiting_for_session_end" if waiting else "")]
+        if self.step not in _TECHNICIAN_STEPS:
+            return [Audit("technician.key_off", "")]
+        # Back to the citizens: the attract screen, or out of service (the technician's, or any other reason).
+        self._leave_technician()
+        return [Audit("technician.key_off", "out_of_service" if self._out_of_service_by_technician else "")] \
+            + self._end_session(None)
+
+    def _leave_technician(self) -> None:
+        self._technician_pin.clear()
+        self._technician_status = None
+        self._technician_action = None
+        self._technician_outcome = ""
+
+    def _technician_after(self, event: Event) -> list[Effect]:
+        """After every event: the key on and nobody served goes to the PIN; the status is kept fresh."""
+        if self._maintenance_key and self.step in _NOBODY_SERVED:
+            log.info("session.technician_pin_asked")
+            self._leave_technician()
+            self.step = Step.TECHNICIAN_PIN
+            return []
+        if self.step is Step.TECHNICIAN and isinstance(event, Tick) and not self._technician_status_asked \
+                and self._now - self._technician_status_at >= TECHNICIAN_STATUS_REFRESH_S:
+            return self._gather_technician_status()
+        return []
+
+    def _gather_technician_status(self) -> list[Effect]:
+        if self._technician_status_asked:
+            return []
+        self._technician_status_asked = True
+        self._technician_status_at = self._now
+        return [GatherTechnicianStatus()]
+
+    def _on_technician_pin_digit(self, event: TechnicianPinDigit) -> None:
+        if self.step is Step.TECHNICIAN_PIN and self._technician_attempt is None and not self._technician_locked() \
+                and len(event.digit) == 1 and event.digit in "0123456789" \
+                and len(self._technician_pin) < TECHNICIAN_PIN_MAX_DIGITS:
+            self._technician_pin.append(event.digit)
+
+    def _on_technician_pin_erase(self, event: TechnicianPinErase) -> None:
+        if self.step is Step.TECHNICIAN_PIN and self._technician_pin:
+            self._technician_pin.pop()
+
+    def _on_technician_pin_submit(self, event: TechnicianPinSubmit) -> list[Effect]:
+        if self.step is not Step.TECHNICIAN_PIN or self._technician_attempt is not None:
+            return []
+        if self._technician_locked():
+            self._technician_pin.clear()
+            return [Audit("technician.pin_locked_out", "%ds_left" % int(self._technician_locked_until - self._now
+                                                                        + 0.999))]
+        if len(self._technician_pin) < TECHNICIAN_PIN_MIN_DIGITS:
+            return []
+        pin = "".join(self._technician_pin)
+        self._technician_pin.clear()
+        self._technician_attempt = self._new_id()
+        return [CheckTechnicianPin(self._technician_attempt, pin)]
+
+    def _on_technician_pin_checked(self, event: TechnicianPinChecked) -> list[Effect]:
+        if event.attempt_id != self._technician_attempt:
+            return []
+        self._technician_attempt = None
+        # Counted even when the key was turned off meanwhile: turning the key never resets the count.
+        if event.accepted:
+            self._technician_failures = 0
+            if self.step is not Step.TECHNICIAN_PIN:
+                return [Audit("technician.pin_accepted", "key_off")]
+            self.step = Step.TECHNICIAN
+            self._technician_status_asked = False
+            return [Audit("technician.pin_accepted", "")] + self._gather_technician_status()
+        self._technician_failures += 1
+        policy = self._technician_policy
+        if self._technician_failures < policy.max_tries:
+            return [Audit("technician.pin_refused", "tries_left:%d" % (policy.max_tries - self._technician_failures))]
+        self._technician_failures = 0
+        self._technician_locked_until = self._now + policy.lockout_s
+        log.warning("session.technician_locked_out seconds=%d", int(policy.lockout_s))
+        return [Audit("technician.pin_refused", "tries_left:0"),
+                Audit("technician.pin_lockout", "%ds" % int(policy.lockout_s))]
+
+    def _on_technician_status_gathered(self, event: TechnicianStatusGathered) -> None:
+        self._technician_status_asked = False
+        if self.step is Step.TECHNICIAN:
+            self._technician_status = event.status
+
+    def _on_technician_action_chosen(self, event: TechnicianActionChosen) -> list[Effect]:
+        if self.step is not Step.TECHNICIAN:
+            return []
+        action = event.action
+        audit = Audit("technician." + action.value, "asked")
+        if action is TechnicianAction.REFRESH:
+            self._technician_status_asked = False
+            return [audit] + self._gather_technician_status()
+        if action in (TechnicianAction.TEST_PRINT, TechnicianAction.LIGHT_WALK):
+            if self._technician_outcome == "under_way":
+                return [Audit("technician." + action.value, "busy")]   # one at a time
+            self._technician_action = action
+            self._technician_outcome = "under_way"
+            return [audit, PrintTestPage() if action is TechnicianAction.TEST_PRINT else WalkLights()]
+        if action is TechnicianAction.RESTART:
+            return [audit, RestartApp()]
+        if action is TechnicianAction.REBOOT:
+            return [audit, RebootDevice()]
+        self._out_of_service_by_technician = action is TechnicianAction.OUT_OF_SERVICE
+        return [Audit("technician." + action.value, "")]
+
+    def _on_technician_action_done(self, event: TechnicianActionDone) -> list[Effect]:
+        if self._technician_action is event.action and self._technician_outcome == "under_way":
+            self._technician_outcome = "ok" if event.ok else "failed"
+        effects: list[Effect] = [Audit("technician." + event.action.value, "ok" if event.ok else "failed")]
+        if self.step is Step.TECHNICIAN and event.action is TechnicianAction.TEST_PRINT:
+            effects += self._gather_technician_status()     # the printer's status after the page
+        return effects
+
+
+# Nobody is served: the maintenance key takes the kiosk at once.
+_NOBODY_SERVED = frozenset({Step.ATTRACT, Step.INSERT_CARD, Step.OUT_OF_SERVICE})
+_TECHNICIAN_STEPS = frozenset({Step.TECHNICIAN_PIN, Step.TECHNICIAN})
+TECHNICIAN_STATUS_REFRESH_S = 10.0      # the technician screen's status, gathered again this often

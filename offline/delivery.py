@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Callable
 
 from kiosk.errors import QueueError
 from kiosk.messages import MessageKind
-from kiosk.ports.outbox import Deliver, LinkState
+from kiosk.ports.outbox import Deliver, LinkState, QueueDepth
 from kiosk.ports.outbox import Outbox as OutboxPort
 from kiosk.ports.payment_terminal import PaymentTerminal
 from kiosk.ports.state import LocalState
+from offline.audit_log import SqliteAuditLog
 from offline.catalogue_cache import for_state_database
 from offline.database import StateDatabase
 from offline.disk_budget import MB, DiskBudget
@@ -76,6 +77,10 @@ class DurableOutbox(OutboxPort):
     def can_take_payment(self) -> bool:
         return self.budget is None or self.budget.can_take_payment()
 
+    def depth(self) -> QueueDepth:
+        counts = self.store.counts()
+        return QueueDepth(counts.pending, counts.dead, self.store.last_answered_at())
+
     def housekeep(self) -> RetentionReport:
         """Delete what is no longer needed, give the space back, look at the disk's free space."""
         report = self.retention.run_once()
@@ -111,7 +116,9 @@ def from_config(config: KioskConfig, deliver: Deliver, *, terminal: PaymentTermi
     """The `sqlite` backend of `outbox.backend` (kiosk.ports.state.LocalStateFactory): the outbox,
     the journal and the reconciler on one database; the runtime starts and stops the two workers.
     Central's health path is the link's probe unless `probe` is given."""
-    _database, store, journal = open_state(config, alert=alert)
+    database, store, journal = open_state(config, alert=alert)
+    audit = SqliteAuditLog(database, config.device_id, alert=alert)
+    audit.check_anchor()                   # the newest entries gone since the last run: written into the chain
     section = config.outbox
     budget = DiskBudget(section.path.parent, alert_bytes=section.disk_alert_mb * MB,
                         reserve_bytes=section.disk_reserve_mb * MB, alert=alert)
@@ -121,4 +128,4 @@ def from_config(config: KioskConfig, deliver: Deliver, *, terminal: PaymentTermi
     reconciler = Reconciler(journal, terminal, void_sender(outbox), run_id=run_id, alert=alert,
                             claim_answer=lambda request_id: outbox.wait_for_answer(request_id, 0.0))
     return LocalState(outbox=outbox, journal=journal, reconciler=reconciler,
-                      catalogue_cache=for_state_database(config.outbox.path))
+                      catalogue_cache=for_state_database(config.outbox.path), audit=audit)

@@ -315,6 +315,10 @@ class Outbox:
         return QueuedMessage(r[0], r[1], r[2], r[3], MessageState(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
                              bool(r[11]), bool(r[12]))
 
+    def last_answered_at(self) -> float | None:
+        """When central last answered a message still kept (delivered or refused), wall time; None: none."""
+        return self._run("SELECT max(answered_at) FROM outbox WHERE state IN ('delivered', 'dead')")[0][0]
+
     def saved_link(self) -> tuple[str, float] | None:
         rows = self._run("SELECT state, since FROM outbox_link WHERE id = 1")
         return (rows[0][0], rows[0][1]) if rows else None

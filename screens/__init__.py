@@ -28,4 +28,6 @@ SCREENS: dict[Step, str] = {
     Step.TAKE_CARD: "take_card",
     Step.CARD_REFUSED: "card_refused",
     Step.FAILED: "failed",
+    Step.TECHNICIAN_PIN: "technician_pin",
+    Step.TECHNICIAN: "technician",
 }

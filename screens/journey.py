@@ -12,6 +12,7 @@ A journey is JSON: ``{"name": "...", "steps": [...]}``; each step is one of
     {"await": "attract", "screenshot": false} ... without a screenshot (a long journey)
     {"screenshot": "label"}                   screenshot what is shown now
     {"rss": "label"}                          note this process's resident memory (printed and reported)
+    {"cabinet": "maintenance on"}             a cabinet input, as the cabinet's watch reports it (the key, the door)
 
 Card insertion and removal happen outside: the runner prints
 ``JOURNEY screen <name>`` on standard output each time an awaited screen
@@ -118,6 +119,8 @@ class JourneyRunner:
             self._tap(step, waited)
         elif "screenshot" in step:
             self._next({"screenshot": self._screenshot(step["screenshot"])})
+        elif "cabinet" in step:
+            self._next({"cabinet": self._work_cabinet(step["cabinet"])})
         elif "rss" in step:
             rss_kb = _rss_kb()
             print("JOURNEY rss %s %d" % (step["rss"], rss_kb), flush=True)
@@ -153,6 +156,15 @@ class JourneyRunner:
         x, y = widget.to_window(*widget.center)
         self._touch = Tap(x, y)
         self._touch.touch_down()
+
+    def _work_cabinet(self, what: str) -> str:
+        """A cabinet input (the maintenance key, the door, ...) reaches the session as the runtime hands it
+        on from the cabinet's watch; whatever `cabinet.backend` is, a journey can turn the key."""
+        from kiosk.events import CabinetChanged
+        from kiosk.ports.cabinet import CabinetInput
+
+        self.app.send(CabinetChanged(CabinetInput(what)))
+        return what
 
     def _find(self, tap_id: str):
         manager = self.app.manager

@@ -45,6 +45,8 @@ _CLASSES = {
     "catalogue": ("screens.catalogue", "CatalogueScreen"),
     "confirm": ("screens.confirm", "ConfirmScreen"),
     "paying": ("screens.paying", "PayingScreen"),
+    "technician_pin": ("screens.technician_pin", "TechnicianPinScreen"),
+    "technician": ("screens.technician", "TechnicianScreen"),
 }
 _MESSAGE = ("screens.message", "MessageScreen")   # every other screen says one thing
 

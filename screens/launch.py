@@ -10,6 +10,7 @@ Kivy's Clock for the first frame.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -36,6 +37,8 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
     Config.set("graphics", "resizable", "0")
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")
+    from screens import lockdown, watchdog
+    lockdown.configure(Config)      # no way out from the screen or a keyboard (screens/lockdown.py)
 
     from kivy.clock import Clock
 
@@ -44,14 +47,27 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
         Clock.schedule_once(lambda _dt: call(), 0)
 
     runtime = make_runtime(post_to_ui)
+    exit_status: list[int] = []
+
+    def exit_app(status: int) -> None:
+        """The technician's restart (on Kivy's thread): the app stops and `kiosk run` exits with
+        `status`, which systemd starts it again after."""
+        from kivy.app import App
+        exit_status.append(status)
+        App.get_running_app().stop()
+    runtime.maintenance = dataclasses.replace(runtime.maintenance, exit_app=exit_app)
     runtime.start()
 
+    lockdown.stop_on_sigterm()      # before SDL starts: systemctl stop still stops the kiosk
     from screens.journey import JourneyRunner
     from screens.kiosk_app import KioskApp
 
     runner: list[JourneyRunner] = []
 
     def on_started(app: KioskApp) -> None:
+        from kivy.core.window import Window
+        lockdown.lock(app, Window, refuse_close=config.display.fullscreen)   # a developer's window still closes
+        watchdog.start(Clock.schedule_once, Clock.schedule_interval)   # READY=1, then WATCHDOG=1 (systemd)
         if keys:
             from kivy.core.window import Window
 
@@ -71,4 +87,6 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
         KioskApp(runtime, on_started=on_started, audio=config.audio, digits=config.display.digits).run()
     finally:
         runtime.stop()
+    if exit_status:
+        return exit_status[-1]
     return runner[0].exit_code if runner else 0

@@ -68,6 +68,8 @@ PROMPTS: dict[str, tuple[str, ...]] = {
     "card_refused": ("card_refused.title",),
     "failed": ("failed.title",),
     "out_of_service": ("out_of_service.title",),
+    "technician_pin": ("technician.pin_title", "technician.pin_body"),
+    "technician": ("technician.title",),
 }
 
 # The prompts said for a state of a screen rather than the screen's own: prompt -> screen.

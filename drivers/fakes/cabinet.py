@@ -1,7 +1,8 @@
-"""`Cabinet` in process: a status light a test can read and inputs it can work.
+"""`Cabinet` in process: a status light and a chime a test can read, and inputs it can work.
 
 Inputs reach the watcher through an `EventRelay`, in order, and only when
-they change the input's state, as debounced switches do.
+they change the input's state, as debounced switches do; a watcher that
+comes while an input is not at rest (the door open) hears of it first.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 from drivers.event_relay import EventRelay
-from kiosk.ports.cabinet import Cabinet, CabinetInput, Light
+from kiosk.ports.cabinet import AT_REST, Cabinet, CabinetInput, Chime, Light
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -31,6 +32,7 @@ class FakeCabinet(Cabinet):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lights: list[Light] = []
+        self._chimes: list[Chime] = []
         self._state = {CabinetInput.DOOR_CLOSED, CabinetInput.MAINTENANCE_OFF, CabinetInput.PAPER_OK}
         self._events: EventRelay[CabinetInput] = EventRelay("cabinet")
 
@@ -44,6 +46,16 @@ class FakeCabinet(Cabinet):
         """Every pattern shown, oldest first."""
         with self._lock:
             return tuple(self._lights)
+
+    @property
+    def chimes(self) -> tuple[Chime, ...]:
+        """Every chime sounded, oldest first."""
+        with self._lock:
+            return tuple(self._chimes)
+
+    def chatter(self, what: CabinetInput) -> None:
+        """The contacts bounce on their way to `what` (open, shut, open): a debounced switch says it once."""
+        self.work(what)
 
     def work(self, what: CabinetInput) -> None:
         """Open the door, turn the key, press help, ... as a person would."""
@@ -60,8 +72,17 @@ class FakeCabinet(Cabinet):
         with self._lock:
             self._lights.append(light)
 
+    def chime(self, kind: Chime) -> None:
+        with self._lock:
+            self._chimes.append(kind)
+        log.info("cabinet.chime kind=%s", kind.name.lower())
+
     def watch(self, on_input: Callable[[CabinetInput], None]) -> None:
-        self._events.start(on_input)
+        with self._lock:
+            self._events.start(on_input)
+            for what in CabinetInput:            # in the enum's order: the door first
+                if what in self._state and what not in AT_REST:
+                    self._events.put(what)
 
     def unwatch(self) -> None:
         self._events.stop()

@@ -1,8 +1,9 @@
-"""The cabinet as the kiosk sees it: a status light, and the switches and
-sensors a technician or a citizen can work.
+"""The cabinet as the kiosk sees it: a status light, a chime, and the switches
+and sensors a technician or a citizen can work.
 
-The light shows what the kiosk is doing; the inputs come back as events from
-a background thread, each only when it changes, like the card reader's.
+The light shows what the kiosk is doing; the chime tells a citizen to take
+their card or their document; the inputs come back as events from a
+background thread, each only when it changes, like the card reader's.
 """
 
 from __future__ import annotations
@@ -31,14 +32,30 @@ class CabinetInput(enum.Enum):
     PAPER_OK = "paper ok"
 
 
+class Chime(enum.Enum):
+    """What the chime tells the citizen; each kind sounds its own way."""
+
+    TAKE_CARD = "take card"             # the ID card waits in the reader
+    TAKE_DOCUMENT = "take document"     # a document came out of the printer
+
+
+# Where each input rests, as a kiosk in service stands: door closed, key off, paper fine.
+AT_REST = frozenset({CabinetInput.DOOR_CLOSED, CabinetInput.MAINTENANCE_OFF, CabinetInput.PAPER_OK})
+
+
 class Cabinet(abc.ABC):
     @abc.abstractmethod
     def show(self, light: Light) -> None:
         """Set the status light's pattern; returns at once."""
 
     @abc.abstractmethod
+    def chime(self, kind: Chime) -> None:
+        """Sound `kind` once; returns at once (a chime asked while another sounds follows it)."""
+
+    @abc.abstractmethod
     def watch(self, on_input: Callable[[CabinetInput], None]) -> None:
-        """Call `on_input` (from a background thread) on every change of an input, until `unwatch`."""
+        """Call `on_input` (from a background thread) on every change of an input, until `unwatch`;
+        first, at once, with every input not at rest (`AT_REST`: a door open when the kiosk starts)."""
 
     @abc.abstractmethod
     def unwatch(self) -> None:
@@ -52,6 +69,9 @@ class NoCabinet(Cabinet):
     """A kiosk whose cabinet has no light and no inputs wired (`cabinet.backend = "none"`)."""
 
     def show(self, light: Light) -> None:
+        pass
+
+    def chime(self, kind: Chime) -> None:
         pass
 
     def watch(self, on_input: Callable[[CabinetInput], None]) -> None:

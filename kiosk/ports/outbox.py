@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from dataclasses import dataclass
 from typing import Callable
 
 from kiosk.messages import MessageKind
@@ -26,6 +27,15 @@ class LinkState(enum.Enum):
     UNKNOWN = "unknown"      # nothing sent or asked yet
     ONLINE = "online"        # the far side answered lately
     OFFLINE = "offline"      # it could not be reached: messages wait, and the link is watched
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """How full the outbox is, for the technician screen (counts and a time; no contents)."""
+
+    pending: int                         # messages waiting for their far side
+    dead: int                            # dead letters: refused for good
+    last_answered_at: float | None       # wall time central last answered a message kept; None: none kept
 
 
 class Outbox(abc.ABC):
@@ -61,3 +71,7 @@ class Outbox(abc.ABC):
         """False when the outbox could not keep another paid transaction (its disk is nearly full):
         asked before any charge, so that nobody pays for a request that could not be kept."""
         return True
+
+    def depth(self) -> QueueDepth | None:
+        """How many messages wait and how many are dead letters (None: this outbox cannot say)."""
+        return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from kiosk.ports.audit import AuditLog
 from kiosk.ports.catalogue_cache import CatalogueCache
 from kiosk.ports.journal import Journal, Reconciler
 from kiosk.ports.outbox import Deliver, Outbox
@@ -20,6 +21,7 @@ class LocalState:
     journal: Journal
     reconciler: Reconciler
     catalogue_cache: CatalogueCache | None = None
+    audit: AuditLog | None = None          # the tamper-evident audit log (None: the log lines only)
 
 
 class LocalStateFactory(Protocol):

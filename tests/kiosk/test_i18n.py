@@ -36,7 +36,8 @@ def test_every_reason_has_its_message(reason):
     assert "reason." + reason.value in i18n.message_ids("ar")
 
 
-MESSAGE_SCREENS = sorted(set(SCREENS.values()) - {"attract", "pin_entry", "identity", "catalogue", "confirm"})
+MESSAGE_SCREENS = sorted(set(SCREENS.values()) - {"attract", "pin_entry", "identity", "catalogue", "confirm",
+                                                  "technician_pin", "technician"})
 
 
 @pytest.mark.parametrize("screen", MESSAGE_SCREENS)

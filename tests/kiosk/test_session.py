@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 
+from kiosk.ports.cabinet import Chime
 from kiosk.ports.card_reader import CardReadResult, CardVerdict, ConnectResult, Identity
 from kiosk.ports.payment_terminal import (
     PaymentMethod, PaymentOutcome, PaymentPrompt, PaymentReason, PaymentStatus, PromptKind, TerminalState,
@@ -665,7 +666,7 @@ def test_cancel_while_the_terminal_waits_aborts_it_then_gives_the_card_back():
     assert k.send(ev.Cancel()) == []                      # once is enough
     assert k.step is Step.PAYING and k.session.view().cancelling
     out = k.send(outcome(charge, PaymentStatus.FAILED, PaymentReason.CANCELLED))
-    assert out == [fx.ReleaseCard()] and k.step is Step.TAKE_CARD
+    assert out == [fx.ReleaseCard(), fx.Chime(Chime.TAKE_CARD)] and k.step is Step.TAKE_CARD
     assert not any(isinstance(e, fx.Settle) for e in k.effects)
 
 

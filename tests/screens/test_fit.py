@@ -46,7 +46,9 @@ LABELLED_SHOTS = [(screen, label, language, "extra-large", False)
                                          ("take_card", ("claimed", "collected")),
                                          ("payment_declined", ("insufficient_funds", "card_removed")),
                                          ("failed", ("payment_unavailable",)),
-                                         ("out_of_service", ("device_refused",)))
+                                         ("out_of_service", ("device_refused", "technician")),
+                                         ("technician_pin", ("plain", "wrong_pin", "locked")),
+                                         ("technician", ("gathering", "status", "out_of_service")))
                   for label in labels for language in ("ar", "en")] + [
                  ("paying", "wallet", language, "extra-large", True) for language in ("ar", "en")]
 SLACK = 1.0                              # pixels: rounding of layout and text metrics
@@ -84,7 +86,9 @@ def test_every_screen_fits_at_every_text_size_in_both_languages(screen, tmp_path
         ("confirm", "fee_changed"), ("confirm", "needs_link"), ("catalogue", "offline_first"),
         ("catalogue", "offline_category"), ("confirm", "claim"), ("identity", "waiting"), ("printing", "claim"),
         ("take_card", "claimed"), ("take_card", "collected"), ("failed", "offline_limit"), ("claiming", "plain"),
-        ("collecting", "plain"), ("out_of_service", "device_refused"),
+        ("collecting", "plain"), ("out_of_service", "device_refused"), ("out_of_service", "technician"),
+        ("technician_pin", "wrong_pin"), ("technician_pin", "checking"), ("technician_pin", "locked"),
+        ("technician", "gathering"), ("technician", "status"), ("technician", "out_of_service"),
         ("failed", "payment_unavailable")} | {
         ("payment_declined", reason.value) for reason in PaymentReason}
     # the wallet's QR code was read back from the screen at every size (see check_qr)
@@ -124,6 +128,15 @@ def representative_views():
         return max(reasons, key=lambda r: len(i18n.text("reason." + r.value, "en")) + len(i18n.text("reason." + r.value, "ar")))
 
     names = {"ar": "عبد الرحمن محمد خير الحسيني", "en": "Abdulrahman Mohammad Kheir Al-Husseini"}
+    from kiosk.ports.cabinet import Light
+    from kiosk.ports.card_reader import ReaderStatus
+    from kiosk.ports.receipt_printer import PrinterStatus
+    from kiosk.technician import TechnicianAction, TechnicianStatus
+    # The longest each fact can say, in both languages.
+    TECHNICIAN_STATUS = TechnicianStatus(
+        reader=ReaderStatus.CARD_ERROR, terminal=None, printer=PrinterStatus.PAPER_NEAR_END,
+        light=Light.OUT_OF_SERVICE, pending=123456, dead=9999, last_sync="2026-11-29 23:59",
+        link=LinkState.OFFLINE, version="10.20.300", device_id="town-hall-kiosk-0001.ab:cd_ef")
     special = {
         "pin_entry": [("wrong_pin", dict(pin_length=8, tries_left=1))],
         "identity": [("photo", dict(holder_name=names, photo=portrait_jpeg("fit"))),
@@ -172,7 +185,17 @@ def representative_views():
                                                     "2026-DEFGHJKM")))],
         "print_waiting": [("countdown", dict(reprint_seconds_left=300))],
         "out_of_service": [("no_reader", dict(reason=Reason.NO_READER)),
-                           ("device_refused", dict(reason=Reason.DEVICE_REFUSED))],
+                           ("device_refused", dict(reason=Reason.DEVICE_REFUSED)),
+                           ("technician", dict(reason=Reason.TECHNICIAN, taken_out_of_service=True))],
+        "technician_pin": [("plain", {}), ("wrong_pin", dict(technician_pin_length=12, technician_tries_left=4)),
+                           ("checking", dict(technician_checking=True)),
+                           ("locked", dict(technician_locked_s=300))],
+        "technician": [("gathering", {}),
+                       ("status", dict(technician_status=TECHNICIAN_STATUS, technician_action=TechnicianAction.TEST_PRINT,
+                                       technician_outcome="failed")),
+                       ("out_of_service", dict(technician_status=TECHNICIAN_STATUS, taken_out_of_service=True,
+                                               technician_action=TechnicianAction.LIGHT_WALK,
+                                               technician_outcome="under_way"))],
     }
     steps = {}
     for step, name in SCREENS.items():
