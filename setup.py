@@ -98,6 +98,7 @@ setup(
             "queue=offline.queue_cli:run",
             "outbox-check=offline.outbox_check:check",   # `kiosk selftest`: the state database
             "audit=offline.audit_cli:run",
+            "discover=drivers.device_discovery:discover",   # `kiosk provision --setup`: readers, printers, ports
         ],
     },
 )

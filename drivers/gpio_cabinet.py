@@ -161,6 +161,9 @@ _DOOR = _Meaning(CabinetInput.DOOR_CLOSED, CabinetInput.DOOR_OPENED)      # a cl
 _MAINTENANCE = _Meaning(CabinetInput.MAINTENANCE_ON, CabinetInput.MAINTENANCE_OFF)
 _HELP = _Meaning(CabinetInput.HELP_PRESSED, None)
 _PAPER = _Meaning(CabinetInput.PAPER_LOW, CabinetInput.PAPER_OK)
+# What `inputs` says of each input that is not wired: its state at rest.
+_RESTING = {_DOOR: CabinetInput.DOOR_CLOSED, _MAINTENANCE: CabinetInput.MAINTENANCE_OFF,
+            _PAPER: CabinetInput.PAPER_OK}
 
 
 class _Input:
@@ -288,6 +291,17 @@ class GpioCabinet(Cabinet):
 
     def unwatch(self) -> None:
         self._events.stop()
+
+    def inputs(self) -> frozenset[CabinetInput]:
+        """Each wired input's level as last counted (debounced: a level still settling is not yet
+        counted), the rest at rest; the help button, a moment, is never among them."""
+        with self._lock:
+            states = dict(_RESTING)
+            for wired in self._inputs:
+                state = wired.state
+                if wired.meaning in states and state is not None:
+                    states[wired.meaning] = state
+        return frozenset(states.values())
 
     def _edge(self, wired: _Input) -> None:
         """A level changed (gpiozero's thread): count it once it has held long enough."""

@@ -83,5 +83,6 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
     return Runtime(session, devices, central, state.outbox, state.journal, state.reconciler, post=post, run_id=run_id,
                    document_timeout_s=config.session.document_timeout_s, site=config.site,
                    digits=config.display.digits, catalogue=catalogue, audit=state.audit,
+                   lockout=state.technician_lockout,
                    maintenance=Maintenance(pin_hash=config.technician.pin_hash, device_id=config.device_id,
                                            version=_version(), reboot=_reboot))

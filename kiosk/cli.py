@@ -6,6 +6,7 @@
     kiosk queue status | list | dead | retry ID | export FILE [--config C]
     kiosk audit verify [--against EXPORT.json] | export FILE [--config C]
     kiosk provision --central URL --code CODE [--config C]
+    kiosk provision --setup --central URL --code CODE --device-id ID --trust ISSUER.pem [--ca CA.pem] [--yes] ...
     kiosk technician hash-pin                                                (PIN on stdin)
     kiosk selftest [--config C] [--json] [--test-page] [--beside-kiosk]
 """
@@ -48,7 +49,21 @@ device) and enrol it at central with the one-time code central staff issued
 for this device id (`kiosk-central devices enrol-code DEVICE_ID`). The key
 goes to `central.device_key_path` (0600), central's public key to
 `central.catalogue_key` (or beside the device key), and only once central
-accepted the code. Exit 0 when enrolled, 1 when refused or unreachable."""
+accepted the code. Exit 0 when enrolled, 1 when refused or unreachable.
+
+--setup (a fresh device): first find the devices (the PC/SC readers pcscd
+lists, the USB printers drivers/PRINTERS.md knows by their ids, the serial
+ports), show them numbered and ask which reader and which printer (one
+answer a line on standard input: a number, Enter for the first, n to stop;
+--yes takes the first of each without asking), then write the configuration
+(--config, default /etc/kiosk/kiosk.toml) from the choice, --device-id,
+--central, --trust, --ca and --state-dir, over the values of the file
+already there when it is valid. The file is checked before it replaces the
+old one, which is kept as kiosk.toml.bak; a refusal or an invalid file writes
+nothing. Then the state directory is made (0700), the kiosk enrolled as
+above, and `kiosk selftest` run, its lines printed. Exit 0 when enrolled and
+nothing failed, 1 otherwise. The discovery is the drivers' tool
+(`kiosk.tools` entry point `discover`)."""
 
 QUEUE_HELP = """\
 The outbox's messages for central, as a technician needs them, with no
@@ -144,6 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     enrol.add_argument("--central", required=True, metavar="URL", help="central's URL (https://...)")
     enrol.add_argument("--code", required=True, help="the one-time enrolment code central staff issued")
     _config_option(enrol).set_defaults(handler=_provision)
+    setup = enrol.add_argument_group("--setup: find the devices and write the configuration first")
+    setup.add_argument("--setup", action="store_true",
+                       help="find the reader and the printer, write the configuration, enrol, then run the self-test")
+    setup.add_argument("--yes", action="store_true", help="take the first reader and printer found, ask nothing")
+    setup.add_argument("--device-id", default=None, metavar="ID", help="this kiosk's id, as central knows it")
+    setup.add_argument("--trust", type=Path, action="append", default=[], metavar="ISSUER.pem",
+                       help="an ID card issuer's public key (PEM); repeatable")
+    setup.add_argument("--ca", type=Path, default=None, metavar="CA.pem",
+                       help="the CA that signs central's certificate (PEM), pinned")
+    setup.add_argument("--printer-host", default="", metavar="HOST",
+                       help="offer a network printer at this address too")
+    setup.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                       help="the state directory (outbox, device key; default /var/lib/kiosk or the file's)")
 
     selftest = commands.add_parser("selftest", help="check every device, central, the clock, the disk and the outbox",
                                    description=SELFTEST_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +245,12 @@ def _card_check(args: argparse.Namespace, _started_at: float) -> int:
 def _provision(args: argparse.Namespace, _started_at: float) -> int:
     from kiosk.provisioning import ProvisioningError, provision
 
+    if args.setup:
+        return _provision_setup(args)
+    if args.yes or args.device_id or args.trust or args.ca or args.printer_host or args.state_dir:
+        print("kiosk provision: --yes, --device-id, --trust, --ca, --printer-host and --state-dir go with --setup",
+              file=sys.stderr)
+        return 2
     config = kiosk_config.load(args.config)
     try:
         enrolment = provision(config, args.central, args.code)
@@ -226,6 +260,41 @@ def _provision(args: argparse.Namespace, _started_at: float) -> int:
     print("enrolled: device %s at %s; device key %s, central's key %s" % (
         enrolment.device_id, enrolment.enrolled_at, enrolment.device_key, enrolment.central_key))
     return 0
+
+
+def _provision_setup(args: argparse.Namespace) -> int:
+    """Find the devices, write the configuration, make the state directory, enrol, run the self-test."""
+    from kiosk import device_setup, selftest
+    from kiosk.provisioning import ProvisioningError, provision
+
+    discovery = backends.load_tool(device_setup.TOOL)()
+    try:
+        choice = device_setup.choose(discovery, answers=sys.stdin, out=sys.stdout, yes=args.yes,
+                                     printer_host=args.printer_host, config_path=args.config)
+        if choice is None:
+            print("kiosk provision: stopped, nothing written", file=sys.stderr)
+            return 1
+        raw = device_setup.configuration_for(choice, existing=args.config, device_id=args.device_id,
+                                             central_url=args.central, trust=args.trust, ca=args.ca,
+                                             state_dir=args.state_dir)
+        config = device_setup.write_config(args.config, device_setup.to_toml(raw))
+        print("written: %s (card reader %s, printer %s)" % (args.config, choice.reader_label, choice.printer_label))
+        state_dir = device_setup.make_state_dir(config)
+        print("state directory: %s (0700)" % state_dir)
+    except device_setup.SetupError as exc:
+        print("kiosk provision: %s" % exc, file=sys.stderr)
+        return 1
+    try:
+        enrolment = provision(config, args.central, args.code)
+    except ProvisioningError as exc:
+        print("kiosk provision: %s (the configuration is written; run `kiosk provision` again with a new code)"
+              % exc, file=sys.stderr)
+        return 1
+    print("enrolled: device %s at %s; device key %s, central's key %s" % (
+        enrolment.device_id, enrolment.enrolled_at, enrolment.device_key, enrolment.central_key))
+    report = selftest.run(config, on_result=lambda result: print(result.line(), flush=True))
+    print(report.summary())
+    return report.exit_status
 
 
 def _audit(args: argparse.Namespace, _started_at: float) -> int:

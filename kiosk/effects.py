@@ -216,6 +216,16 @@ class CheckTechnicianPin:
 
 
 @dataclass(frozen=True)
+class SaveTechnicianLockout:
+    """Keep the technician PIN's wrong tries and lockout on the disk (on a worker), so that a restart
+    does not clear them: `locked_s` seconds of lockout left from now (0: none); the runtime turns
+    them into a wall-clock end."""
+
+    tries: int
+    locked_s: float
+
+
+@dataclass(frozen=True)
 class GatherTechnicianStatus:
     """Ask every device how it is, and the outbox how full it is, for the technician screen."""
 
@@ -245,4 +255,5 @@ Effect = Union[
     CheckTerminal, Charge, AbortPayment, IssueDocument, PrintDocument, Settle, Alert, Audit,
     CheckOfflineAllowance, QueueClaim, PrintClaimSlip, FindWaitingDocuments, PrintCollected, Chime,
     CheckTechnicianPin, GatherTechnicianStatus, PrintTestPage, WalkLights, RestartApp, RebootDevice,
+    SaveTechnicianLockout,
 ]

@@ -293,6 +293,17 @@ class TechnicianPinChecked:
 
 
 @dataclass(frozen=True)
+class TechnicianLockoutLoaded:
+    """At start, what the last run left of the technician PIN's wrong tries and lockout (kept on the
+    disk, `kiosk.ports.technician_lockout`): `locked_s` seconds of lockout left from `now` (the
+    session's monotonic clock; the runtime converted the kept wall-clock end), 0 when none."""
+
+    tries: int
+    locked_s: float
+    now: float
+
+
+@dataclass(frozen=True)
 class TechnicianStatusGathered:
     status: TechnicianStatus
 
@@ -320,5 +331,5 @@ Event = Union[
     DocumentAnswered, PrintFinished, OfflineAllowanceChecked, ClaimQueued, WaitingDocumentsFound, CollectDocuments,
     DocumentsCollected, DeviceRefused, CabinetChanged,
     TechnicianPinDigit, TechnicianPinErase, TechnicianPinSubmit, TechnicianPinChecked, TechnicianStatusGathered,
-    TechnicianActionChosen, TechnicianActionDone,
+    TechnicianActionChosen, TechnicianActionDone, TechnicianLockoutLoaded,
 ]

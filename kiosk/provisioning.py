@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kiosk import wire
+from kiosk.atomic_file import write_atomically
 from kiosk.config import KioskConfig, check_central_url
 from kiosk.errors import ConfigError
 
@@ -55,19 +55,9 @@ class Enrolment:
 
 
 def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """`data` at `path`, whole or not at all, readable by its owner only."""
+    """`data` at `path`, whole or not at all, in a directory only its owner may enter."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".%s." % path.name)
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, mode=mode)
 
 
 def public_key_hex(key: Ed25519PrivateKey) -> str:

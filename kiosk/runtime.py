@@ -41,6 +41,7 @@ from kiosk.ports.payment_terminal import (
     PaymentOutcome, PaymentPrompt, PaymentStatus, PaymentTerminal, TerminalState,
 )
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult, ReceiptPrinter
+from kiosk.ports.technician_lockout import TechnicianLockout
 from kiosk.session import Session, Step, View
 from kiosk.technician import RESTART_EXIT_STATUS, TechnicianAction, TechnicianStatus, check_pin
 from kiosk.wire import AnswerStatus
@@ -126,9 +127,11 @@ class Runtime:
         wall: Callable[[], float] = time.time,
         audit: AuditLog | None = None,
         maintenance: Maintenance = Maintenance(),
+        lockout: TechnicianLockout | None = None,
     ) -> None:
         """`catalogue` is where the catalogue comes from: central, checked and kept on the disk
-        (default: central's as it comes, nothing kept)."""
+        (default: central's as it comes, nothing kept); `lockout` is where the technician PIN's wrong
+        tries and lockout are kept across restarts (default: nowhere, a restart clears them)."""
         self.session = session
         self.devices = devices
         self.central = central
@@ -146,6 +149,7 @@ class Runtime:
         self._wall = wall                 # wall time: the day a claim counts to, the time on its slip
         self.audit = audit                # the tamper-evident audit log (None: the log line only)
         self.maintenance = maintenance    # the technician screen's PIN hash, restart and reboot
+        self.lockout = lockout            # the technician PIN's wrong tries and lockout, kept on the disk
         self._listeners: list[Callable[[View], None]] = []
         self._shown: View | None = None
         self._light: Light | None = None
@@ -165,6 +169,25 @@ class Runtime:
         self.devices.card_reader.watch(self._on_card_event)
         self.devices.cabinet.watch(self._on_cabinet_input)
         self.dispatch(ev.Start(self.clock()))
+        self._load_technician_lockout()
+
+    def _load_technician_lockout(self) -> None:
+        """What the last run kept of the technician PIN's wrong tries and lockout, told to the session.
+        Read here, at start (one row), before any PIN can be typed; saved on a worker after each change.
+        The kept end is wall-clock time, the session's clock monotonic (it starts again at each boot):
+        seconds left = the kept end - the wall clock now, counted by the session from its own now (it
+        never takes more than one whole lockout, in case the wall clock went back)."""
+        if self.lockout is None:
+            return
+        try:
+            kept = self.lockout.load()
+        except Exception as exc:          # the lockout is a brake on guessing: the kiosk still starts
+            log.error("runtime.technician_lockout_unreadable error=%s", type(exc).__name__)
+            return
+        left = 0.0 if kept.locked_until is None else max(0.0, kept.locked_until - self._wall())
+        if kept.tries or left:
+            log.info("runtime.technician_lockout_kept tries=%d locked_s=%d", kept.tries, int(left + 0.999))
+        self.dispatch(ev.TechnicianLockoutLoaded(kept.tries, left, self.clock()))
 
     def stop(self) -> None:
         """Stop watching and working; a second call does nothing."""
@@ -516,6 +539,12 @@ class Runtime:
         log.info("runtime.technician_pin accepted=%s", accepted)
         return ev.TechnicianPinChecked(effect.attempt_id, accepted)
 
+    def _save_technician_lockout(self, effect: fx.SaveTechnicianLockout) -> None:
+        """Seconds of lockout left become a wall-clock end, read here on the worker: the worker's delay can
+        only lengthen the lockout by as much, never shorten it."""
+        if self.lockout is not None:
+            self.lockout.save(effect.tries, self._wall() + effect.locked_s if effect.locked_s > 0 else None)
+
     def _ask(self, worker: str, call: Callable[[], Any], unknown: Any) -> Any:
         """`call` on the party's own worker (each device sees one caller at a time), waited for a while;
         `unknown` when it fails or does not answer in time."""
@@ -642,6 +671,8 @@ EFFECTS: dict[type, EffectHandler[Any]] = {
     # worker: on a worker of their own, so that neither holds up the other nor the UI.
     fx.CheckTechnicianPin: EffectHandler("technician-pin", Runtime._check_technician_pin,
                                          lambda e: ev.TechnicianPinChecked(e.attempt_id, False)),
+    # Kept in order on a worker of its own: the disk never holds up the UI, nor waits behind a status.
+    fx.SaveTechnicianLockout: EffectHandler("technician-lockout", Runtime._save_technician_lockout, _nothing),
     fx.GatherTechnicianStatus: EffectHandler("technician", Runtime._gather_technician_status,
                                              lambda e: ev.TechnicianStatusGathered(TechnicianStatus())),
     fx.PrintTestPage: EffectHandler("printer", Runtime._print_test_page,

@@ -12,14 +12,16 @@ The checks, each with a short name:
     card-reader        present and answering; a card in it is powered and SELECTed (never a PIN)
     payment-terminal   logged in and able to take a sale (`check()`)
     printer            its status; with a test page, a short page printed and cut
-    cabinet            the status light walked through every pattern (ending off); the inputs
+    cabinet            the status light walked through every pattern (ending off); the inputs read
+                       (door, key, paper: the door open or the paper low is a warning)
     central            reached (HTTPS, the pinned CA) and this kiosk authenticated by its device key
     clock              this kiosk's clock against the Date of central's answer
     disk               free space on the state directory's file system
     outbox             the state database (outbox and journal): integrity, dead letters
 
 Each comes out `ok`, `warning` (it works, but a technician should look:
-paper near its end, dead letters, the disk below its alert threshold),
+paper near its end, the cabinet's door open or its paper low, dead letters,
+the disk below its alert threshold),
 `failed` (the kiosk cannot serve as it should) or `skipped` (nothing to
 check: no cabinet configured, no state database yet, central gave no time).
 A device that cannot be built, raises, or does not answer within its check's
@@ -48,7 +50,7 @@ from kiosk import backends, wire
 from kiosk.central_client import CONNECT_TIMEOUT_S, CentralClient
 from kiosk.config import KioskConfig
 from kiosk.errors import CentralError
-from kiosk.ports.cabinet import Cabinet, Light, NoCabinet
+from kiosk.ports.cabinet import Cabinet, CabinetInput, Light, NoCabinet
 from kiosk.ports.card_reader import CardReader, ConnectResult, ReaderStatus
 from kiosk.ports.central import Central
 from kiosk.ports.payment_terminal import PaymentTerminal, TerminalState
@@ -279,15 +281,29 @@ def check_printer(printer: ReceiptPrinter, *, page: PrintJob | None = None) -> V
     return Verdict(outcome, "%s; test page printed (%d bytes)" % (said, printed.bytes_sent))
 
 
+# The inputs as the cabinet check says them, in this order (the help button, a moment, has no state).
+_INPUT_WORDS = (
+    (CabinetInput.DOOR_OPENED, "door open"), (CabinetInput.DOOR_CLOSED, "door closed"),
+    (CabinetInput.MAINTENANCE_ON, "key on"), (CabinetInput.MAINTENANCE_OFF, "key off"),
+    (CabinetInput.PAPER_LOW, "paper low"), (CabinetInput.PAPER_OK, "paper ok"),
+)
+# Inputs a technician should see to, though the kiosk works: a warning, never a failure (the door
+# open takes the kiosk out of service until it is shut, and a technician running the check may well
+# have it open; paper low still prints). The key on is the technician's own: ok.
+CABINET_WARNINGS = frozenset({CabinetInput.DOOR_OPENED, CabinetInput.PAPER_LOW})
+
+
 def check_cabinet(cabinet: Cabinet) -> Verdict:
-    """The status light walked through every pattern, ending off. The inputs: the cabinet port tells
-    them only as they change (`watch`) and has no way yet to read their state now, so none is read."""
+    """The status light walked through every pattern, ending off; then the inputs read as they are
+    (`Cabinet.inputs`): the door open or the paper low is a warning, anything else ok."""
     if isinstance(cabinet, NoCabinet):
         return Verdict(Outcome.SKIPPED, "no cabinet configured (cabinet.backend = \"none\")")
     for light in LIGHT_WALK:
         cabinet.show(light)
-    return Verdict(Outcome.OK, "light walked through %s; inputs not read (the cabinet port cannot read "
-                   "their state yet)" % ", ".join(light.value for light in LIGHT_WALK))
+    inputs = cabinet.inputs()
+    said = ", ".join(words for what, words in _INPUT_WORDS if what in inputs)
+    outcome = Outcome.WARNING if inputs & CABINET_WARNINGS else Outcome.OK
+    return Verdict(outcome, "light walked through %s; %s" % (", ".join(light.value for light in LIGHT_WALK), said))
 
 
 _REFUSALS = {

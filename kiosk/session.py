@@ -49,92 +49,29 @@ from kiosk.catalogue import Catalogue, Category, Service
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
 from kiosk.effects import (
-    AbortPayment,
-    Alert,
-    Audit,
-    Authenticate,
-    Charge,
-    CheckEligibility,
-    CheckPrinter,
-    CheckTerminal,
-    ConnectCard,
-    Effect,
-    IssueDocument,
-    LoadCatalogue,
-    PrintDocument,
-    ReadPhoto,
-    ReleaseCard,
-    Settle,
-    CheckOfflineAllowance,
-    QueueClaim,
-    PrintClaimSlip,
-    FindWaitingDocuments,
-    PrintCollected,
-)
-from kiosk.effects import (
-    CheckTechnicianPin,
-    GatherTechnicianStatus,
-    PrintTestPage,
-    RebootDevice,
-    RestartApp,
-    WalkLights,
+    AbortPayment, Alert, Audit, Authenticate, Charge, CheckEligibility, CheckOfflineAllowance, CheckPrinter,
+    CheckTechnicianPin, CheckTerminal, Chime, ConnectCard, Effect, FindWaitingDocuments, GatherTechnicianStatus,
+    IssueDocument, LoadCatalogue, PrintClaimSlip, PrintCollected, PrintDocument, PrintTestPage, QueueClaim, ReadPhoto,
+    RebootDevice, ReleaseCard, RestartApp, SaveTechnicianLockout, Settle, WalkLights,
 )
 from kiosk.events import (
-    Back,
-    Cancel,
-    CardAuthenticated,
-    CardConnected,
-    CardInserted,
-    CabinetChanged,
-    CardRemoved,
-    DeviceRefused,
-    AudioGuidanceChosen,
-    CatalogueLoaded,
-    CategoryChosen,
-    ContrastChosen,
-    DocumentAnswered,
-    EligibilityChecked,
-    Event,
-    LanguageChosen,
-    LinkChanged,
-    Pay,
-    PaymentPrompted,
-    PaymentSettled,
-    PhotoRead,
-    PinDigit,
-    PinErase,
-    PinSubmit,
-    PrinterChecked,
-    PrintFinished,
-    ReaderFound,
-    ReaderLost,
-    RetryPayment,
-    ServiceChosen,
-    ShowServices,
-    Start,
-    TerminalChecked,
-    TextSize,
-    TextSizeChosen,
-    Tick,
-    Touched,
-    OfflineAllowanceChecked,
-    ClaimQueued,
+    AudioGuidanceChosen, Back, CabinetChanged, Cancel, CardAuthenticated, CardConnected, CardInserted, CardRemoved,
+    CatalogueLoaded, CategoryChosen, ClaimQueued, CollectDocuments, ContrastChosen, DeviceRefused, DocumentAnswered,
+    DocumentsCollected, EligibilityChecked, Event, LanguageChosen, LinkChanged, OfflineAllowanceChecked, Pay,
+    PaymentPrompted, PaymentSettled, PhotoRead, PinDigit, PinErase, PinSubmit, PrintFinished, PrinterChecked,
+    ReaderFound, ReaderLost, RetryPayment, ServiceChosen, ShowServices, Start, TechnicianActionChosen,
+    TechnicianActionDone, TechnicianLockoutLoaded, TechnicianPinChecked, TechnicianPinDigit, TechnicianPinErase,
+    TechnicianPinSubmit, TechnicianStatusGathered, TerminalChecked, TextSize, TextSizeChosen, Tick, Touched,
     WaitingDocumentsFound,
-    CollectDocuments,
-    DocumentsCollected,
-)
-from kiosk.events import (
-    TechnicianActionChosen,
-    TechnicianActionDone,
-    TechnicianPinChecked,
-    TechnicianPinDigit,
-    TechnicianPinErase,
-    TechnicianPinSubmit,
-    TechnicianStatusGathered,
 )
 from kiosk.ports.cabinet import CabinetInput
 from kiosk.ports.cabinet import Chime as ChimeKind
-from kiosk.effects import Chime
+from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
+from kiosk.ports.outbox import LinkState
+from kiosk.ports.payment_terminal import (
+    CardReceipt, PaymentMethod, PaymentOutcome, PaymentReason, PaymentStatus, PromptKind, TerminalState,
+)
+from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
 from kiosk.technician import (
     PIN_MAX_DIGITS as TECHNICIAN_PIN_MAX_DIGITS,
     PIN_MIN_DIGITS as TECHNICIAN_PIN_MIN_DIGITS,
@@ -142,12 +79,6 @@ from kiosk.technician import (
     TechnicianPolicy,
     TechnicianStatus,
 )
-from kiosk.ports.card_reader import CardVerdict, ConnectResult, Identity
-from kiosk.ports.outbox import LinkState
-from kiosk.ports.payment_terminal import (
-    CardReceipt, PaymentMethod, PaymentOutcome, PaymentReason, PaymentStatus, PromptKind, TerminalState,
-)
-from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
 
 log = logging.getLogger(__name__)
 
@@ -427,6 +358,7 @@ class Session:
             TechnicianStatusGathered: self._on_technician_status_gathered,
             TechnicianActionChosen: self._on_technician_action_chosen,
             TechnicianActionDone: self._on_technician_action_done,
+            TechnicianLockoutLoaded: self._on_technician_lockout_loaded,
             CollectDocuments: self._on_collect_documents,
             DocumentsCollected: self._on_documents_collected,
         }
@@ -1158,7 +1090,10 @@ class Session:
     # A PIN of 6 to 12 digits opens it, checked on a worker against the configured hash; after
     # `max_tries` wrong PINs no PIN is taken for `lockout_s`, however often the key is turned. The key
     # turned off goes back to the citizens' screens, or out of service if the technician took the kiosk
-    # out of service. Every PIN attempt and every action is audited (never the PIN).
+    # out of service. Every PIN attempt and every action is audited (never the PIN). The wrong tries and
+    # the lockout are kept on the disk after each change (`SaveTechnicianLockout`) and told back at start
+    # (`TechnicianLockoutLoaded`), so that a restart clears neither; both count in seconds left, the
+    # runtime converting to and from the wall clock the disk keeps.
 
     def _init_technician(self, policy: TechnicianPolicy) -> None:
         self._technician_policy = policy
@@ -1260,20 +1195,35 @@ class Session:
         # Counted even when the key was turned off meanwhile: turning the key never resets the count.
         if event.accepted:
             self._technician_failures = 0
+            kept = SaveTechnicianLockout(0, 0.0)
             if self.step is not Step.TECHNICIAN_PIN:
-                return [Audit("technician.pin_accepted", "key_off")]
+                return [Audit("technician.pin_accepted", "key_off"), kept]
             self.step = Step.TECHNICIAN
             self._technician_status_asked = False
-            return [Audit("technician.pin_accepted", "")] + self._gather_technician_status()
+            return [Audit("technician.pin_accepted", ""), kept] + self._gather_technician_status()
         self._technician_failures += 1
         policy = self._technician_policy
         if self._technician_failures < policy.max_tries:
-            return [Audit("technician.pin_refused", "tries_left:%d" % (policy.max_tries - self._technician_failures))]
-        self._technician_failures = 0
+            return [Audit("technician.pin_refused", "tries_left:%d" % (policy.max_tries - self._technician_failures)),
+                    SaveTechnicianLockout(self._technician_failures, 0.0)]
+        self._technician_failures = 0          # after the lockout, the tries are counted from zero
         self._technician_locked_until = self._now + policy.lockout_s
         log.warning("session.technician_locked_out seconds=%d", int(policy.lockout_s))
         return [Audit("technician.pin_refused", "tries_left:0"),
-                Audit("technician.pin_lockout", "%ds" % int(policy.lockout_s))]
+                Audit("technician.pin_lockout", "%ds" % int(policy.lockout_s)),
+                SaveTechnicianLockout(0, policy.lockout_s)]
+
+    def _on_technician_lockout_loaded(self, event: TechnicianLockoutLoaded) -> None:
+        """What the last run kept: its wrong tries (one short of a lockout at most, should `max_tries`
+        have been lowered since) and what is left of its lockout, never more than one whole lockout (a
+        wall clock set back while the kiosk was off must not stretch it)."""
+        policy = self._technician_policy
+        tries = min(max(0, event.tries), max(0, policy.max_tries - 1))
+        self._technician_failures = max(self._technician_failures, tries)
+        left = min(max(0.0, event.locked_s), policy.lockout_s)
+        if left > 0:
+            self._technician_locked_until = max(self._technician_locked_until, event.now + left)
+            log.warning("session.technician_still_locked_out seconds=%d", int(left + 0.999))
 
     def _on_technician_status_gathered(self, event: TechnicianStatusGathered) -> None:
         self._technician_status_asked = False

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from kiosk.atomic_file import write_atomically
 from kiosk.errors import AuditError
 from kiosk.ports.audit import (
     ANCHOR_MISMATCH_EVENT, GENESIS, Anchor, AuditEntry, AuditLog, anchor_mismatch_detail, chain_hash, check_codes,
@@ -142,20 +142,8 @@ class SqliteAuditLog(AuditLog):
         an anchor left behind still names an entry of the log."""
         if self._anchor_path is None:
             return
-        path = self._anchor_path
-        temporary = path.with_name(path.name + ".tmp")
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump({"seq": anchor.seq, "hash": anchor.hash}, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-            directory = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            write_atomically(self._anchor_path, json.dumps({"seq": anchor.seq, "hash": anchor.hash}).encode("ascii"))
         except OSError as exc:
             log.critical("audit.anchor_unwritable seq=%d error=%s", anchor.seq, exc.strerror or type(exc).__name__)
 

@@ -24,6 +24,7 @@ from offline.reconciler import Reconciler
 from offline.retention import Retention, RetentionReport
 from offline.sealing import Sealer, default_key_path
 from offline.sync import Probe, SyncWorker, log_alert
+from offline.technician_lockout import SqliteTechnicianLockout
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -128,4 +129,5 @@ def from_config(config: KioskConfig, deliver: Deliver, *, terminal: PaymentTermi
     reconciler = Reconciler(journal, terminal, void_sender(outbox), run_id=run_id, alert=alert,
                             claim_answer=lambda request_id: outbox.wait_for_answer(request_id, 0.0))
     return LocalState(outbox=outbox, journal=journal, reconciler=reconciler,
-                      catalogue_cache=for_state_database(config.outbox.path), audit=audit)
+                      catalogue_cache=for_state_database(config.outbox.path), audit=audit,
+                      technician_lockout=SqliteTechnicianLockout(database))

@@ -42,9 +42,12 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
 
     from kivy.clock import Clock
 
+    stopping = threading.Event()    # the app is stopping (SIGTERM, a restart): what is still posted is dropped
+
     def post_to_ui(call: Callable[[], None]) -> None:
-        """From any thread: run `call` on Kivy's thread at the next frame."""
-        Clock.schedule_once(lambda _dt: call(), 0)
+        """From any thread: run `call` on Kivy's thread at the next frame, unless the app is stopping
+        by then (a view shown on screens being torn down would raise)."""
+        Clock.schedule_once(lambda _dt: None if stopping.is_set() else call(), 0)
 
     runtime = make_runtime(post_to_ui)
     exit_status: list[int] = []
@@ -83,8 +86,10 @@ def run(config: KioskConfig, make_runtime, *, journey: Path | None = None, out: 
             runner.append(JourneyRunner(app, script, out or Path("journey-out"), started_at=started_at))
             runner[0].start()
 
+    app = KioskApp(runtime, on_started=on_started, audio=config.audio, digits=config.display.digits)
+    app.bind(on_stop=lambda *_args: stopping.set())
     try:
-        KioskApp(runtime, on_started=on_started, audio=config.audio, digits=config.display.digits).run()
+        app.run()
     finally:
         runtime.stop()
     if exit_status:

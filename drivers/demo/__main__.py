@@ -1,8 +1,11 @@
 """`make demo`: the kiosk with everything simulated and embedded.
 
 With a display it is interactive: the kiosk opens in a window and the key
-`i` inserts (and pulls) a citizen's virtual ID card. Without one it starts a
-virtual screen and runs a full journey in Arabic, one in English, one with
+`i` inserts (and pulls) a citizen's virtual ID card; its cabinet is the gpio
+driver on gpiozero's mock pins, which keys work (d door, m maintenance key,
+h help, p paper low: drivers/demo/cabinet_keys.py), and its status light is
+printed on every change. Without one it starts a virtual screen and runs a
+full journey in Arabic, one in English, one with
 a forged card, one paid by mobile app (the wallet pays the QR code on the
 screen), one where the bank declines the first card for insufficient funds
 and another card pays, and one where the paper runs out mid-certificate and
@@ -124,9 +127,10 @@ def _genuine(key: Path, page: Path) -> bool:
 
 
 def _interactive(stack: DemoStack) -> int:
+    from drivers.demo import cabinet_keys
     from kiosk import backends
     from kiosk import config as kiosk_config
-    from kiosk.app import build_runtime
+    from kiosk.app import build_devices, build_runtime
 
     run = backends.load_frontend("kivy")
 
@@ -138,9 +142,27 @@ def _interactive(stack: DemoStack) -> int:
         else:
             stack.remove()
 
+    # The cabinet as on a device (the gpio backend), on mock pins the keys below work.
+    factory = cabinet_keys.use_mock_pins()
+    config = kiosk_config.load(cabinet_keys.with_cabinet(stack.config_path))
+    panel = cabinet_keys.Panel(factory, config.cabinet)
+    built: list = []
+
+    def make_runtime(post):
+        devices = build_devices(config)
+        cabinet_keys.print_light(devices.cabinet)
+        built.append(devices.cabinet)
+        return build_runtime(config, post, devices=devices)
+
     print("demo: press i to insert or pull the ID card (PIN %s); close the window to stop" % "1234")
-    config = kiosk_config.load(stack.config_path)
-    return run(config, lambda post: build_runtime(config, post), keys={"i": toggle_card})
+    for key, what in cabinet_keys.KEYS.items():
+        print("demo: press %s for the cabinet's %s" % (key, what))
+    try:
+        return run(config, make_runtime, keys={"i": toggle_card, **panel.keys()})
+    finally:
+        panel.close()
+        for cabinet in built:
+            cabinet.close()
 
 
 if __name__ == "__main__":

@@ -87,6 +87,10 @@ class FakeCabinet(Cabinet):
     def unwatch(self) -> None:
         self._events.stop()
 
+    def inputs(self) -> frozenset[CabinetInput]:
+        with self._lock:
+            return frozenset(self._state)
+
 
 def from_config(config: KioskConfig) -> FakeCabinet:
     """The `fake` cabinet backend: door closed, key off, paper fine, light off."""

@@ -3,7 +3,8 @@ and sensors a technician or a citizen can work.
 
 The light shows what the kiosk is doing; the chime tells a citizen to take
 their card or their document; the inputs come back as events from a
-background thread, each only when it changes, like the card reader's.
+background thread, each only when it changes, like the card reader's, and
+can be read as they are now (`inputs`: the self-test's report).
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ class Cabinet(abc.ABC):
     def unwatch(self) -> None:
         """Stop watching; no more calls after this returns."""
 
+    @abc.abstractmethod
+    def inputs(self) -> frozenset[CabinetInput]:
+        """The state of each input now, as debounced (what `watch` last said or would say): one of
+        door opened/closed, one of maintenance on/off, one of paper low/ok. Never HELP_PRESSED (a
+        moment, not a state); an input not wired reads at rest (nothing can say otherwise). Returns
+        at once; may be called watched or not."""
+
     def close(self) -> None:
         """Let go of the pins."""
 
@@ -79,6 +87,9 @@ class NoCabinet(Cabinet):
 
     def unwatch(self) -> None:
         pass
+
+    def inputs(self) -> frozenset[CabinetInput]:
+        return AT_REST
 
 
 def no_cabinet(_config: object) -> NoCabinet:

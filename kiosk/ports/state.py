@@ -1,7 +1,8 @@
 """What the kiosk keeps on its own disk: the outbox, the transaction journal, and the reconciler
 that settles what the journal owes. One backend (`outbox.backend`) builds all three on one store,
 so that a message and the transaction it belongs to are never kept in two half-copies; beside
-them, the copy of central's signed catalogue (None: the backend keeps none)."""
+them, the copy of central's signed catalogue (None: the backend keeps none) and the technician
+PIN's wrong tries and lockout (None: kept in memory, cleared by a restart)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kiosk.ports.catalogue_cache import CatalogueCache
 from kiosk.ports.journal import Journal, Reconciler
 from kiosk.ports.outbox import Deliver, Outbox
 from kiosk.ports.payment_terminal import PaymentTerminal
+from kiosk.ports.technician_lockout import TechnicianLockout
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class LocalState:
     reconciler: Reconciler
     catalogue_cache: CatalogueCache | None = None
     audit: AuditLog | None = None          # the tamper-evident audit log (None: the log lines only)
+    technician_lockout: TechnicianLockout | None = None    # the PIN's wrong tries (None: in memory only)
 
 
 class LocalStateFactory(Protocol):

@@ -25,7 +25,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from drivers.fakes.cabinet import FakeCabinet
 from drivers.gpio_cabinet import BEEP_GAP_S, CHIME_GAP_S, CHIMES, OFF, PATTERNS, GpioCabinet
-from kiosk.ports.cabinet import Cabinet, CabinetInput, Chime, Light
+from kiosk.ports.cabinet import AT_REST, Cabinet, CabinetInput, Chime, Light
 
 EVENT_WAIT_S = 5.0              # the relay's thread hands an event on at once; this is only a bound
 RED, GREEN, BLUE, BUZZER, DOOR, KEY, HELP, PAPER = 17, 27, 22, 18, 5, 6, 13, 19
@@ -300,6 +300,38 @@ def test_unwatch_stops_the_events(cabinet_world: CabinetWorld) -> None:
     assert first.events.empty()
 
 
+# ---------------------------------------------------------------- the inputs read as they are now
+
+
+def test_a_cabinet_at_rest_reads_door_closed_key_off_paper_ok(cabinet_world: CabinetWorld) -> None:
+    assert cabinet_world.cabinet.inputs() == AT_REST
+
+
+@pytest.mark.parametrize("there, back", ONE_BY_ONE[:3], ids=lambda what: what.name.lower())
+def test_each_input_reads_as_it_was_last_worked(cabinet_world: CabinetWorld, there: CabinetInput,
+                                                back: CabinetInput) -> None:
+    cabinet_world.work(there)
+    assert cabinet_world.cabinet.inputs() == AT_REST - {back} | {there}
+    cabinet_world.work(back)
+    assert cabinet_world.cabinet.inputs() == AT_REST
+
+
+def test_inputs_read_together_and_watched_or_not(cabinet_world: CabinetWorld) -> None:
+    cabinet_world.work(CabinetInput.DOOR_OPENED)
+    cabinet_world.work(CabinetInput.MAINTENANCE_ON)
+    cabinet_world.chatter(CabinetInput.PAPER_LOW)
+    opened = {CabinetInput.DOOR_OPENED, CabinetInput.MAINTENANCE_ON, CabinetInput.PAPER_LOW}
+    assert cabinet_world.cabinet.inputs() == opened               # nobody watching
+    heard = Heard(cabinet_world.cabinet)
+    assert cabinet_world.cabinet.inputs() == opened               # watching
+    assert heard.next() is CabinetInput.DOOR_OPENED
+
+
+def test_help_is_a_moment_never_read_as_a_state(cabinet_world: CabinetWorld) -> None:
+    cabinet_world.work(CabinetInput.HELP_PRESSED)
+    assert cabinet_world.cabinet.inputs() == AT_REST
+
+
 # ---------------------------------------------------------------- the light and the chime
 
 
@@ -387,6 +419,22 @@ def test_a_touch_shorter_than_the_debounce_is_not_a_press(gpio_world: GpioCabine
     gpio_world.timers.advance(BOUNCE_S * 4)
     gpio_world.work(CabinetInput.PAPER_LOW)
     assert heard.next() is CabinetInput.PAPER_LOW
+
+
+def test_inputs_read_the_debounced_level_not_the_pin(gpio_world: GpioCabinetWorld) -> None:
+    gpio_world.drive(DOOR, False)                             # the door opens
+    gpio_world.timers.advance(BOUNCE_S / 2)                   # still settling: not yet counted
+    assert CabinetInput.DOOR_CLOSED in gpio_world.cabinet.inputs()
+    gpio_world.timers.advance(BOUNCE_S)
+    assert CabinetInput.DOOR_OPENED in gpio_world.cabinet.inputs()
+
+
+def test_inputs_not_wired_read_at_rest() -> None:
+    cabinet = GpioCabinet(paper_low=PAPER, pin_factory=MockFactory(pin_class=MockPWMPin), timers=ManualTimers())
+    try:
+        assert cabinet.inputs() == AT_REST
+    finally:
+        cabinet.close()
 
 
 def test_help_must_be_held_for_the_hold_time() -> None:

@@ -232,3 +232,151 @@ def test_the_key_turned_during_a_payment_waits_for_the_document(kiosk):
     kiosk.card.remove()
     kiosk.run_until(Step.TECHNICIAN_PIN)
     assert len(kiosk.printer.jobs) == 2                   # the certificate and its receipt
+
+
+# ---------------------------------------------------------------- the lockout kept across a restart
+
+
+class Clocks:
+    """The wall clock the runtime keeps the lockout's end in, moved by the test with the session's."""
+
+    def __init__(self) -> None:
+        self.wall = 1_800_000_000.0
+
+
+def kept_on_disk(kiosk, device, clocks):
+    """`kiosk` with its technician lockout kept in its state database, on the test's wall clock."""
+    from offline.technician_lockout import SqliteTechnicianLockout
+    kiosk.runtime.lockout = SqliteTechnicianLockout(kiosk.database)
+    kiosk.runtime._wall = lambda: clocks.wall
+    kiosk.runtime.maintenance = Maintenance(pin_hash=PIN_HASH, exit_app=device.exits.append, reboot=device.reboot)
+    return kiosk
+
+
+def at_the_pin(kiosk):
+    kiosk.start()
+    turn_key(kiosk)
+    kiosk.run_until(Step.TECHNICIAN_PIN)
+
+
+def wrong_pins(kiosk, count):
+    for _ in range(count):
+        type_pin(kiosk, "40721954")
+        kiosk.run_until(Step.TECHNICIAN_PIN, technician_checking=False)
+    kiosk.settle()                                        # what was kept is on the disk
+
+
+def power_cycle(kiosk, device, clocks, seconds_off):
+    """The power cut, `seconds_off` with the kiosk off, and the next run (its monotonic clock anew)."""
+    kiosk.runtime.stop()
+    clocks.wall += seconds_off
+    return kept_on_disk(kiosk.restarted(), device, clocks)
+
+
+def later(kiosk, clocks, seconds):
+    clocks.wall += seconds
+    kiosk.advance(seconds)
+
+
+def test_wrong_tries_outlast_a_restart(device):
+    clocks = Clocks()
+    first = kept_on_disk(Kiosk(), device, clocks)
+    at_the_pin(first)
+    wrong_pins(first, 3)
+    assert first.view.technician_tries_left == 2
+    kiosk = power_cycle(first, device, clocks, 60)
+    try:
+        at_the_pin(kiosk)
+        assert kiosk.view.technician_tries_left == 2      # not 5 again
+        wrong_pins(kiosk, 2)
+        assert kiosk.view.technician_locked_s == 300
+    finally:
+        kiosk.runtime.stop()
+
+
+def test_a_lockout_outlasts_a_restart_and_then_the_tries_count_from_zero(device, caplog):
+    caplog.set_level(logging.INFO)
+    clocks = Clocks()
+    first = kept_on_disk(Kiosk(), device, clocks)
+    at_the_pin(first)
+    wrong_pins(first, 5)
+    assert first.view.technician_locked_s == 300
+    kiosk = power_cycle(first, device, clocks, 100)
+    try:
+        at_the_pin(kiosk)
+        assert kiosk.view.technician_locked_s == 200      # still locked out: what was left of it
+        type_pin(kiosk, PIN)                              # even the right PIN is not taken
+        kiosk.settle()
+        assert kiosk.view.step is Step.TECHNICIAN_PIN and "audit.technician.pin_locked_out" in caplog.text
+        later(kiosk, clocks, 200)
+        assert kiosk.view.technician_locked_s is None
+        type_pin(kiosk, "40721954")
+        kiosk.run_until(Step.TECHNICIAN_PIN, technician_tries_left=4, technician_checking=False)
+    finally:
+        kiosk.runtime.stop()
+
+
+def test_a_lockout_over_while_the_kiosk_was_off_is_over(device):
+    clocks = Clocks()
+    first = kept_on_disk(Kiosk(), device, clocks)
+    at_the_pin(first)
+    wrong_pins(first, 5)
+    kiosk = power_cycle(first, device, clocks, 301)
+    try:
+        at_the_pin(kiosk)
+        assert (kiosk.view.technician_locked_s, kiosk.view.technician_tries_left) == (None, None)
+        type_pin(kiosk, PIN)
+        kiosk.run_until(Step.TECHNICIAN)
+    finally:
+        kiosk.runtime.stop()
+
+
+def test_the_right_pin_clears_what_was_kept(device):
+    clocks = Clocks()
+    first = kept_on_disk(Kiosk(), device, clocks)
+    at_the_pin(first)
+    wrong_pins(first, 4)
+    type_pin(first, PIN)
+    first.run_until(Step.TECHNICIAN)
+    first.settle()
+    kiosk = power_cycle(first, device, clocks, 10)
+    try:
+        at_the_pin(kiosk)
+        assert kiosk.view.technician_tries_left is None
+        type_pin(kiosk, "40721954")
+        kiosk.run_until(Step.TECHNICIAN_PIN, technician_tries_left=4, technician_checking=False)
+    finally:
+        kiosk.runtime.stop()
+
+
+def test_a_wall_clock_set_back_never_stretches_the_lockout(device):
+    clocks = Clocks()
+    first = kept_on_disk(Kiosk(), device, clocks)
+    at_the_pin(first)
+    wrong_pins(first, 5)
+    kiosk = power_cycle(first, device, clocks, -86_400)   # the wall clock a day behind at the next boot
+    try:
+        at_the_pin(kiosk)
+        assert kiosk.view.technician_locked_s == 300      # one whole lockout, not a day and five minutes
+    finally:
+        kiosk.runtime.stop()
+
+
+def test_the_lockout_is_kept_on_a_worker_never_on_the_ui_thread(device):
+    clocks = Clocks()
+    kiosk = kept_on_disk(Kiosk(), device, clocks)
+    threads = []
+    real = kiosk.runtime.lockout.save
+
+    def save(tries, locked_until):
+        threads.append(threading.current_thread())
+        real(tries, locked_until)
+    kiosk.runtime.lockout.save = save
+    try:
+        at_the_pin(kiosk)
+        wrong_pins(kiosk, 1)
+        assert EFFECTS[fx.SaveTechnicianLockout].worker
+        assert threads and threading.main_thread() not in threads
+        assert kiosk.runtime.lockout.load().tries == 1
+    finally:
+        kiosk.runtime.stop()

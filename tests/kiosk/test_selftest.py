@@ -22,7 +22,7 @@ from kiosk import config as kiosk_config
 from kiosk import selftest
 from kiosk.central_client import CentralUnreachable
 from kiosk.cli import main
-from kiosk.ports.cabinet import Light
+from kiosk.ports.cabinet import CabinetInput, Light
 from kiosk.ports.card_reader import Identity
 from kiosk.ports.central import Central
 from kiosk.ports.receipt_printer import PrinterStatus, QrBlock, TextBlock
@@ -171,7 +171,33 @@ def test_the_light_walks_through_every_pattern_and_ends_off(config, devices, sta
     report = run(config, devices)
     assert set(devices.cabinet.lights) == set(Light)
     assert devices.cabinet.light is Light.OFF
-    assert "inputs not read" in result(report, "cabinet").detail     # the port cannot read them yet
+    assert result(report, "cabinet").detail.endswith("; door closed, key off, paper ok")
+
+
+@pytest.mark.parametrize("worked, outcome, said", [
+    ((CabinetInput.DOOR_OPENED,), Outcome.WARNING, "door open, key off, paper ok"),
+    ((CabinetInput.PAPER_LOW,), Outcome.WARNING, "door closed, key off, paper low"),
+    ((CabinetInput.MAINTENANCE_ON,), Outcome.OK, "door closed, key on, paper ok"),        # the technician's own
+    ((CabinetInput.DOOR_OPENED, CabinetInput.MAINTENANCE_ON, CabinetInput.PAPER_LOW), Outcome.WARNING,
+     "door open, key on, paper low"),
+])
+def test_the_cabinet_reports_its_inputs_a_door_open_or_paper_low_is_a_warning(config, devices, state_database,
+                                                                              worked, outcome, said):
+    for what in worked:
+        devices.cabinet.work(what)
+    report = run(config, devices)
+    assert result(report, "cabinet").outcome is outcome
+    assert result(report, "cabinet").detail.endswith("; " + said)
+    assert report.exit_status == 0
+
+
+def test_a_cabinet_whose_inputs_cannot_be_read_fails_its_line(config, devices, state_database):
+    def inputs():
+        raise OSError("GPIO read failed")
+    devices.cabinet.inputs = inputs
+    report = run(config, devices)
+    assert_only_failed(report, "cabinet")
+    assert result(report, "cabinet").detail == "error: OSError: GPIO read failed"
 
 
 def test_the_report_holds_nothing_personal(config, devices, state_database):
