@@ -86,14 +86,17 @@ SELFTEST_HELP = """\
 Check the whole device, one line per check (status, name, detail; no personal
 data): card-reader (present and answering; a card in it is SELECTed, never
 asked a PIN), payment-terminal (logged in), printer (status; --test-page
-prints a short page), cabinet (the status light through every pattern),
+prints a short page), cabinet (the status light through every pattern, and
+the inputs read: a door open or paper low is a warning),
 central (reached over HTTPS, this kiosk authenticated by its device key),
 clock (against the Date of central's answer: more than 60 s apart fails),
 disk (free space for the state directory), outbox (the state database's
 integrity; dead letters are a warning). Each check has a time limit: a device
 that is missing or hangs fails. Exit 0 when nothing failed (warnings and
 skipped checks included), 1 when a check failed (the last line names them),
-2 for a usage or configuration problem. --json prints the report as JSON."""
+2 for a usage or configuration problem. --json prints the report as JSON.
+--beside-kiosk leaves a running kiosk's devices alone (their checks are
+skipped): the hourly timer's way."""
 
 
 def main(argv: list[str] | None = None) -> int:
