@@ -99,6 +99,8 @@ class Presence:
     def prove(self, device_id: str, challenge_id: str, body: CardProofBody) -> Holder | None:
         """The holder of the card that signed `challenge_id`, now used up; None (logged) when it did not."""
         now = utc_now()
+        # Used up first, under the write lock; the signatures are checked outside it (they take a few
+        # milliseconds, and every other writer would wait), then the holder is kept with it.
         with self._database.writing() as session:
             row = session.get(CardChallenge, challenge_id)
             if row is None or row.device_id != device_id:
@@ -108,8 +110,12 @@ class Presence:
             row.used_at = iso_utc(now)
             if row.expires_at <= iso_utc(now):
                 return self._refused("challenge_expired", device_id)
-            holder = self._holder(session, body, bytes.fromhex(row.nonce), device_id, now)
-            if holder is not None:
+            nonce = bytes.fromhex(row.nonce)
+        with self._database.reading() as session:
+            holder = self._holder(session, body, nonce, device_id, now)
+        if holder is not None:
+            with self._database.writing() as session:
+                row = session.get(CardChallenge, challenge_id)
                 row.national_number, row.card_number = holder.national_number, holder.card_number
         return holder
 

@@ -26,11 +26,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from kiosk import config as kiosk_config
 from kiosk.errors import KioskError
 from kiosk.ports.audit import ENCODING, AuditEntry, ChainVerdict, Problem, verify_chain
 from offline.audit_log import SqliteAuditLog
-from offline.database import StateDatabase
+from offline.tool_state import open_for_tool
 
 ACTIONS = ("verify", "export")
 
@@ -53,15 +52,10 @@ WHAT = {
 def run(config_path: Path, action: str, argument: str | None = None, *, against: Path | None = None,
         out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    if action not in ACTIONS:
-        print("kiosk: unknown audit action %r (%s)" % (action, ", ".join(ACTIONS)), file=sys.stderr)
+    opened = open_for_tool("audit", action, ACTIONS, config_path)
+    if opened is None:
         return 2
-    config = kiosk_config.load(config_path)
-    path = config.outbox.path
-    if not path.exists():
-        print("kiosk: no state database at %s" % path, file=sys.stderr)
-        return 2
-    database = StateDatabase(path, check=False)
+    config, database = opened
     try:
         audit = SqliteAuditLog(database, config.device_id)
         if action == "verify":

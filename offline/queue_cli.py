@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from kiosk import config as kiosk_config
 from kiosk.errors import KioskError
 from offline.database import StateDatabase
+from offline.tool_state import open_for_tool
 from offline.disk_budget import MB
 from offline.journal import SqliteJournal
 from offline.outbox import MessageState, Outbox, QueuedMessage, RetryResult
@@ -39,15 +39,10 @@ LISTED = 100          # messages printed by `list` and `dead`; `export` writes t
 
 def run(config_path: Path, action: str, argument: str | None = None, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    if action not in ACTIONS:
-        print("kiosk: unknown queue action %r (%s)" % (action, ", ".join(ACTIONS)), file=sys.stderr)
+    opened = open_for_tool("queue", action, ACTIONS, config_path)
+    if opened is None:
         return 2
-    config = kiosk_config.load(config_path)
-    path = config.outbox.path
-    if not path.exists():
-        print("kiosk: no state database at %s" % path, file=sys.stderr)
-        return 2
-    database = StateDatabase(path, check=False)
+    config, database = opened
     try:
         store = Outbox(database, key_path=config.outbox.key_path)     # nothing sealed is opened here
         if action == "status":
