@@ -7,18 +7,24 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: PC/SC with the virtual reader, a virtual screen for Kivy,
 # fonts that cover Arabic and Latin, the GL and input libraries Kivy's SDL2
 # needs, the toolchain pyscard builds with, libusb for USB printers,
-# Chromium to look at central's verification page in the tests, and
-# espeak-ng to make the spoken prompts.
+# Chromium (and its chromedriver) to look at central's verification page and
+# drive the staff dashboard in the tests, and
+# espeak-ng to make the spoken prompts, and node to evaluate the install
+# script's polkit rule as polkit would (a JavaScript engine), and PostgreSQL,
+# which central's tests start a throwaway cluster of (tests/postgres_server.py).
 APT_PACKAGES := \
-	python3 python3-venv python3-dev gcc \
+	python3 python3-venv python3-dev gcc nodejs \
+	python3-pip python3-pyscard \
 	pcscd vsmartcard-vpcd libpcsclite-dev swig \
 	xvfb xauth x11-utils \
 	fonts-dejavu-core fonts-hosny-amiri \
 	libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1 \
 	libxrender1 libxi6 libxext6 libxrandr2 libxcursor1 libxinerama1 libxxf86vm1 \
-	libusb-1.0-0 tzdata chromium espeak-ng
+	libusb-1.0-0 tzdata chromium chromium-driver espeak-ng postgresql
 
-.PHONY: install apt venv prompts test demo soak bench clean
+# python3-pip and python3-pyscard: a release's version is installed as on a kiosk, by the
+# system's pip into a virtual environment that sees Debian's pyscard (tests/kiosk/test_install_*.py).
+.PHONY: install apt venv prompts test demo soak bench clean release
 
 install: apt venv
 
@@ -69,6 +75,15 @@ demo: install prompts
 TRIALS ?= 500
 soak: install prompts
 	$(PY) -m drivers.demo.soak --trials $(TRIALS) --out soak-out
+
+# The bundle a kiosk installs (release/build.py): dist/kiosk-<version>-linux_aarch64.tar for the
+# Raspberry Pi (Bookworm, Python 3.11), or PLATFORM=host for this machine. VERSION sets the
+# release's version in the built copy (default: setup.py's); TRUSTED_ROOT ships the release
+# repository's root.json in the firmware (`kiosk-central release keys init DIR` writes it).
+PLATFORM ?= rpi
+release: install
+	$(PY) -m release.build --platform $(PLATFORM) --out dist $(if $(VERSION),--version $(VERSION)) \
+		$(if $(TRUSTED_ROOT),--trusted-root $(TRUSTED_ROOT))
 
 bench: install
 	$(PY) -m bench

@@ -20,7 +20,11 @@ DEVELOPMENT_ONLY = ["central", "central.*", "drivers.card_sim", "drivers.card_si
 
 CENTRAL_REQUIRES = ["fastapi>=0.110", "uvicorn>=0.29", "sqlalchemy>=2.0,<3", "pydantic>=2",
                     "requests-http-signature>=2.0,<3",   # checks the kiosks' signatures (central/device_auth.py)
-                    "zxing-cpp>=2.2"]   # `kiosk-central verify` reads the QR code off a photo
+                    "zxing-cpp>=2.2",   # `kiosk-central verify` reads the QR code off a photo
+                    "alembic>=1.13,<2",   # central's schema migrations (central/migrations/)
+                    "psycopg[binary]>=3.1,<4",   # central on PostgreSQL (postgresql+psycopg://)
+                    "jinja2>=3.1,<4",   # the staff dashboard's pages (central/dashboard/templates)
+                    "python-multipart>=0.0.18"]   # a release bundle's upload (central/dashboard/release_pages.py)
 
 setup(
     name="citizen-kiosk",
@@ -30,17 +34,19 @@ setup(
     packages=find_packages(include=["kiosk*", "drivers*", "screens*", "offline*"], exclude=DEVELOPMENT_ONLY),
     py_modules=[],
     package_data={
-        "kiosk": ["locale/*/LC_MESSAGES/*.po"],
+        # updates/root.json: the release repository's root, the trust anchor `make release` puts in the firmware
+        "kiosk": ["locale/*/LC_MESSAGES/*.po", "updates/root.json"],
         "screens": ["*.kv"],
     },
     install_requires=[
         "kivy==2.3.1",
-        "pyscard>=2.3,<3",
+        "pyscard>=2.0.5,<3",     # on a kiosk Debian's python3-pyscard (bookworm: 2.0.5), seen by its venv
         "python-escpos[usb,serial]>=3.1,<4",   # with pyusb and pyserial: USB and serial printers
         "python-bidi>=0.6,<0.7",
         "arabic-reshaper>=3.0,<4",
         "babel>=2.14",
         "cryptography>=42",
+        "tuf>=7,<8",             # signed updates: ngclient verifies the release repository (kiosk/updates/)
         "requests>=2.31,<3",
         "requests-http-signature>=2.0,<3",   # every call to central signed with the device key (RFC 9421)
         "pillow>=10",
@@ -63,6 +69,7 @@ setup(
             "zxing-cpp>=2.2",
             "build>=1.0",
             "persist-queue>=1.0,<2",   # `make bench`: the outbox's enqueue against SQLiteAckQueue's
+            "selenium>=4.20,<5",       # the dashboard's test in Debian's Chromium (its chromedriver, nothing downloaded)
         ],
     },
     entry_points={
@@ -98,6 +105,7 @@ setup(
             "queue=offline.queue_cli:run",
             "outbox-check=offline.outbox_check:check",   # `kiosk selftest`: the state database
             "audit=offline.audit_cli:run",
+            "console-switch=screens.console_switch:run",   # `kiosk console-switch`: Ctrl+Alt+F<n> off
             "discover=drivers.device_discovery:discover",   # `kiosk provision --setup`: readers, printers, ports
         ],
     },

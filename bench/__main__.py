@@ -2,6 +2,7 @@
 
     python -m bench [--card-runs N] [--journey-runs N] [--cold-runs N] [--print-runs N] [--memory-journeys N]
                     [--nexo-runs N] [--payment-runs N] [--outbox-pending N] [--auth-runs N]
+                    [--fleet-kiosks N] [--fleet-seconds S] [--telemetry-runs N]
 
 Reports wall times and ratios; nothing here passes or fails on a time.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import (card_read, cold_start, device_auth, journey, memory, nexo_round_trip, outbox, payment_overhead,
-                   printing, touches)
+from bench import (card_read, cold_start, device_auth, fleet_load, journey, memory, nexo_round_trip, outbox,
+                   payment_overhead, printing, telemetry, touches)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +35,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="pending messages for the outbox's memory figure (default %(default)s)")
     parser.add_argument("--auth-runs", type=int, default=100,
                         help="signed calls and card proofs timed against central on loopback (default %(default)s)")
+    parser.add_argument("--telemetry-runs", type=int, default=200,
+                        help="heartbeats and audit batches timed against central on loopback (default %(default)s)")
+    parser.add_argument("--fleet-kiosks", type=int, default=1000,
+                        help="kiosks of the fleet load test against central on PostgreSQL (default %(default)s)")
+    parser.add_argument("--fleet-seconds", type=float, default=60.0,
+                        help="each of its phases: the real pace, then compressed (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     print(card_read.format_table(card_read.run(args.card_runs)))
@@ -53,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     print(outbox.report(outbox.run(pending=args.outbox_pending)))
     print()
     print(device_auth.report(device_auth.run(args.auth_runs)))
+    print()
+    print(telemetry.report(telemetry.run(args.telemetry_runs)))
+    print()
+    print(fleet_load.report(fleet_load.run_alone(args.fleet_kiosks, fleet_load.phases_of(
+        args.fleet_seconds, fleet_load.REAL_HEARTBEAT_S, fleet_load.COMPRESSED_HEARTBEATS_S))))
     print()
     print(memory.report(memory.run(args.memory_journeys)))
 

@@ -11,7 +11,18 @@
     POST /api/v1/claims/{serial}/collected    one of them printed for its citizen (idempotent)
     POST /api/v1/challenges                   a fresh challenge for the card in the kiosk's reader
     POST /api/v1/devices/enrol                a kiosk enrols its public key with a one-time code (central/devices.py)
+    POST /api/v1/telemetry/heartbeat          a kiosk's state, devices and alerts; answered with its commands
+                                              and the catalogue's and announcements' versions now
+    POST /api/v1/telemetry/audit              a batch of its audit log, the hash chain checked (central/telemetry.py)
+    POST /api/v1/telemetry/selftest           its self-test report
+    POST /api/v1/commands/{id}/result         what a kiosk did with a command it was sent (central/commands.py)
+    POST /api/v1/commands/{id}/logs           the log lines a collect-logs command asked for
+    GET  /api/v1/announcements                the attract screens' announcements; signed (central/announcements.py)
+    GET  /api/v1/rollout?platform=&version=   the release this kiosk's rollout offers it, if any (central/rollouts.py)
+    POST /api/v1/rollout/report               what became of it: installed, proven, failed (a failure pauses it)
     GET  /verify/{serial}[?lang=en]           the verification page for officials (central/verify_page.py)
+    GET  /dashboard, POST /dashboard/...      central's staff's dashboard, behind their accounts (central/dashboard/)
+    GET  /tuf/metadata/{name}, /tuf/targets/{name}   signed releases, with --release-repo (central/releases/)
 
 Every call but the health check, enrolment, the document checks and the
 signing key is a kiosk's, signed with its device key (central/device_auth.py):
@@ -47,17 +58,22 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from central import limits, signing, verify_page
+from central import dashboard, limits, signing, verify_page
+from central.dashboard import announcement_pages, command_pages, release_pages, rollout_pages
 from central.acquirer import AcquirerClient
 from central.catalogue_store import load_catalogue, served_catalogue
+from central.announcements import Announcements
 from central.claims import Claims, WaitingBody
+from central.commands import Commands, LogsBody, ResultBody
 from central.device_auth import DeviceAuthenticator, DeviceRefused, refusal_response
 from central.devices import Devices, EnrolBody
 from central.presence import Presence
+from central.rollouts import PLATFORM_PATTERN, VERSION_PATTERN, ReportBody, Rollouts, published_in
 from central.db import Database, iso_utc, sqlite_path, utc_now
 from central.issuing import CertificateRequestBody, EligibilityBody, Issuer
 from central.models import IssuedDocumentRecord
 from central.seeding import prepare_database
+from central.telemetry import DEFAULT_KEEP_DAYS, AuditBatchBody, HeartbeatBody, SelftestBody, Telemetry
 from central.wire import Answer
 from kiosk import wire
 from kiosk.issuer_keys import load_issuer_keys
@@ -110,7 +126,8 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None, acqui
                issuer_key_paths: Sequence[Path | str] = (), body_limit: int = limits.DEFAULT_BODY_LIMIT,
                body_limits: Mapping[str, int] | None = None, public_rate_per_s: float = limits.PUBLIC_RATE_PER_S,
                public_burst: int = limits.PUBLIC_BURST, device_rate_per_s: float = DEVICE_RATE_PER_S,
-               device_burst: int = DEVICE_BURST) -> FastAPI:
+               device_burst: int = DEVICE_BURST, release_repo: Path | str | None = None,
+               telemetry_days: int = DEFAULT_KEEP_DAYS) -> FastAPI:
     """The service on the database `db_url`, created and seeded when empty.
 
     The signing key is read from `signing_key_path`, which must exist, or kept
@@ -131,6 +148,9 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None, acqui
     (central/limits.py). Each enrolled kiosk may send `device_burst` requests at
     once, then `device_rate_per_s` a second (its outbox, emptied after a day
     offline, is sent again later with backoff on a 429).
+
+    What the kiosks report (heartbeats, alerts, self-test reports) is kept `telemetry_days` days
+    (central/telemetry.py); their audit logs are kept.
     """
     acquirer = AcquirerClient(acquirer_url, ca_file=acquirer_ca_file) if acquirer_url else None
     if acquirer is None:
@@ -152,6 +172,11 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None, acqui
     issuer = Issuer(database, signing_key, presence, acquirer)
     claims = Claims(database, presence)
     devices = Devices(database)
+    commands = Commands(database)
+    rollouts = Rollouts(database, published=published_in(release_repo) if release_repo is not None else None)
+    announcements = Announcements(database)
+    telemetry = Telemetry(database, keep_days=telemetry_days,
+                          commands_for=lambda device: commands.for_heartbeat(device, signing_key))
     signing_key_id = signing.key_id(public_key).hex()
     # The signing kiosk's id (central/device_auth.py), within its rate.
     device_of = Depends(DeviceAuthenticator(database, take_turn=limits.RateLimiter(device_rate_per_s,
@@ -171,7 +196,9 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None, acqui
     app.add_exception_handler(DeviceRefused, refusal_response)
     app.state.database = database
     # Outermost after log_and_contain (added below, so it logs their 413 and 429 too): nothing reads first.
-    app.add_middleware(limits.BodyLimit, limit=body_limit, by_route=body_limits)
+    # A release bundle's upload (the dashboard's releases page) may be larger, streamed: central/limits.py.
+    app.add_middleware(limits.BodyLimit, limit=body_limit,
+                       by_route={**release_pages.BODY_LIMITS, **(body_limits or {})})
     app.add_middleware(limits.PublicRateLimit, rate_per_s=public_rate_per_s, burst=public_burst)
 
     @app.middleware("http")
@@ -227,6 +254,51 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None, acqui
     def enrol(body: EnrolBody) -> JSONResponse:
         return devices.enrolment_answer(body, public_pem, signing_key_id).response()
 
+    def with_versions(answer: Answer) -> Answer:
+        """A heartbeat's answer names the catalogue's and the announcements' versions now: a kiosk that
+        shows another fetches them between two citizens (kiosk/commands.py)."""
+        if answer.http_status != 200:
+            return answer
+        with database.reading() as session:
+            catalogue_version = load_catalogue(session).version
+        return Answer(200, {**answer.body, "catalogue_version": catalogue_version,
+                            "announcements_version": announcements.version()})
+
+    @app.post(wire.TELEMETRY_HEARTBEAT)
+    def heartbeat(body: HeartbeatBody, device: str = device_of) -> JSONResponse:
+        return with_versions(telemetry.heartbeat(device, body)).response()
+
+    @app.post(wire.TELEMETRY_AUDIT)
+    def audit_batch(body: AuditBatchBody, device: str = device_of) -> JSONResponse:
+        return telemetry.audit(device, body).response()
+
+    @app.post(wire.TELEMETRY_SELFTEST)
+    def selftest_report(body: SelftestBody, device: str = device_of) -> JSONResponse:
+        return telemetry.selftest(device, body).response()
+
+    @app.post(wire.COMMAND_RESULT)
+    def command_result(command_id: Annotated[str, PathParam(pattern=wire.ID_PATTERN)], body: ResultBody,
+                       device: str = device_of) -> JSONResponse:
+        return commands.record_result(device, command_id, body).response()
+
+    @app.post(wire.COMMAND_LOGS)
+    def command_logs(command_id: Annotated[str, PathParam(pattern=wire.ID_PATTERN)], body: LogsBody,
+                     device: str = device_of) -> JSONResponse:
+        return commands.store_logs(device, command_id, body).response()
+
+    @app.get(wire.ROLLOUT)
+    def rollout_offer(platform: Annotated[str, Query(pattern=PLATFORM_PATTERN)],
+                      version: Annotated[str, Query(pattern=VERSION_PATTERN)], device: str = device_of) -> JSONResponse:
+        return rollouts.offer(device, platform, version).response()
+
+    @app.post(wire.ROLLOUT_REPORT)
+    def rollout_report(body: ReportBody, device: str = device_of) -> JSONResponse:
+        return rollouts.report(device, body).response()
+
+    @app.get(wire.ANNOUNCEMENTS)
+    def current_announcements(_device: str = device_of) -> dict:
+        return announcements.served(signing_key)
+
     @app.get(wire.VERIFY_DOCUMENT)
     def verify_document(payload: Annotated[str, Query(min_length=1, max_length=1000)]) -> JSONResponse:
         return _verify_document(database, public_keys, payload).response()
@@ -241,5 +313,17 @@ def create_app(db_url: str, *, signing_key_path: Path | str | None = None, acqui
         facts = verify_page.look_up(database, public_keys, serial)
         status = 404 if facts.state is verify_page.State.UNKNOWN else 200
         return HTMLResponse(verify_page.render(facts, lang), status_code=status, headers=verify_page.HEADERS)
+
+    if release_repo is not None:
+        # Signed updates: the release repository's metadata and bundles, read-only (central/releases/serving.py).
+        from central.releases import serving as release_serving
+        app.include_router(release_serving.router(release_repo))
+
+    # The staff's dashboard, /dashboard (central/dashboard/).
+    dashboard.install(app, database, devices)
+    rollout_pages.install(app, rollouts)          # its rollouts' pages and forms (central/dashboard/rollout_pages.py)
+    release_pages.install(app, release_repo)      # its releases' page and upload (central/dashboard/release_pages.py)
+    command_pages.install(app, commands)          # its commands' page and form (central/dashboard/command_pages.py)
+    announcement_pages.install(app, announcements)   # the announcements' (central/dashboard/announcement_pages.py)
 
     return app

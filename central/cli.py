@@ -2,16 +2,31 @@
 
     kiosk-central serve [--db URL] [--host 127.0.0.1] [--port 8700] [--signing-key PEM]
                         [--acquirer URL [--acquirer-ca PEM]] [--tls-cert PEM --tls-key PEM]
-                        [--issuer-key PEM ...]
+                        [--issuer-key PEM ...] [--telemetry-days 90]
     kiosk-central registry import FILE.json [--db URL]
     kiosk-central catalogue set-fee SERVICE_CODE AMOUNT_MINOR [--db URL]
     kiosk-central catalogue set-offline SERVICE_CODE online_only|claim [--max-fee MINOR --daily-cap MINOR] [--db URL]
     kiosk-central keys [--db URL] [--signing-key PEM]
     kiosk-central verify --key PUBLIC.pem [--key OLDER.pem ...] [--document DOC.json] FILE
     kiosk-central tls init DIR --host NAME_OR_IP [--host NAME_OR_IP ...]
-    kiosk-central devices enrol-code DEVICE_ID [--hours H] | list | revoke DEVICE_ID [--db URL]
+    kiosk-central devices enrol-code DEVICE_ID [--hours H] [--governorate G] | list | status | revoke DEVICE_ID
+                          [--db URL]
+    kiosk-central db upgrade | current [--db URL]
+    kiosk-central command send ACTION (--device ID ... | --governorate G | --all) [--expires-minutes 60]
+    kiosk-central command list [--device ID] [--batch B] | logs COMMAND_ID [--db URL]
+    kiosk-central announce --text-ar TEXT --text-en TEXT [--governorate G] [--until WHEN] [--db URL]
+    kiosk-central announcements list | withdraw ID [--db URL]
+    kiosk-central staff add USER --role publisher|operator|viewer | list | disable USER | reset-totp USER [--db URL]
+    kiosk-central release keys init|rotate|sign-root|renew-root ..., release publish|refresh|status [--repo DIR]
+    kiosk-central rollout start VERSION [--platform P] (--percent N | --governorate G | --device ID ...) [--repo DIR]
+    kiosk-central rollout widen ID (--percent N | ...) | pause ID | resume ID | rollback ID [--to V] | list | show ID
 
 A new database gets its tables, the catalogue and fourteen fictional citizens.
+Any SQLAlchemy URL is a --db: SQLite (the default) or PostgreSQL
+(postgresql+psycopg://USER:PASSWORD@HOST/DBNAME). Central migrates its
+database to the newest schema whenever it starts (Alembic, central/migrations/);
+`db upgrade` does only that; `db current` prints the database's revision,
+`none` for a database never migrated, and `(head)` when it is the newest.
 The document signing key is kept beside a SQLite database unless
 --signing-key names a PEM file. A key is made only where no document can have
 been signed yet (beside a database that holds no issued document); a named
@@ -23,7 +38,36 @@ Kiosks are enrolled with a one-time code from `devices enrol-code DEVICE_ID`
 (shown once, kept only hashed, valid --hours), which a technician types into
 `kiosk provision` on the device; `devices list` shows them, `devices revoke`
 refuses a kiosk from its next request on (a new code enrols it again).
+`enrol-code --governorate G` names the governorate the kiosk stands in (a code,
+`damascus`): the kiosk takes it when it enrols, and `list` shows it. `devices
+status` lists each kiosk's latest heartbeat: its state (and why, when out of
+service), when central last heard it, paper, door, version, queue and dead
+letters. What kiosks report (heartbeats, alerts, self-test reports) is kept
+`serve --telemetry-days` days (90); their audit logs are kept.
 Cards are checked against the issuer public keys given with --issuer-key.
+
+`command send ACTION` sends central's staff's command (out-of-service,
+in-service, reboot, resync, selftest, collect-logs) to kiosks named by id, by
+governorate or all: one signed envelope each, in the answer to the kiosk's
+next heartbeat, carried out between two citizens before it expires; `command
+list` shows what became of each (sent, delivered, done, refused and why,
+expired), `command logs` the lines a collect-logs command brought back.
+`announce` puts a text on the attract screens (everywhere or in a governorate,
+until a time); `announcements list` and `withdraw` manage them.
+
+`rollout start VERSION` offers a published release to a first cohort of
+kiosks (a percentage of the fleet by a hash of each kiosk's id, a governorate,
+or ids); `widen` adds cohorts (10% then 50% keeps the first 10%), `pause` and
+`resume` stop and restart the offer, and a kiosk that reports a failure pauses
+its rollout at once. `rollback ID` stops a rollout for good; `--to V` also
+rolls its cohorts forward to V, the old code published under a newer version
+(a kiosk never goes down a version). `list` and `show` count each cohort's
+kiosks offered, installed, proven and failed (central/rollouts.py).
+
+`staff add USER --role R` makes an account of central's staff dashboard
+(/dashboard): it asks the password and prints the second factor (TOTP) once;
+`staff list`, `staff disable USER` and `staff reset-totp USER` manage them
+(central/dashboard/staff_cli.py).
 
 Central serves HTTPS with `serve --tls-cert PEM --tls-key PEM`; without them
 it serves plain HTTP only on a loopback address (development), and refuses
@@ -71,14 +115,20 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import select
 
-from central import signing, tls
+from central import migrate, signing, tls
+from central.announcements import add_parsers as add_announcement_parsers
 from central.app import create_app
+from central.commands import add_parser as add_command_parser
+from central.rollouts import add_parser as add_rollout_parser
+from central.dashboard.staff_cli import add_parser as add_staff_parser
 from central.catalogue_store import find_service, load_catalogue, save_offline_policies, set_fee
 from central.db import Database, sqlite_path
-from central.devices import Devices
+from central.devices import GOVERNORATE, Devices
 from central.models import IssuedDocumentRecord
+from central.releases import cli as release_cli
 from central.registry import RegistryFileError, import_citizens, load_registry_file
 from central.seeding import prepare_database
+from central.telemetry import DEFAULT_KEEP_DAYS, Telemetry
 from kiosk import logs, wire
 from kiosk.documents import IssuedDocument
 from kiosk.errors import KioskError
@@ -105,7 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         app = create_app(args.db, signing_key_path=args.signing_key, acquirer_url=args.acquirer,
-                         acquirer_ca_file=args.acquirer_ca, issuer_key_paths=args.issuer_key)
+                         acquirer_ca_file=args.acquirer_ca, issuer_key_paths=args.issuer_key,
+                         telemetry_days=args.telemetry_days, release_repo=args.release_repo)
     except (ValueError, FileNotFoundError, KioskError) as exc:    # a bad --acquirer, --acquirer-ca, --issuer-key
         print("kiosk-central serve: %s" % exc, file=sys.stderr)
         return 2
@@ -113,6 +164,13 @@ def _serve(args: argparse.Namespace) -> int:
                             ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     uvicorn.Server(config).run()
     return 0
+
+
+def _days(text: str) -> int:
+    days = int(text)
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError("between 1 and 3650 days")
+    return days
 
 
 def _devices(db_url: str) -> tuple[Database, Devices]:
@@ -129,9 +187,14 @@ def _enrol_code(args: argparse.Namespace) -> int:
     if not 0 < args.hours <= 24 * 30:
         print("kiosk-central devices enrol-code: --hours must be above 0 and at most 720", file=sys.stderr)
         return 2
+    if args.governorate is not None and GOVERNORATE.fullmatch(args.governorate) is None:
+        print("kiosk-central devices enrol-code: --governorate is a code: lower-case letters, digits, - and _ "
+              "(e.g. damascus)", file=sys.stderr)
+        return 2
     database, devices = _devices(args.db)
     try:
-        code, expires_at = devices.issue_code(args.device_id, timedelta(hours=args.hours))
+        code, expires_at = devices.issue_code(args.device_id, timedelta(hours=args.hours),
+                                              governorate=args.governorate)
     finally:
         database.dispose()
     print("%s\t%s\texpires %s" % (args.device_id, code, expires_at))
@@ -145,9 +208,28 @@ def _list_devices(args: argparse.Namespace) -> int:
     finally:
         database.dispose()
     for row in rows:
-        print("%s\tenrolled %s\t%s\tlast seen %s" % (row.device_id, row.enrolled_at,
-                                                     "revoked %s" % row.revoked_at if row.revoked_at else "active",
-                                                     row.last_seen_at or "never"))
+        print("%s\tenrolled %s\t%s\tlast seen %s\tgovernorate %s" % (
+            row.device_id, row.enrolled_at, "revoked %s" % row.revoked_at if row.revoked_at else "active",
+            row.last_seen_at or "never", row.governorate or "-"))
+    return 0
+
+
+def _device_status(args: argparse.Namespace) -> int:
+    database = Database(args.db)
+    try:
+        prepare_database(database)
+        rows = Telemetry(database).statuses()
+    finally:
+        database.dispose()
+    for row in rows:
+        if row.state is None:
+            print("%s\t%s\tno heartbeat yet%s" % (row.device_id, row.governorate or "-",
+                                                    "\trevoked" if row.revoked else ""))
+            continue
+        print("%s\t%s\t%s\tlast heartbeat %s\tpaper %s\tdoor %s\tversion %s\tqueue %d\tdead %d%s" % (
+            row.device_id, row.governorate or "-", "%s (%s)" % (row.state, row.reason) if row.reason else row.state,
+            row.received_at, row.paper, row.door, row.version, row.queue_depth, row.dead_letters,
+            "\trevoked" if row.revoked else ""))
     return 0
 
 
@@ -263,7 +345,7 @@ def _keys(args: argparse.Namespace) -> int:
         return 2
     database = Database(args.db)
     try:
-        database.create_tables()
+        migrate.upgrade_engine(database.engine)
         with database.reading() as session:
             issued = session.scalar(select(IssuedDocumentRecord.serial).limit(1)) is not None
         key = signing.central_key(args.signing_key, sqlite_path(args.db), documents_issued=issued)
@@ -373,6 +455,17 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_upgrade(args: argparse.Namespace) -> int:
+    migrate.upgrade(args.db)
+    return _db_current(args)
+
+
+def _db_current(args: argparse.Namespace) -> int:
+    revision, head = migrate.current(args.db), migrate.head()
+    print("%s (%s)" % (revision or "none", "head" if revision == head else "head is %s" % head))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kiosk-central", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -398,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--issuer-key", type=Path, action="append", default=[], metavar="PEM",
                        help="a card issuer's public key (EC P-256, PEM) that central trusts; again for more "
                             "(without any, no card proves itself)")
+    serve.add_argument("--telemetry-days", type=_days, default=DEFAULT_KEEP_DAYS, metavar="DAYS",
+                       help="keep the kiosks' heartbeats, alerts and self-test reports this long "
+                            "(default %(default)s)")
+    serve.add_argument("--release-repo", type=Path, metavar="DIR",
+                       help="serve this release repository (`release keys init`) read-only under /tuf")
     serve.set_defaults(run=_serve)
 
     registry = commands.add_parser("registry", help="the civil registry").add_subparsers(dest="action",
@@ -449,12 +547,28 @@ def main(argv: list[str] | None = None) -> int:
         "enrol-code", help="a one-time code for a kiosk's `kiosk provision` (shown once, kept only hashed)"))
     enrol_code.add_argument("device_id")
     enrol_code.add_argument("--hours", type=float, default=72.0, help="the code's lifetime (default %(default)s)")
+    enrol_code.add_argument("--governorate", metavar="G", help="the governorate the kiosk stands in (a code)")
     enrol_code.set_defaults(run=_enrol_code)
-    with_db(device_commands.add_parser("list", help="enrolled kiosks: id, enrolled, revoked, last seen")
+    with_db(device_commands.add_parser("list", help="enrolled kiosks: id, enrolled, revoked, last seen, governorate")
             ).set_defaults(run=_list_devices)
+    with_db(device_commands.add_parser("status", help="each kiosk's latest heartbeat: state, when, paper, door, "
+                                                      "version")).set_defaults(run=_device_status)
     revoke = with_db(device_commands.add_parser("revoke", help="refuse a kiosk from its next request on"))
     revoke.add_argument("device_id")
     revoke.set_defaults(run=_revoke_device)
+
+    db_commands = commands.add_parser("db", help="the database's schema (Alembic migrations)").add_subparsers(
+        dest="action", required=True)
+    with_db(db_commands.add_parser("upgrade", help="migrate the database to the newest schema")
+            ).set_defaults(run=_db_upgrade)
+    with_db(db_commands.add_parser("current", help="the database's revision, and the newest one")
+            ).set_defaults(run=_db_current)
+
+    release_cli.add_parser(commands)
+    add_command_parser(commands, with_db)
+    add_rollout_parser(commands, with_db)
+    add_announcement_parsers(commands, with_db)
+    add_staff_parser(commands, with_db)
 
     args = parser.parse_args(argv)
     # The service logs to stdout for journald; the one-shot commands keep stdout for their output.

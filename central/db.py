@@ -8,6 +8,9 @@ Writes go through :meth:`Database.writing`, which holds one process-wide lock
 for the whole read-check-write transaction: the idempotency checks (a request
 id, a payment used once) are then race-free without relying on
 each database's isolation rules. The reference service runs as one process.
+On PostgreSQL the transaction also holds an advisory lock, so that writers in
+other processes (the `kiosk-central` commands, a second central) take their
+turn as they do on SQLite, where the database file is locked for each write.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from central.models import Base
+_WRITER_LOCK_KEY = 0x6B696F736B01   # pg_advisory_xact_lock's key for central's writers (central/migrate.py: ...00)
 
 
 def utc_now() -> datetime:
@@ -75,9 +78,6 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.Lock()
 
-    def create_tables(self) -> None:
-        Base.metadata.create_all(self.engine)
-
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
         with self._sessions() as session:
@@ -87,6 +87,8 @@ class Database:
     def writing(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on any error."""
         with self._write_lock, self._sessions() as session, session.begin():
+            if self.engine.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK_KEY})
             yield session
 
     def dispose(self) -> None:

@@ -13,12 +13,16 @@ A code is 20 characters from an alphabet read aloud without doubt, in groups
 of four (about 98 bits); central keeps only its SHA-256, and takes it once,
 before it expires. Enrolling a device again (a new code) replaces its key and
 lifts a revocation: that is how a repaired kiosk comes back.
+
+A code may name the governorate the kiosk stands in (a code: `damascus`); the device takes it when
+it enrols (at once, when it is enrolled already), for the fleet's listings and the dashboard.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"   # no 0/O, 1/I/L, U
 CODE_GROUPS = 5
 DEFAULT_CODE_LIFETIME = timedelta(hours=72)
+GOVERNORATE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
 class EnrolBody(Body):
@@ -53,6 +58,7 @@ class DeviceRow:
     enrolled_at: str
     revoked_at: str | None
     last_seen_at: str | None
+    governorate: str | None = None
 
 
 def normalise_code(code: str) -> str:
@@ -75,13 +81,20 @@ class Devices:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def issue_code(self, device_id: str, lifetime: timedelta = DEFAULT_CODE_LIFETIME) -> tuple[str, str]:
-        """A new one-time code for `device_id` and when it expires (ISO UTC)."""
+    def issue_code(self, device_id: str, lifetime: timedelta = DEFAULT_CODE_LIFETIME, *,
+                   governorate: str | None = None) -> tuple[str, str]:
+        """A new one-time code for `device_id` and when it expires (ISO UTC). `governorate` (a code) is the
+        device's from its enrolment on, or at once when it is enrolled already; ValueError when not a code."""
+        if governorate is not None and GOVERNORATE.fullmatch(governorate) is None:
+            raise ValueError("a governorate is a code: lower-case letters, digits, - and _ (e.g. damascus)")
         code, now = new_code(), utc_now()
         expires_at = iso_utc(now + lifetime)
         with self._database.writing() as session:
             session.add(EnrolmentCode(code_digest=_digest(code), device_id=device_id, created_at=iso_utc(now),
-                                      expires_at=expires_at))
+                                      expires_at=expires_at, governorate=governorate))
+            device = session.get(Device, device_id)
+            if device is not None and governorate is not None:
+                device.governorate = governorate
         log.info("devices.code_issued device=%s expires_at=%s", device_id, expires_at)
         return code, expires_at
 
@@ -105,9 +118,11 @@ class Devices:
             code.used_at = now
             device = session.get(Device, body.device_id)
             if device is None:
-                session.add(Device(device_id=body.device_id, public_key=body.public_key, enrolled_at=now))
+                session.add(Device(device_id=body.device_id, public_key=body.public_key, enrolled_at=now,
+                                   governorate=code.governorate))
             else:
                 device.public_key, device.enrolled_at, device.revoked_at = body.public_key, now, None
+                device.governorate = code.governorate or device.governorate
         log.info("devices.enrolled device=%s", body.device_id)
         return now
 
@@ -128,7 +143,7 @@ class Devices:
 
     def list(self) -> list[DeviceRow]:
         with self._database.reading() as session:
-            return [DeviceRow(d.device_id, d.enrolled_at, d.revoked_at, d.last_seen_at)
+            return [DeviceRow(d.device_id, d.enrolled_at, d.revoked_at, d.last_seen_at, d.governorate)
                     for d in session.scalars(select(Device).order_by(Device.device_id))]
 
     def enrolment_answer(self, body: EnrolBody, signing_key_pem: str, signing_key_id: str) -> Answer:

@@ -76,8 +76,10 @@ class BodyLimit:
 
     `limit` is the largest body in bytes; `by_route` maps a path prefix to the
     limit of the routes under it (the longest matching prefix wins), for a
-    route that needs more (or less). A body within the limit is read whole
-    here and handed on, so the application receives it in one message.
+    route that needs more (or less). A body within the default limit is read
+    whole here and handed on, so the application receives it in one message;
+    a route allowed more than the default (a release bundle's upload) gets its
+    body as it comes, counted, and nothing is held here.
     """
 
     def __init__(self, app: ASGIApp, *, limit: int = DEFAULT_BODY_LIMIT,
@@ -99,6 +101,9 @@ class BodyLimit:
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await self._refuse(send)
+            return
+        if limit > self.limit:
+            await self._stream(scope, receive, send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -124,6 +129,41 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """A route allowed more than the default (a release bundle): its body handed on as it comes, counted,
+        never held here. Past the limit the application is told the client went away (Starlette raises
+        ClientDisconnect in its reader), and the answer is the 413, unless it had begun answering."""
+        size = 0
+        over = False
+        answering = False
+
+        async def counted() -> Message:
+            nonlocal size, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def answer(message: Message) -> None:
+            nonlocal answering
+            if over and not answering:
+                return                          # the 413 below is the answer
+            answering = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, answer)
+        except Exception:
+            if not over:
+                raise
+        if over and not answering:
+            await self._refuse(send)
 
     @staticmethod
     async def _refuse(send: Send) -> None:

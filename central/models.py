@@ -280,6 +280,7 @@ class Device(Base):
     enrolled_at: Mapped[str] = mapped_column(String(20))
     revoked_at: Mapped[str | None] = mapped_column(String(20))
     last_seen_at: Mapped[str | None] = mapped_column(String(20))
+    governorate: Mapped[str | None] = mapped_column(String(64))      # set with its enrolment code (TELEMETRY)
 
 
 class EnrolmentCode(Base):
@@ -292,6 +293,7 @@ class EnrolmentCode(Base):
     created_at: Mapped[str] = mapped_column(String(20))
     expires_at: Mapped[str] = mapped_column(String(20))
     used_at: Mapped[str | None] = mapped_column(String(20))
+    governorate: Mapped[str | None] = mapped_column(String(64))      # given to the device it enrols (TELEMETRY)
 
 
 class SeenSignature(Base):
@@ -323,3 +325,290 @@ class CardChallenge(Base):
 
     def __repr__(self) -> str:
         return "CardChallenge(challenge_id=%s)" % self.challenge_id
+
+
+# --- Staff dashboard (DASHBOARD): central's staff accounts, their sessions, and what they did ---------
+
+
+class StaffAccount(Base):
+    """A member of central's staff: a role (publisher, operator, viewer), a password kept as its salted
+    scrypt hash (central/dashboard/passwords.py), a TOTP secret for the second factor, and the count of
+    failures since the last success that locks the account for a while. Its repr shows no secret."""
+
+    __tablename__ = "staff_accounts"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None]                          # the 30 s step of the last code taken
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[str] = mapped_column(String(20))
+    disabled_at: Mapped[str | None] = mapped_column(String(20))
+
+    def __repr__(self) -> str:
+        return "StaffAccount(username=%s, role=%s)" % (self.username, self.role)
+
+
+class StaffSession(Base):
+    """A signed-in browser: the SHA-256 of the random token in its cookie (the token itself is never
+    kept), the form token its forms carry, its language, and when it began and was last used."""
+
+    __tablename__ = "staff_sessions"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("staff_accounts.username", ondelete="CASCADE"), index=True)
+    second_factor_at: Mapped[str | None] = mapped_column(String(20))   # None: the password only, so far
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[str] = mapped_column(String(20))
+    last_seen_at: Mapped[str] = mapped_column(String(20))
+
+    def __repr__(self) -> str:
+        return "StaffSession(username=%s)" % self.username
+
+
+class StaffAuditEntry(Base):
+    """One thing a member of staff did, or tried: a sign-in, a refused one, every form sent."""
+
+    __tablename__ = "staff_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[str] = mapped_column(String(20), index=True)
+    username: Mapped[str | None] = mapped_column(String(64), index=True)   # None: no account had the name
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))                       # ok | failed | refused
+    detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+# --- Telemetry (TELEMETRY): what each kiosk reports, kept by central (central/telemetry.py) -------------
+
+
+class _HeartbeatFacts:
+    """What a heartbeat says (kiosk/telemetry.py), codes and counts only: the facts the dashboard filters on
+    as columns, the rest (each device's status, memory, the last error) as JSON text."""
+
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    received_at: Mapped[str] = mapped_column(String(20), index=True)   # central's clock
+    sent_at: Mapped[str] = mapped_column(String(24))                   # the kiosk's
+    state: Mapped[str] = mapped_column(String(16), index=True)         # ready | busy | offline | out_of_service | fault
+    reason: Mapped[str | None] = mapped_column(String(64))             # why out of service (a code)
+    version: Mapped[str] = mapped_column(String(64))
+    paper: Mapped[str] = mapped_column(String(8))                      # ok | low | out
+    door: Mapped[str] = mapped_column(String(8))                       # closed | open
+    queue_depth: Mapped[int]
+    dead_letters: Mapped[int]
+    last_sync_at: Mapped[str | None] = mapped_column(String(24))
+    disk_free_mb: Mapped[int | None]
+    facts: Mapped[str] = mapped_column(Text)                           # JSON: devices, memory, last error
+
+
+class KioskHeartbeat(_HeartbeatFacts, Base):
+    """Every heartbeat received, kept for the history (pruned after `serve --telemetry-days`)."""
+
+    __tablename__ = "kiosk_heartbeats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class KioskStatus(_HeartbeatFacts, Base):
+    """Each kiosk's latest heartbeat: one row per device, replaced by each heartbeat (the dashboard's)."""
+
+    __tablename__ = "kiosk_status"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), primary_key=True)
+
+
+class KioskAlert(Base):
+    """An alert a kiosk raised (a code, when): kept once however often the kiosk sent it."""
+
+    __tablename__ = "kiosk_alerts"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    raised_at: Mapped[str] = mapped_column(String(24), primary_key=True)   # the kiosk's clock, to the millisecond
+    received_at: Mapped[str] = mapped_column(String(20), index=True)
+
+
+class KioskAuditEntry(Base):
+    """A kiosk's audit log entry (kiosk/ports/audit.py), as shipped: each device's entries form one hash
+    chain, checked by central as they arrive; never pruned (central's copy is the one away from the kiosk)."""
+
+    __tablename__ = "kiosk_audit_entries"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(24))
+    event: Mapped[str] = mapped_column(String(64))
+    technician: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[str] = mapped_column(String(20))
+
+
+class KioskSelftest(Base):
+    """A self-test report a kiosk sent (`kiosk selftest --json --report`), kept for the history."""
+
+    __tablename__ = "kiosk_selftests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    checked_at: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[str] = mapped_column(String(20), index=True)
+    ok: Mapped[bool]
+    failed: Mapped[str] = mapped_column(String(200))                   # the failed checks' names, joined with ","
+    checks: Mapped[str] = mapped_column(Text)                          # JSON: name, status, detail, seconds
+
+
+# --- Commands and announcements (COMMANDS): central/commands.py, central/announcements.py ---------------
+
+
+class KioskCommand(Base):
+    """One command to one kiosk (`kiosk-central command send`): its signed envelope is made when it first
+    rides in the kiosk's heartbeat answer and kept as sent. `state`: sent, delivered (it rode in an
+    answer), done or refused (the kiosk's result, with its reason code); one past `expires_at` without a
+    result is shown as expired."""
+
+    __tablename__ = "kiosk_commands"
+
+    command_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), index=True)          # the one `command send` it came from
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    issued_at: Mapped[str] = mapped_column(String(20))
+    expires_at: Mapped[str] = mapped_column(String(20))
+    issued_by: Mapped[str | None] = mapped_column(String(64))             # a member of staff, when known
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    envelope: Mapped[str | None] = mapped_column(Text)                    # the signed JSON, once made
+    delivered_at: Mapped[str | None] = mapped_column(String(20))          # last put in a heartbeat answer
+    finished_at: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class KioskCommandEvent(Base):
+    """What happened to a command, one row each (central's side of its audit): sent, delivered, and every
+    result a kiosk reported, also one that changes nothing (a replay refused, a kiosk it was not for)."""
+
+    __tablename__ = "kiosk_command_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    command_id: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64))                    # the kiosk it was for, or that reported
+    at: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(64), default="")
+
+
+class KioskCommandLogs(Base):
+    """The log lines a kiosk sent for a collect-logs command (checked to hold no personal data, on both
+    sides), kept with the command."""
+
+    __tablename__ = "kiosk_command_logs"
+
+    command_id: Mapped[str] = mapped_column(ForeignKey("kiosk_commands.command_id"), primary_key=True)
+    received_at: Mapped[str] = mapped_column(String(20))
+    lines: Mapped[str] = mapped_column(Text)                              # one a line, newest last
+    dropped: Mapped[int] = mapped_column(default=0)                       # lines the kiosk's check left out
+
+
+class Announcement(Base):
+    """A text for the attract screens (`kiosk-central announce`), in Arabic and English: everywhere or in
+    one governorate, until a time (None: until withdrawn)."""
+
+    __tablename__ = "announcements"
+
+    announcement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text_ar: Mapped[str] = mapped_column(String(400))
+    text_en: Mapped[str] = mapped_column(String(400))
+    governorate: Mapped[str] = mapped_column(String(64), default="")      # "" everywhere
+    created_at: Mapped[str] = mapped_column(String(20), index=True)
+    until: Mapped[str | None] = mapped_column(String(20))
+    withdrawn_at: Mapped[str | None] = mapped_column(String(20))
+
+
+# --- Staged rollouts (ROLLOUT): central/rollouts.py --------------------------------------------------------
+
+
+class Rollout(Base):
+    """A release (version, platform) offered to cohorts of kiosks (`kiosk-central rollout start`). `state`:
+    active (its cohorts are offered the version), paused (offered nothing; `reason`, and the kiosk whose
+    failure paused it, if one did) or rolled_back (offered nothing, ever again; `superseded_by` names the
+    rollout of the release that replaced it, when one did)."""
+
+    __tablename__ = "rollouts"
+
+    rollout_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(32))
+    seed: Mapped[str] = mapped_column(String(32))                  # salts the percentage cohorts' hash
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(200))        # why paused or rolled back
+    paused_by_device: Mapped[str | None] = mapped_column(String(64))
+    supersedes: Mapped[str | None] = mapped_column(String(32))     # the rollout this one rolled back
+    superseded_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class RolloutCohort(Base):
+    """One cohort of a rollout, in the order added: a percentage of the fleet (by a hash of each kiosk's
+    id), a governorate, or a list of device ids (`value`: "10", "damascus", "id1 id2 ...")."""
+
+    __tablename__ = "rollout_cohorts"
+
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.rollout_id"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))                  # percent | governorate | devices
+    value: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[str] = mapped_column(String(20))
+    added_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class RolloutDevice(Base):
+    """A kiosk a rollout offered its version to, counted in the first of its cohorts that holds it, and
+    what the kiosk reported since (each time kept once)."""
+
+    __tablename__ = "rollout_devices"
+
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.rollout_id"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int]
+    offered_at: Mapped[str] = mapped_column(String(20))
+    from_version: Mapped[str] = mapped_column(String(32))          # the version it ran when first offered
+    installed_at: Mapped[str | None] = mapped_column(String(24))
+    proven_at: Mapped[str | None] = mapped_column(String(24))
+    failed_at: Mapped[str | None] = mapped_column(String(24))
+    failure: Mapped[str | None] = mapped_column(String(64))        # a reason code
+
+
+class RolloutReport(Base):
+    """An outcome a kiosk reported (one of its update events, by the event's id): a report sent again
+    finds its row and changes nothing."""
+
+    __tablename__ = "rollout_reports"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rollout_id: Mapped[str] = mapped_column(String(32), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(32))
+    at: Mapped[str] = mapped_column(String(24))                    # the kiosk's clock
+    reason: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[str] = mapped_column(String(20))
+
+
+class RolloutEvent(Base):
+    """What happened to a rollout, one row each: started, widened, paused (by staff, or by a kiosk's
+    failure), resumed, rolled back."""
+
+    __tablename__ = "rollout_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rollout_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(32))
+    by: Mapped[str | None] = mapped_column(String(80))             # a member of staff, or "kiosk <id>"
+    detail: Mapped[str] = mapped_column(String(200), default="")

@@ -1,5 +1,6 @@
-"""A new database gets its tables, the catalogue (categories, services and their offline policies) and
-the fictional citizens; a database from before offline policies gets the seed's.
+"""A new database gets its tables (it is migrated: central/migrate.py), the catalogue (categories,
+services and their offline policies) and the fictional citizens; a database from before offline
+policies gets the seed's.
 
 A database from the days when central simulated the payment gateway tied each
 issued document's payment id to a row of its `gateway_charges` table; payments
@@ -16,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import func, inspect, select
 from sqlalchemy.schema import CreateTable
 
+from central import migrate
 from central.catalogue_store import save_catalogue, save_offline_policies
 from central.db import Database
 from central.models import CatalogueService, Citizen, IssuedDocumentRecord, ServiceOfflinePolicy
@@ -58,9 +60,9 @@ def _unlink_gateway_charges(database: Database) -> None:
 
 
 def prepare_database(database: Database) -> None:
-    """Create missing tables; seed the catalogue and the citizens where they are empty."""
+    """Migrate the database to the newest schema; seed the catalogue and the citizens where they are empty."""
     _unlink_gateway_charges(database)
-    database.create_tables()
+    migrate.upgrade_engine(database.engine)
     with database.reading() as session:
         has_services = session.scalar(select(func.count()).select_from(CatalogueService)) > 0
         has_citizens = session.scalar(select(func.count()).select_from(Citizen)) > 0

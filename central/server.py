@@ -84,10 +84,11 @@ def start_in_thread(db_url: str, *, host: str = "127.0.0.1", port: int = 0,
                     signing_key_path: Path | str | None = None, acquirer_url: str | None = None,
                     acquirer_ca_file: Path | str | None = None, tls_cert: Path | str | None = None,
                     tls_key: Path | str | None = None, issuer_key_paths: Sequence[Path | str] = (),
-                    startup_timeout_s: float = 30.0, **limits: Any) -> RunningCentral:
+                    release_repo: Path | str | None = None, startup_timeout_s: float = 30.0,
+                    **limits: Any) -> RunningCentral:
     """Serve central on `host`:`port` (0: any free port); returns once it accepts connections.
     Payments are looked up at `acquirer_url`, cards checked against `issuer_key_paths`; `limits` are
-    `create_app`'s (body size and rates).
+    `create_app`'s (body size and rates). With `release_repo`, the release repository is served under /tuf.
 
     With `tls_cert` and `tls_key` (PEM files, as `central.tls.init` writes them) it serves HTTPS
     and its ``url`` is ``https://``: the certificate must name the URL's host (127.0.0.1 by
@@ -97,7 +98,8 @@ def start_in_thread(db_url: str, *, host: str = "127.0.0.1", port: int = 0,
     sock = _listening_socket(host, port)
     try:
         app = create_app(db_url, signing_key_path=signing_key_path, acquirer_url=acquirer_url,
-                         acquirer_ca_file=acquirer_ca_file, issuer_key_paths=issuer_key_paths, **limits)
+                         acquirer_ca_file=acquirer_ca_file, issuer_key_paths=issuer_key_paths,
+                         release_repo=release_repo, **limits)
     except BaseException:
         sock.close()
         raise

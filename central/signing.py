@@ -26,7 +26,10 @@ The same key signs the catalogue central serves (`sign_catalogue`): the
 signature goes with the document as ``"signature": {"alg": "Ed25519",
 "key_id": <hex>, "value": <base64>}``, over `kiosk.catalogue.signing_bytes`
 (a context string, then the canonical JSON of the rest), so a kiosk can keep
-the catalogue on its disk and trust it again when central cannot be reached. The content digest ties the signature to every
+the catalogue on its disk and trust it again when central cannot be reached.
+Commands to kiosks and the announcements are signed the same way
+(`sign_document`), each under a context string of its own (kiosk.wire), so
+that no signature of one kind passes for another. The content digest ties the signature to every
 printed word: a verifier recomputes it from the document's fields. The
 national number is not in the payload.
 
@@ -53,7 +56,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk.catalogue import signing_bytes
+from kiosk.catalogue import SIGNATURE_CONTEXT as CATALOGUE_CONTEXT, signing_bytes
 from kiosk.documents import CONTENT_DIGEST_BYTES
 
 log = logging.getLogger(__name__)
@@ -285,7 +288,14 @@ CATALOGUE_ALGORITHM = "Ed25519"
 def sign_catalogue(private_key: Ed25519PrivateKey, document: dict) -> dict:
     """`document` (the catalogue as served: its version and issue time in it) with central's
     signature added as its ``signature`` member."""
-    signature = private_key.sign(signing_bytes(document))
+    return sign_document(private_key, document, context=CATALOGUE_CONTEXT)
+
+
+def sign_document(private_key: Ed25519PrivateKey, document: dict, *, context: bytes) -> dict:
+    """`document` with central's signature over `signing_bytes(document, context)` added as its
+    ``signature`` member: the catalogue, a command to a kiosk, the announcements, each under its own
+    context (kiosk.wire), so that one is never taken for another."""
+    signature = private_key.sign(signing_bytes(document, context))
     return {**document, "signature": {"alg": CATALOGUE_ALGORITHM, "key_id": key_id(private_key.public_key()).hex(),
                                       "value": base64.b64encode(signature).decode("ascii")}}
 

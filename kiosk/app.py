@@ -14,14 +14,16 @@ import logging
 import uuid
 from typing import Callable
 
-from kiosk import backends
+from kiosk import backends, wire
 from kiosk.catalogue_supply import CatalogueSupply, load_public_key
-from kiosk.central_client import CentralClient
+from kiosk.central_client import CentralClient, TelemetryReply
+from kiosk.commands import AnnouncementSupply, CommandDesk, CommandTools, recent_log_lines
 from kiosk.config import KioskConfig
 from kiosk.ports.state import LocalState
 from kiosk.provisioning import load_device_key
 from kiosk.runtime import Devices, Maintenance, Runtime
 from kiosk.session import Session, Timeouts
+from kiosk.telemetry import Telemetry, machine_facts
 from kiosk.technician import TechnicianPolicy
 
 Post = Callable[[Callable[[], None]], None]
@@ -65,8 +67,34 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
                             ca_file=config.central.ca_file,
                             device_key=load_device_key(config.central.device_key_path))
     run_id = uuid.uuid4().hex
+    version = _version()
+    desk: CommandDesk | None = None       # central's commands: made below, once the state database is open
+
+    def send_telemetry(path: str, body: dict) -> TelemetryReply | None:
+        """central.send_telemetry; a heartbeat's answer also shows the desk central's versions now."""
+        reply = central.send_telemetry(path, body)
+        if desk is not None and path == wire.TELEMETRY_HEARTBEAT and reply is not None and reply.http_status == 200:
+            desk.heard(reply.body)
+        return reply
+
+    def on_commands(envelopes: list) -> None:
+        if desk is not None:
+            desk.receive(envelopes)
+
+    # The reports to central (kiosk/telemetry.py). Its commands hook, `on_commands`, hands the command
+    # envelopes a heartbeat's answer carries to the desk (kiosk/commands.py).
+    telemetry = Telemetry(send_telemetry, version=version, heartbeat_s=config.telemetry.heartbeat_s,
+                          debounce_s=config.telemetry.debounce_s,
+                          machine=lambda: machine_facts(config.outbox.path.parent), on_commands=on_commands)
+
+    def alert(kind: str) -> None:
+        _alert(kind)
+        telemetry.alert(kind)
+
     state: LocalState = backends.load("outbox.backend", config.outbox.backend)(
-        config, deliver=central.deliver, terminal=devices.payment, run_id=run_id, alert=_alert)
+        config, deliver=central.deliver, terminal=devices.payment, run_id=run_id, alert=alert)
+    if state.telemetry is not None:
+        telemetry.keep_in(state.telemetry)
     session = Session(
         languages=config.languages,
         timeouts=Timeouts(idle_s=config.session.idle_timeout_s, warning_s=config.session.idle_warning_s,
@@ -80,9 +108,21 @@ def build_runtime(config: KioskConfig, post: Post, *, devices: Devices | None = 
     keys = [load_public_key(config.central.catalogue_key)] if config.central.catalogue_key else []
     catalogue = CatalogueSupply(central, keys=keys, cache=state.catalogue_cache,
                                 max_age_s=config.catalogue.max_age_h * 3600)
+    announcements = AnnouncementSupply(central, keys=keys, governorate=config.site.governorate,
+                                       cache=state.announcement_cache, max_age_s=config.catalogue.max_age_h * 3600)
+    if state.command_ledger is not None:
+        recent = recent_log_lines()
+
+        def selftest_beside() -> bool:
+            from kiosk import selftest
+            return selftest.send_report(config, selftest.run(config, beside_kiosk=True)) is None
+
+        desk = CommandDesk(central, state.command_ledger, device_id=config.device_id, keys=keys,
+                           tools=CommandTools(reboot=_reboot, resync_outbox=state.outbox.resync,
+                                              selftest=selftest_beside, recent_lines=recent.lines))
     return Runtime(session, devices, central, state.outbox, state.journal, state.reconciler, post=post, run_id=run_id,
                    document_timeout_s=config.session.document_timeout_s, site=config.site,
                    digits=config.display.digits, catalogue=catalogue, audit=state.audit,
-                   lockout=state.technician_lockout,
+                   lockout=state.technician_lockout, telemetry=telemetry, commands=desk, announcements=announcements,
                    maintenance=Maintenance(pin_hash=config.technician.pin_hash, device_id=config.device_id,
-                                           version=_version(), reboot=_reboot))
+                                           version=version, reboot=_reboot))

@@ -138,9 +138,10 @@ class Catalogue:
 SIGNATURE_CONTEXT = b"KSK-CATALOGUE-1\n"     # what the signed bytes begin with: a catalogue, nothing else
 
 
-def signing_bytes(document: dict) -> bytes:
+def signing_bytes(document: dict, context: bytes = SIGNATURE_CONTEXT) -> bytes:
     """What central's signature of a served catalogue covers: the context, then the canonical
-    JSON of `document` without its ``signature`` member."""
+    JSON of `document` without its ``signature`` member. Central signs its other documents the
+    same way under a context of their own (a command, the announcements: kiosk.wire)."""
     unsigned = {key: value for key, value in document.items() if key != "signature"}
-    return SIGNATURE_CONTEXT + json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
-                                          ensure_ascii=False).encode("utf-8")
+    return context + json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
+                                ensure_ascii=False).encode("utf-8")

@@ -44,7 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk.catalogue import Catalogue, signing_bytes
+from kiosk.catalogue import SIGNATURE_CONTEXT, Catalogue, signing_bytes
 from kiosk.central_client import catalogue_from_json
 from kiosk.errors import CentralError, ConfigError, QueueError
 from kiosk.ports.catalogue_cache import CachedCatalogue, CatalogueCache
@@ -111,9 +111,12 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def verify(document: object, keys: Iterable[Ed25519PublicKey]) -> SignedCatalogue:
-    """The catalogue `document` holds, when central's signature over it verifies with one of `keys`;
-    CatalogueRefused (its `reason` a Refusal) otherwise. The age is not looked at here."""
+def check_signature(document: object, keys: Iterable[Ed25519PublicKey], *,
+                    context: bytes = SIGNATURE_CONTEXT) -> dict:
+    """`document` when it is a dict whose ``signature`` is central's over `signing_bytes(document,
+    context)`, by one of `keys`; CatalogueRefused (its `reason` a Refusal) otherwise. The one check of
+    what central signs: the catalogue, a command (kiosk/commands.py), the announcements, each under
+    its own context (kiosk.wire)."""
     if not isinstance(document, dict) or not isinstance(document.get("signature"), dict):
         raise CatalogueRefused(Refusal.MALFORMED, "no signature")
     signature = document["signature"]
@@ -128,9 +131,16 @@ def verify(document: object, keys: Iterable[Ed25519PublicKey]) -> SignedCatalogu
     if key is None:
         raise CatalogueRefused(Refusal.UNKNOWN_KEY, "key id %s" % named.hex())
     try:
-        key.verify(value, signing_bytes(document))
+        key.verify(value, signing_bytes(document, context))
     except InvalidSignature:
         raise CatalogueRefused(Refusal.BAD_SIGNATURE) from None
+    return document
+
+
+def verify(document: object, keys: Iterable[Ed25519PublicKey]) -> SignedCatalogue:
+    """The catalogue `document` holds, when central's signature over it verifies with one of `keys`;
+    CatalogueRefused (its `reason` a Refusal) otherwise. The age is not looked at here."""
+    document = check_signature(document, keys)
     try:
         issued = datetime.fromisoformat(str(document.get("issued_at", "")))
         if issued.tzinfo is None:

@@ -94,6 +94,14 @@ class SubmitResult:
     reason: str | None = None                # central's reason code, set when REJECTED or VOIDED
 
 
+@dataclass(frozen=True)
+class TelemetryReply:
+    """Central's answer to a telemetry call, as it came: read by kiosk/telemetry.py."""
+
+    http_status: int
+    body: dict
+
+
 class VoidStatus(enum.Enum):
     VOIDED = "voided"
     UNREACHABLE = "unreachable"   # retry with the same request id
@@ -553,6 +561,65 @@ class CentralClient(Central):
         elif answer["status"] == AnswerStatus.VOIDED and kind is MessageKind.CERTIFICATE_REQUEST:
             log.info("central.request_voided request_id=%s", request_id)
         return answer
+
+    def send_telemetry(self, path: str, body: dict) -> TelemetryReply | None:
+        """POST a telemetry body (kiosk/telemetry.py) to `path`, once: central's HTTP status and its JSON
+        object ({} when it sent none), or None when central cannot be reached. A refusal of this kiosk
+        (401, 403) is remembered as every call's is (`device_refused`)."""
+        try:
+            response = self._call("POST", path, json=body)
+        except _TRANSPORT_ERRORS as exc:
+            log.info("central.unreachable call=telemetry error=%s", type(exc).__name__)
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        return TelemetryReply(response.status_code, data if isinstance(data, dict) else {})
+
+    def fetch_signed_announcements(self) -> dict:
+        """Central's announcements for the attract screen as it served them, signature included (checked
+        by the caller, kiosk.catalogue_supply); CentralUnreachable when central cannot be reached or
+        answers with something else than a JSON object."""
+        try:
+            response = self._call("GET", wire.ANNOUNCEMENTS)
+        except _TRANSPORT_ERRORS as exc:
+            log.info("central.unreachable call=announcements error=%s", type(exc).__name__)
+            raise CentralUnreachable("central unreachable (%s)" % type(exc).__name__) from None
+        try:
+            document = response.json() if response.status_code == 200 else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            log.warning("central.unavailable call=announcements http=%d", response.status_code)
+            raise CentralUnreachable("central answered HTTP %d to the announcements" % response.status_code)
+        return document
+
+    def report_command(self, command_id: str, outcome: str, reason: str | None) -> bool | None:
+        """What this kiosk did with central's command `command_id` (kiosk/commands.py): True once central
+        holds it, or never will (it knows no such command); None when it cannot be told now."""
+        return self._command_call("result", wire.command_result_path(command_id),
+                                  {"outcome": outcome, "reason": reason})
+
+    def send_command_logs(self, command_id: str, lines: list[str], dropped: int) -> bool | None:
+        """The log lines a collect-logs command asked for: True once central holds them, False when it
+        refuses them for good, None when it cannot be told now."""
+        return self._command_call("logs", wire.command_logs_path(command_id), {"lines": lines, "dropped": dropped})
+
+    def _command_call(self, call: str, path: str, body: dict) -> bool | None:
+        try:
+            response = self._call("POST", path, json=body)
+        except _TRANSPORT_ERRORS as exc:
+            log.info("central.unreachable call=command_%s error=%s", call, type(exc).__name__)
+            return None
+        code = response.status_code
+        if code == 200 or (code == 404 and self._reason(response) == wire.UNKNOWN_COMMAND):
+            return True
+        if code in (400, 422):
+            log.error("central.refused call=command_%s http=%d reason=%s", call, code, self._reason(response))
+            return False
+        log.warning("central.unavailable call=command_%s http=%d", call, code)
+        return None
 
     @staticmethod
     def _reason(response: requests.Response) -> str:

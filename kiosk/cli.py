@@ -8,7 +8,12 @@
     kiosk provision --central URL --code CODE [--config C]
     kiosk provision --setup --central URL --code CODE --device-id ID --trust ISSUER.pem [--ca CA.pem] [--yes] ...
     kiosk technician hash-pin                                                (PIN on stdin)
-    kiosk selftest [--config C] [--json] [--test-page] [--beside-kiosk]
+    kiosk console-switch lock | unlock                                       (as root: systemd's ExecStartPre=+)
+    kiosk selftest [--config C] [--json] [--test-page] [--beside-kiosk] [--report]
+    kiosk update check | download [--config C]
+    kiosk update install BUNDLE [--root DIR] | status [--root DIR]           (install: as root)
+    kiosk update run [--config C] [--root DIR]                               (as root: kiosk-update.timer)
+    kiosk update offer [--config C]                                          (what this kiosk's rollout offers)
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiosk import app, backends
 from kiosk import config as kiosk_config
 from kiosk import fonts, logs
 from kiosk.errors import KioskError
+from kiosk.updates import trial
+
+if TYPE_CHECKING:
+    from kiosk.updates import fetch
 
 log = logging.getLogger("kiosk")
 
@@ -96,7 +106,38 @@ that is missing or hangs fails. Exit 0 when nothing failed (warnings and
 skipped checks included), 1 when a check failed (the last line names them),
 2 for a usage or configuration problem. --json prints the report as JSON.
 --beside-kiosk leaves a running kiosk's devices alone (their checks are
-skipped): the hourly timer's way."""
+skipped): the hourly timer's way. --report sends the report (as --json
+prints it) to central too, signed with the device key; when central does not
+take it, one line on stderr says why, and the exit status is the test's."""
+
+CONSOLE_SWITCH_HELP = """Ctrl+Alt+F<n> must not take a citizen to an empty console. `lock` turns the
+kernel's console switching off for the whole machine (VT_LOCKSWITCH on
+/dev/console, which needs root); `unlock` turns it back on. systemd runs them
+with full privileges before the kiosk starts and after it stops
+(systemd/kiosk.service). Exit 0 when done, 1 with one line saying why not."""
+
+UPDATE_HELP = """\
+Signed updates (The Update Framework). `check` refreshes the release
+repository's metadata (central's /tuf, or [updates] repository_url) from the
+root the firmware ships and the metadata trusted since, and prints the
+version running, the newest release for this platform and whether it is
+newer. `download` also downloads the newest release when it is newer
+(resuming a download that was cut) and prints the verified bundle's path.
+Exit 0 when done, 1 when the repository was refused (a forgery, a rollback,
+an expired or mixed repository: nothing of it is kept) or cannot be reached,
+or the disk has no room, 2 for a configuration problem."""
+
+INSTALL_HELP = """\
+Install a verified release bundle (kiosk-<version>-<platform>.tar) beside the
+running version, as root: the disk checked first, the wheels unpacked into
+/opt/kiosk/versions/<version>/ with a virtual environment of its own, the
+running version never touched. The first version becomes current at once;
+a later one is switched to between sessions (the running kiosk restarts into
+it when nobody is served), must reach the attract screen and pass its
+self-test within the guard's time limit, and is rolled back by itself if it
+does not; a version whose start failed three times is refused for good.
+Exit 0 when installed, 1 when refused or failed (the running version is as
+it was). `status` prints what is installed, pending, on trial and refused."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     selftest.add_argument("--test-page", action="store_true", help="print a short test page too")
     selftest.add_argument("--beside-kiosk", action="store_true",
                           help="the kiosk is running: leave its devices alone (the timer's way)")
+    selftest.add_argument("--report", action="store_true",
+                          help="send the report to central too (signed; kept with the kiosk's telemetry)")
     _config_option(selftest).set_defaults(handler=_selftest)
 
     technician = commands.add_parser("technician", help="the technician screen's PIN",
@@ -191,8 +234,40 @@ def main(argv: list[str] | None = None) -> int:
     technician.add_parser("hash-pin", help="read a PIN (6 to 12 digits) on stdin, print its salted hash"
                           ).set_defaults(handler=_technician_hash_pin)
 
+    console = commands.add_parser("console-switch", help="lock or unlock the kernel's console switching (as root)",
+                                  description=CONSOLE_SWITCH_HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    console.add_argument("what", choices=("lock", "unlock"))
+    console.set_defaults(handler=_console_switch)
+
+    update_commands = commands.add_parser("update", help="signed updates: the newest release, downloaded",
+                                          description=UPDATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+                                          ).add_subparsers(dest="what", required=True)
+    _config_option(update_commands.add_parser("check", help="the newest release, and whether it is newer")
+                   ).set_defaults(handler=_update_check)
+    _config_option(update_commands.add_parser(
+        "download", help="the newest release downloaded and verified, when it is newer")
+                   ).set_defaults(handler=_update_download)
+    install = update_commands.add_parser("install", help="install a verified bundle beside the running version",
+                                         description=INSTALL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    install.add_argument("bundle", type=Path, metavar="BUNDLE", help="kiosk-<version>-<platform>.tar")
+    install.add_argument("--root", type=Path, default=Path("/opt/kiosk"), help="where versions live (default %(default)s)")
+    install.set_defaults(handler=_update_install)
+    update_status = update_commands.add_parser("status", help="the installed versions, the trial, the refused ones")
+    update_status.add_argument("--root", type=Path, default=Path("/opt/kiosk"),
+                               help="where versions live (default %(default)s)")
+    update_status.set_defaults(handler=_update_status)
+    run_updater = update_commands.add_parser(
+        "run", help="the updater (root, kiosk-update.timer): the release the rollout offers, verified and installed")
+    run_updater.add_argument("--root", type=Path, default=Path("/opt/kiosk"),
+                             help="where versions live (default %(default)s)")
+    _config_option(run_updater).set_defaults(handler=_update_run)
+    _config_option(update_commands.add_parser(
+        "offer", help="the release central's staged rollout offers this kiosk (the only one it installs)")
+                   ).set_defaults(handler=_update_offer)
+
     args = parser.parse_args(argv)
-    if args.command in ("card", "queue", "provision", "audit"):
+    if args.command in ("card", "queue", "provision", "audit", "update"):
         # stdout is kept for the one verdict line (or the queue's report); the log goes to stderr.
         logs.setup(sys.stderr, logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     else:
@@ -305,6 +380,52 @@ def _audit(args: argparse.Namespace, _started_at: float) -> int:
     return run(args.config, args.what, args.argument, against=args.against)
 
 
+def _console_switch(args: argparse.Namespace, _started_at: float) -> int:
+    return backends.load_tool("console-switch")(args.what)
+
+
+def _update_check(args: argparse.Namespace, _started_at: float) -> int:
+    from kiosk.updates import fetch
+
+    config = kiosk_config.load(args.config)
+    running = fetch.running_version()
+    try:
+        available = fetch.check(config, running=running)
+    except fetch.UpdateError as exc:
+        print("kiosk update check: %s" % exc, file=sys.stderr)
+        return 1
+    print(_update_line(running, available))
+    return 0
+
+
+def _update_download(args: argparse.Namespace, _started_at: float) -> int:
+    from kiosk.updates import fetch
+
+    config = kiosk_config.load(args.config)
+    running = fetch.running_version()
+    try:
+        available = fetch.check(config, running=running)
+        print(_update_line(running, available))
+        if available is None or not available.newer:
+            return 0
+        release = fetch.download(config, available)
+    except fetch.UpdateError as exc:
+        print("kiosk update download: %s" % exc, file=sys.stderr)
+        return 1
+    print("downloaded and verified: %s (%d bytes, sha256 %s)" % (release.path, release.length, release.sha256))
+    return 0
+
+
+def _update_line(running: str, available: fetch.Available | None) -> str:
+    from kiosk.updates import fetch
+
+    if available is None:
+        return "running %s; no release published for %s" % (running, fetch.this_platform())
+    return "running %s; newest %s (%s, %d bytes): %s" % (
+        running, available.version, available.target, available.length,
+        "newer, an update is available" if available.newer else "not newer, up to date")
+
+
 def _queue(args: argparse.Namespace, _started_at: float) -> int:
     run = backends.load_tool("queue")
     return run(args.config, args.what, args.argument)
@@ -325,6 +446,10 @@ def _selftest(args: argparse.Namespace, _started_at: float) -> int:
         report = selftest.run(config, test_page=args.test_page, beside_kiosk=args.beside_kiosk,
                               on_result=lambda result: print(result.line(), flush=True))
         print(report.summary())
+    if args.report:
+        why_not = selftest.send_report(config, report)
+        if why_not is not None:
+            print("kiosk selftest: the report was not sent to central: %s" % why_not, file=sys.stderr)
     return report.exit_status
 
 
@@ -334,8 +459,44 @@ def _run(args: argparse.Namespace, started_at: float) -> int:
     if args.journey is not None and not args.journey.is_file():
         raise kiosk_config.ConfigError("no journey file %s" % args.journey)
     run = backends.load_frontend(args.frontend)
-    return run(config, lambda post: app.build_runtime(config, post), journey=args.journey, out=args.out,
-               started_at=started_at)
+
+    def make_runtime(post):
+        runtime = app.build_runtime(config, post)
+        trial.attach(runtime, post, config)     # an installed version's trial, and its switch between sessions
+        return runtime
+    return run(config, make_runtime, journey=args.journey, out=args.out, started_at=started_at)
+
+
+def _update_offer(args: argparse.Namespace, _started_at: float) -> int:
+    from kiosk.updates import fetch, offer
+
+    config = kiosk_config.load(args.config)
+    running = fetch.running_version()
+    offered = offer.ask(config, running=running)
+    if offered is None:
+        print("running %s; no rollout offers this kiosk a newer release for %s (or central cannot be reached: "
+              "see the log)" % (running, fetch.this_platform()))
+    else:
+        print("running %s; rollout %s offers %s" % (running, offered.rollout_id, offered.version))
+    return 0
+
+
+def _update_install(args: argparse.Namespace, _started_at: float) -> int:
+    from kiosk.updates import install
+    return install.main([str(args.bundle), "--root", str(args.root)])
+
+
+def _update_run(args: argparse.Namespace, _started_at: float) -> int:
+    from kiosk.updates import install_updater
+    return install_updater.run(kiosk_config.load(args.config), args.root, say=lambda line: print(line, flush=True))
+
+
+def _update_status(args: argparse.Namespace, _started_at: float) -> int:
+    import json
+
+    from kiosk.updates import install
+    print(json.dumps(install.status(args.root), indent=1, sort_keys=True))
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import ipaddress
 import math
 import re
 import stat
+import threading
 import tomllib
 import types
 import typing
@@ -39,6 +40,8 @@ CONFIG_VERSION = 1
 MAX_FILE_BYTES = 1024 * 1024
 # The kiosk's state directory (the outbox's database, the device key): one place to back up or wipe.
 STATE_DIR = Path("/var/lib/kiosk")
+# The updater's state (TUF metadata trusted, bundles downloaded): root's, apart from the kiosk's (kiosk-update.service).
+UPDATE_STATE_DIR = Path("/var/lib/kiosk-update")
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,25 @@ class TechnicianConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    """The kiosk's reports to central (kiosk/telemetry.py): heartbeats, alerts, the audit log."""
+
+    heartbeat_s: float = 60.0          # a heartbeat at least this often
+    debounce_s: float = 5.0            # and one soon after a change, but at most one this often
+
+
+@dataclass(frozen=True)
+class UpdatesConfig:
+    """Signed updates (The Update Framework, kiosk/updates/): where the kiosk finds its releases."""
+
+    repository_url: str = ""           # the release repository; "" = central.url + "/tuf" (central serves it)
+    trusted_root: Path | None = None   # the TUF root the kiosk starts from; None = the one the firmware ships
+    metadata_dir: Path = UPDATE_STATE_DIR / "metadata"    # the TUF metadata trusted so far (outlives a version)
+    download_dir: Path = UPDATE_STATE_DIR / "downloads"   # bundles downloaded, and half downloaded
+    disk_margin_mb: int = 256          # free space left beside a bundle: a download that would take it is refused
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     device_id: str
     central: CentralConfig
@@ -185,6 +207,8 @@ class KioskConfig:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     technician: TechnicianConfig = field(default_factory=TechnicianConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    updates: UpdatesConfig = field(default_factory=UpdatesConfig)
 
     @property
     def default_language(self) -> str:
@@ -215,7 +239,7 @@ def load(path: Path | str) -> KioskConfig:
     path = Path(path)
     text = _read(path)
     try:
-        raw = tomllib.loads(text)
+        raw = _parsed_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("%s: not valid TOML: %s" % (path, exc)) from None
     except RecursionError:         # tomllib reads nested arrays and inline tables by recursion
@@ -226,6 +250,26 @@ def load(path: Path | str) -> KioskConfig:
         return parse(raw, base_dir=path.parent)
     except ConfigError as exc:
         raise ConfigError("%s: %s" % (path.name, exc)) from None
+
+
+def _parsed_toml(text: str) -> dict:
+    """tomllib's reading of `text`, or its exception. On a thread of its own: tomllib reads nested arrays
+    and inline tables by recursion, and a fresh thread's stack is the same depth whoever asks, so a deep
+    document gets the same verdict from `kiosk run` as from `kiosk config check`."""
+    outcome: dict[str, typing.Any] = {}
+
+    def parse() -> None:
+        try:
+            outcome["raw"] = tomllib.loads(text)
+        except BaseException as exc:  # noqa: B036 - raised again on the caller's thread
+            outcome["error"] = exc
+
+    reader = threading.Thread(target=parse, name="config-toml")
+    reader.start()
+    reader.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["raw"]
 
 
 def _read(path: Path) -> str:
@@ -329,6 +373,8 @@ def _check(config: KioskConfig) -> None:
         ("catalogue.refresh_s", config.catalogue.refresh_s, "s"),
         ("catalogue.max_age_h", config.catalogue.max_age_h, "h"),
         ("outbox.max_backoff_s", config.outbox.max_backoff_s, "s"),
+        ("telemetry.heartbeat_s", config.telemetry.heartbeat_s, "s"),
+        ("telemetry.debounce_s", config.telemetry.debounce_s, "s"),
     ):
         if value <= 0:
             raise ConfigError("`%s` must be greater than zero" % key)
@@ -354,6 +400,19 @@ def _check(config: KioskConfig) -> None:
     _check_outbox(config.outbox)
     _check_cabinet(config.cabinet)
     _check_technician(config.technician)
+    if config.telemetry.debounce_s > config.telemetry.heartbeat_s:
+        raise ConfigError("`telemetry.debounce_s` must be at most `telemetry.heartbeat_s` (a heartbeat goes on "
+                          "schedule whatever changes)")
+    _check_updates(config.updates)
+
+
+def _check_updates(updates: UpdatesConfig) -> None:
+    if updates.repository_url:
+        check_central_url(updates.repository_url, key="updates.repository_url")
+    if updates.trusted_root is not None:
+        _check_file("updates.trusted_root", updates.trusted_root)
+    if not 0 <= updates.disk_margin_mb <= 1024 * 1024:
+        raise ConfigError("`updates.disk_margin_mb` must be between 0 and 1048576 (MB)")
 
 
 def _check_technician(technician: TechnicianConfig) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from kiosk.catalogue import Service
+from kiosk.commands import FinishCommand, RunCommand  # central's commands: their effects are theirs
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
 from kiosk.ports.cabinet import Chime as ChimeKind
@@ -255,5 +256,5 @@ Effect = Union[
     CheckTerminal, Charge, AbortPayment, IssueDocument, PrintDocument, Settle, Alert, Audit,
     CheckOfflineAllowance, QueueClaim, PrintClaimSlip, FindWaitingDocuments, PrintCollected, Chime,
     CheckTechnicianPin, GatherTechnicianStatus, PrintTestPage, WalkLights, RestartApp, RebootDevice,
-    SaveTechnicianLockout,
+    SaveTechnicianLockout, RunCommand, FinishCommand,
 ]

@@ -13,6 +13,10 @@ from kiosk.ports.outbox import LinkState
 from kiosk.ports.payment_terminal import PaymentMethod, PaymentOutcome, PaymentPrompt, TerminalState
 from kiosk.ports.receipt_printer import PrintOutcome
 from kiosk.catalogue import Catalogue
+from kiosk.commands import (  # central's commands and announcements: their events are theirs
+    AnnouncementsLoaded, CentralDecisionLoaded, CommandFinished, CommandRefused, CommandTaken,
+    VersionsAnnounced,
+)
 from kiosk.documents import IssuedDocument
 from kiosk.technician import TechnicianAction, TechnicianStatus
 
@@ -332,4 +336,6 @@ Event = Union[
     DocumentsCollected, DeviceRefused, CabinetChanged,
     TechnicianPinDigit, TechnicianPinErase, TechnicianPinSubmit, TechnicianPinChecked, TechnicianStatusGathered,
     TechnicianActionChosen, TechnicianActionDone, TechnicianLockoutLoaded,
+    CommandTaken, CommandRefused, CommandFinished, CentralDecisionLoaded, AnnouncementsLoaded,
+    VersionsAnnounced,
 ]

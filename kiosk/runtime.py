@@ -26,29 +26,32 @@ from typing import Any, Callable, Generic, TypeVar
 from kiosk import effects as fx
 from kiosk import events as ev
 from kiosk.catalogue_supply import CatalogueSupply
+from kiosk.commands import AnnouncementsLoaded, AnnouncementSupply, CommandDesk, CommandFinished, Refusal
 from kiosk.config import SiteConfig
 from kiosk.documents import IssuedDocument
 from kiosk.errors import QueueError
 from kiosk.messages import MessageKind
 from kiosk.ports.audit import REFUSED_EVENT, AuditLog, is_detail, is_event, is_technician
-from kiosk.ports.cabinet import Cabinet, CabinetInput, Light, NoCabinet
+from kiosk.ports.cabinet import AT_REST, Cabinet, CabinetInput, Light, NoCabinet
 from kiosk.card_proof import CardProof, claim_challenge
 from kiosk.ports.central import Central, Challenge, Eligibility
-from kiosk.ports.card_reader import CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult
+from kiosk.ports.card_reader import CardEvent, CardReader, CardReadResult, CardVerdict, ConnectResult, ReaderStatus
 from kiosk.ports.journal import Journal, JournalEntry, Reconciler, TxnState
 from kiosk.ports.outbox import LinkState, Outbox
 from kiosk.ports.payment_terminal import (
-    PaymentOutcome, PaymentPrompt, PaymentStatus, PaymentTerminal, TerminalState,
+    PaymentOutcome, PaymentPrompt, PaymentReason, PaymentStatus, PaymentTerminal, TerminalState,
 )
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult, ReceiptPrinter
 from kiosk.ports.technician_lockout import TechnicianLockout
-from kiosk.session import Session, Step, View
+from kiosk.session import Reason, Session, Step, View
 from kiosk.technician import RESTART_EXIT_STATUS, TechnicianAction, TechnicianStatus, check_pin
-from kiosk.wire import AnswerStatus
+from kiosk.telemetry import STATES, KioskFacts, Telemetry, code_of, door_of, paper_of
+from kiosk.wire import AnswerStatus, CommandAction
 
 log = logging.getLogger(__name__)
 
 READY_STATUSES = (PrinterStatus.READY, PrinterStatus.PAPER_NEAR_END)
+RESYNC_CATALOGUE_S = 120.0          # the longest a resync waits for the catalogue (central's retries)
 
 E = TypeVar("E")
 
@@ -89,6 +92,24 @@ _LIGHTS = {
     Step.TECHNICIAN_PIN: Light.OUT_OF_SERVICE,  # a technician has the kiosk: nobody is served
     Step.TECHNICIAN: Light.OUT_OF_SERVICE,
 }
+# Telemetry (kiosk/telemetry.py): why the kiosk is out of service on steps that carry no reason of their own,
+# the steps in which nobody is served (its devices may be asked how they are), and the reasons a citizen was
+# shown that are the kiosk's own fault (a heartbeat's last error).
+_STATE_REASONS = {Step.STARTING: "starting", Step.TECHNICIAN_PIN: "technician", Step.TECHNICIAN: "technician",
+                  Step.PRINT_WAITING: "print_waiting"}
+_IDLE_STEPS = frozenset({Step.STARTING, Step.ATTRACT, Step.OUT_OF_SERVICE})
+_INPUT_PAIRS = {CabinetInput.DOOR_OPENED: CabinetInput.DOOR_CLOSED, CabinetInput.DOOR_CLOSED: CabinetInput.DOOR_OPENED,
+                CabinetInput.PAPER_LOW: CabinetInput.PAPER_OK, CabinetInput.PAPER_OK: CabinetInput.PAPER_LOW}
+_KIOSK_FAULTS = frozenset({Reason.PRINTER_UNAVAILABLE, Reason.PAYMENT_UNAVAILABLE, Reason.DOCUMENT_UNAVAILABLE,
+                           Reason.PRINT_FAILED, Reason.NO_CATALOGUE, Reason.NO_READER, Reason.COLLECTION_FAILED})
+
+
+def light_for(view: View) -> Light:
+    """The status light's pattern for what the screen shows."""
+    light = _LIGHTS.get(view.step, Light.BUSY)
+    if light is Light.READY and view.link is LinkState.OFFLINE:
+        light = Light.OFFLINE             # serving, but central cannot be reached: claims only
+    return light
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,9 @@ class Runtime:
         audit: AuditLog | None = None,
         maintenance: Maintenance = Maintenance(),
         lockout: TechnicianLockout | None = None,
+        telemetry: Telemetry | None = None,
+        commands: CommandDesk | None = None,
+        announcements: AnnouncementSupply | None = None,
     ) -> None:
         """`catalogue` is where the catalogue comes from: central, checked and kept on the disk
         (default: central's as it comes, nothing kept); `lockout` is where the technician PIN's wrong
@@ -150,6 +174,12 @@ class Runtime:
         self.audit = audit                # the tamper-evident audit log (None: the log line only)
         self.maintenance = maintenance    # the technician screen's PIN hash, restart and reboot
         self.lockout = lockout            # the technician PIN's wrong tries and lockout, kept on the disk
+        self.telemetry = telemetry        # the reports to central (kiosk/telemetry.py; None: none sent)
+        self.commands = commands          # central's commands (kiosk/commands.py; None: none is taken)
+        self.announcements = announcements or AnnouncementSupply(central)   # fetched with the catalogue
+        self._printer_seen = PrinterStatus.UNKNOWN        # each device's status as last seen, for the telemetry
+        self._terminal_seen: TerminalState | None = None
+        self._inputs_seen = AT_REST                       # the cabinet's inputs, as its watch last told them
         self._listeners: list[Callable[[View], None]] = []
         self._shown: View | None = None
         self._light: Light | None = None
@@ -165,11 +195,16 @@ class Runtime:
 
     def start(self) -> None:
         self.outbox.start()
+        if self.telemetry is not None:
+            self.telemetry.start(self.telemetry_facts, link=self.outbox.link, audit=self.audit)
         self.reconciler.start()           # settles what a crash left open, before anyone pays
         self.devices.card_reader.watch(self._on_card_event)
         self.devices.cabinet.watch(self._on_cabinet_input)
         self.dispatch(ev.Start(self.clock()))
         self._load_technician_lockout()
+        if self.commands is not None:     # central's last word on service, and what a stopped run left
+            for event in self.commands.start(self._report):
+                self.dispatch(event)
 
     def _load_technician_lockout(self) -> None:
         """What the last run kept of the technician PIN's wrong tries and lockout, told to the session.
@@ -194,6 +229,10 @@ class Runtime:
         if self._stopped:
             return
         self._stopped = True
+        if self.telemetry is not None:
+            self.telemetry.stop()
+        if self.commands is not None:
+            self.commands.stop()
         self.devices.card_reader.unwatch()
         self.devices.cabinet.unwatch()
         for worker in self._workers.values():
@@ -220,6 +259,7 @@ class Runtime:
 
     def dispatch(self, event: ev.Event) -> None:
         """Hand an event to the session; call on the session's thread only."""
+        self._note_device(event)
         for effect in self.session.handle(event):
             self._carry_out(effect)
         view = self.session.view()
@@ -228,6 +268,10 @@ class Runtime:
             self._show_light(view)
             for listener in self._listeners:
                 listener(view)
+            if self.telemetry is not None:
+                if view.reason in _KIOSK_FAULTS:
+                    self.telemetry.error(view.reason.value)
+                self.telemetry.changed()
 
     def tick(self) -> None:
         """The clock's second: the outbox's link first, told to the session only when it changed."""
@@ -256,10 +300,26 @@ class Runtime:
     def _on_card_event(self, event: CardEvent) -> None:
         self._report(_CARD_EVENTS[event])
 
+    def _note_device(self, event: ev.Event) -> None:
+        """A device's status an event tells, kept for the telemetry, which hears of the change."""
+        match event:
+            case ev.PrintFinished(outcome=outcome) | ev.DocumentsCollected(outcome=outcome):
+                self._printer_seen = outcome.status
+            case ev.TerminalChecked(state=state):
+                self._terminal_seen = state
+            case ev.PaymentSettled(outcome=outcome) if outcome.reason is PaymentReason.TERMINAL_UNREACHABLE:
+                self._terminal_seen = TerminalState.UNREACHABLE
+            case ev.CabinetChanged(what=what) if what in _INPUT_PAIRS:
+                self._inputs_seen = (self._inputs_seen - {_INPUT_PAIRS[what]}) | {what}
+            case ev.CabinetChanged() | ev.ReaderLost() | ev.ReaderFound():
+                pass
+            case _:
+                return
+        if self.telemetry is not None:
+            self.telemetry.changed()
+
     def _show_light(self, view: View) -> None:
-        light = _LIGHTS.get(view.step, Light.BUSY)
-        if light is Light.READY and view.link is LinkState.OFFLINE:
-            light = Light.OFFLINE             # serving, but central cannot be reached: claims only
+        light = light_for(view)
         if light is not self._light:
             self._light = light
             self.devices.cabinet.show(light)
@@ -306,12 +366,18 @@ class Runtime:
 
     def _alert(self, effect: fx.Alert) -> None:
         log.warning("alert.%s", effect.kind)
+        if self.telemetry is not None:
+            self.telemetry.alert(effect.kind)         # kept, and sent to central (no I/O here)
 
     def _chime(self, effect: fx.Chime) -> None:
         self.devices.cabinet.chime(effect.kind)         # returns at once: the cabinet sounds it
 
     def _load_catalogue(self, _effect: fx.LoadCatalogue) -> ev.Event:
         supplied = self.catalogue.load()
+        try:                              # central's announcements come with each catalogue (kiosk/commands.py)
+            self._report(AnnouncementsLoaded(*self.announcements.load()))
+        except Exception:
+            log.exception("runtime.announcements_failed")
         return ev.CatalogueLoaded(supplied.catalogue, cached=supplied.cached, expired=supplied.expired)
 
     def _connect_card(self, effect: fx.ConnectCard) -> ev.Event:
@@ -351,7 +417,8 @@ class Runtime:
                                      answer.presence_id)
 
     def _check_printer(self, effect: fx.CheckPrinter) -> ev.Event:
-        return ev.PrinterChecked(effect.txn_id, self.devices.printer.status() in READY_STATUSES)
+        self._printer_seen = status = self.devices.printer.status()
+        return ev.PrinterChecked(effect.txn_id, status in READY_STATUSES)
 
     def _check_terminal(self, effect: fx.CheckTerminal) -> ev.Event:
         if not self.outbox.can_take_payment():
@@ -531,6 +598,27 @@ class Runtime:
         if not self.outbox.send(kind, message_id, payload):
             log.critical("runtime.unsent kind=%s id=%s", kind.value, message_id)
 
+    # ------------------------------------------------------------ central's commands (kiosk/commands.py)
+
+    def _run_command(self, effect: fx.RunCommand) -> ev.Event | None:
+        """Reboot, resync, selftest, collect-logs, on the commands worker. A resync also fetches the
+        catalogue (and the announcements) on their worker, told to the session before the result."""
+        if self.commands is None:
+            return CommandFinished(effect.command.command_id, False, Refusal.UNAVAILABLE)
+        if effect.command.action is CommandAction.RESYNC:
+            loaded = self._workers["catalogue"].submit(self._load_catalogue, fx.LoadCatalogue())
+            self._report(loaded.result(timeout=RESYNC_CATALOGUE_S))
+        return self.commands.run(effect.command)
+
+    def _finish_command(self, effect: fx.FinishCommand) -> None:
+        """Written in the ledger on the session's thread, at once (as the audit log is), then told to central."""
+        if self.commands is None:
+            return
+        try:
+            self.commands.finish(effect)
+        except QueueError as exc:         # a full disk: central is not told; the command is not carried out again
+            log.critical("runtime.command_ledger_unwritable action=%s error=%s", effect.action, exc)
+
     # ------------------------------------------------------------ the technician's
 
     def _check_technician_pin(self, effect: fx.CheckTechnicianPin) -> ev.Event:
@@ -555,17 +643,16 @@ class Runtime:
             return unknown
 
     def _gather_technician_status(self, _effect: fx.GatherTechnicianStatus) -> ev.Event:
-        from kiosk.ports.card_reader import ReaderStatus
-
         depth = self._ask("outbox", self.outbox.depth, None)
         last = None
         if depth is not None and depth.last_answered_at is not None:
             last = datetime.fromtimestamp(depth.last_answered_at, zoneinfo.ZoneInfo(self._site.time_zone)) \
                 .strftime("%Y-%m-%d %H:%M")
+        reader, terminal, printer = self._ask_devices()
         return ev.TechnicianStatusGathered(TechnicianStatus(
-            reader=self._ask("card", lambda: self.devices.card_reader.status, ReaderStatus.UNKNOWN),
-            terminal=self._ask("payment", self.devices.payment.check, None),
-            printer=self._ask("printer", self.devices.printer.status, PrinterStatus.UNKNOWN),
+            reader=reader,
+            terminal=terminal,
+            printer=printer,
             light=self._light,
             pending=depth.pending if depth is not None else None,
             dead=depth.dead if depth is not None else None,
@@ -574,6 +661,40 @@ class Runtime:
             version=self.maintenance.version,
             device_id=self.maintenance.device_id,
         ))
+
+    def _ask_devices(self) -> tuple[ReaderStatus, TerminalState | None, PrinterStatus]:
+        """Each device's status now, each asked on its party's worker (UNKNOWN or None when it does not say)."""
+        reader = self._ask("card", lambda: self.devices.card_reader.status, ReaderStatus.UNKNOWN)
+        self._terminal_seen = self._ask("payment", self.devices.payment.check, None)
+        self._printer_seen = self._ask("printer", self.devices.printer.status, PrinterStatus.UNKNOWN)
+        return reader, self._terminal_seen, self._printer_seen
+
+    def telemetry_facts(self, *, ask_devices: bool = False) -> KioskFacts:
+        """What a heartbeat says of the kiosk now (kiosk/telemetry.py), on the telemetry's thread: the state
+        its light shows, why when out of service, each device's status (asked anew when `ask_devices` and
+        nobody is being served, else as last seen), the cabinet's inputs as its watch told them, the outbox's
+        counts."""
+        view = self._shown
+        if ask_devices and (view is None or view.step in _IDLE_STEPS):
+            reader, _terminal, _printer = self._ask_devices()
+        else:
+            reader = self.devices.card_reader.status
+        light = self._light or Light.OUT_OF_SERVICE
+        reason = None
+        if light in (Light.OUT_OF_SERVICE, Light.FAULT, Light.OFF):
+            reason = view.reason.value if view is not None and view.reason is not None \
+                else _STATE_REASONS.get(view.step if view is not None else Step.STARTING, "stopped")
+        inputs = self._inputs_seen
+        try:
+            depth = self.outbox.depth()
+        except QueueError as exc:
+            log.error("runtime.outbox_unreadable error=%s", exc)
+            depth = None
+        return KioskFacts(
+            state=STATES[light], reason=reason, card_reader=code_of(reader), terminal=code_of(self._terminal_seen),
+            printer=code_of(self._printer_seen), paper=paper_of(self._printer_seen, inputs), door=door_of(inputs),
+            queue_depth=depth.pending if depth is not None else 0, dead_letters=depth.dead if depth is not None else 0,
+            last_sync_at=depth.last_answered_at if depth is not None else None)
 
     def _technician_link(self) -> LinkState:
         """The outbox's link, or, before it has sent anything, the link as the session last saw it
@@ -683,4 +804,9 @@ EFFECTS: dict[type, EffectHandler[Any]] = {
                                  lambda e: ev.TechnicianActionDone(TechnicianAction.RESTART, False)),
     fx.RebootDevice: EffectHandler("technician", Runtime._reboot,
                                    lambda e: ev.TechnicianActionDone(TechnicianAction.REBOOT, False)),
+    # Central's commands: carried out on a worker of their own (a self-test takes a while); what became of
+    # each is written at once, as the audit log is.
+    fx.RunCommand: EffectHandler("commands", Runtime._run_command,
+                                 lambda e: CommandFinished(e.command.command_id, False, Refusal.FAILED)),
+    fx.FinishCommand: EffectHandler("", Runtime._finish_command, _nothing),
 }

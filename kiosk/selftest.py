@@ -30,6 +30,9 @@ is 1 when any check failed (the summary line names them), 0 otherwise.
 
 Details say what a technician needs and nothing personal: no card data, no
 citizen, no key material.
+
+With `--report` (the hourly timer's), the report goes to central too (`send_report`: a signed
+`POST /api/v1/telemetry/selftest`, kiosk/telemetry.py), which keeps it beside the kiosk's heartbeats.
 """
 
 from __future__ import annotations
@@ -476,6 +479,23 @@ def checks_for(config: KioskConfig, *, test_page: bool = False, beside_kiosk: bo
 
 def _builder(config: KioskConfig, key: str, name: str) -> Callable[[], Any]:
     return lambda: backends.load(key, name)(config)
+
+
+def send_report(config: KioskConfig, report: Report) -> str | None:
+    """The report to central, signed with this kiosk's device key: None when central took it, else why not
+    (one line, for a technician)."""
+    from kiosk.telemetry import send_selftest_report
+
+    key = load_device_key(config.central.device_key_path)
+    if key is None:
+        return "not provisioned: no device key at %s" % config.central.device_key_path
+    with CentralClient(config.central.url, device_id=config.device_id, timeout_s=config.central.timeout_s,
+                       ca_file=config.central.ca_file, device_key=key) as client:
+        if send_selftest_report(client.send_telemetry, report.to_json()):
+            return None
+        refused = client.device_refused()
+    return _REFUSALS.get(refused, "central refuses this kiosk: %s" % refused) if refused else \
+        "central did not take it (unreachable, or it refused the report)"
 
 
 def run(config: KioskConfig, *, test_page: bool = False, beside_kiosk: bool = False,

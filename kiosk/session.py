@@ -46,6 +46,10 @@ from datetime import date
 from typing import Any, Callable
 
 from kiosk.catalogue import Catalogue, Category, Service
+from kiosk.commands import (
+    Announcement, AnnouncementsLoaded, CentralDecisionLoaded, Command, CommandFinished, CommandRefused,
+    CommandTaken, FinishCommand, Refusal, RunCommand, VersionsAnnounced, audit_detail,
+)
 from kiosk.documents import IssuedDocument
 from kiosk.money import Money
 from kiosk.effects import (
@@ -72,6 +76,7 @@ from kiosk.ports.payment_terminal import (
     CardReceipt, PaymentMethod, PaymentOutcome, PaymentReason, PaymentStatus, PromptKind, TerminalState,
 )
 from kiosk.ports.receipt_printer import PrinterStatus, PrintOutcome, PrintResult
+from kiosk.wire import CommandAction, CommandOutcome
 from kiosk.technician import (
     PIN_MAX_DIGITS as TECHNICIAN_PIN_MAX_DIGITS,
     PIN_MIN_DIGITS as TECHNICIAN_PIN_MIN_DIGITS,
@@ -154,6 +159,7 @@ class Reason(enum.Enum):
     COLLECTION_FAILED = "collection_failed"     # a waiting document did not print: it still waits
     DOOR_OPEN = "door_open"                     # the cabinet's door is open: out of service until it is shut
     TECHNICIAN = "technician"                   # a technician took the kiosk out of service
+    CENTRAL_STAFF = "central_staff"             # central's staff took the kiosk out of service (a command)
 
 
 # A sale that failed because the terminal could not take it: paid services are unavailable for now.
@@ -248,6 +254,10 @@ class View:
     technician_action: TechnicianAction | None = None   # the last test print or light walk asked for
     technician_outcome: str = ""                  # its outcome: "under_way", "ok" or "failed"
     taken_out_of_service: bool = False            # by the technician, until put back in service
+    # Central's: its staff's decision on service (a command), and the announcement the attract screen shows.
+    out_of_service_by_central: bool = False
+    announcement: Announcement | None = None
+    catalogue_version: str = ""                   # of the catalogue shown ("" none)
 
     def __repr__(self) -> str:
         return "View(step=%s, language=%s)" % (self.step.name, self.language)
@@ -311,6 +321,7 @@ class Session:
         self._now = 0.0
         self._clear()
         self._init_technician(technician)
+        self._init_commands()
         # Which method handles which event: one entry per event type.
         self._handlers: dict[type, Callable[[Any], list[Effect] | None]] = {
             Start: self._on_start,
@@ -361,6 +372,12 @@ class Session:
             TechnicianLockoutLoaded: self._on_technician_lockout_loaded,
             CollectDocuments: self._on_collect_documents,
             DocumentsCollected: self._on_documents_collected,
+            CommandTaken: self._on_command_taken,
+            CommandRefused: self._on_command_refused,
+            CommandFinished: self._on_command_finished,
+            CentralDecisionLoaded: self._on_central_decision_loaded,
+            AnnouncementsLoaded: self._on_announcements_loaded,
+            VersionsAnnounced: self._on_versions_announced,
         }
 
     # ------------------------------------------------------------ the view
@@ -408,6 +425,9 @@ class Session:
             link=self._link,
             help_called=self._now < self._help_until,
             **self._technician_view(),
+            out_of_service_by_central=self._out_of_service_by_central,
+            announcement=self._announcement,
+            catalogue_version=self._catalogue.version if self._catalogue is not None else "",
         )
 
     @property
@@ -421,6 +441,7 @@ class Session:
         before = self.step
         effects: list[Effect] = self._handlers[type(event)](event) or []
         effects += self._technician_after(event)   # the maintenance key waits for nobody to be served
+        effects += self._commands_after()            # central's commands wait for nobody to be served
         if self.step is Step.TAKE_CARD and before is not Step.TAKE_CARD:
             effects.append(Chime(ChimeKind.TAKE_CARD))     # by ear too: the card waits in the reader
         if self.step is not before:
@@ -441,8 +462,8 @@ class Session:
             effects.append(LoadCatalogue())
         elif self._catalogue is not None and self.step in (Step.ATTRACT, Step.OUT_OF_SERVICE) \
                 and event.now - self._catalogue_asked_at >= self._catalogue_refresh_s:
-            # Nobody is served: central's catalogue again, so that a changed fee, or a link that went
-            # down or came back, is seen before the next citizen comes.
+            # Nobody is served: central's catalogue again (and its announcements with it), so that a changed
+            # fee, or a link that went down or came back, is seen before the next citizen comes.
             self._catalogue_asked_at = event.now
             effects.append(LoadCatalogue())
         if self.step is Step.PRINT_WAITING and self._txn is not None:
@@ -911,6 +932,8 @@ class Session:
             reason = Reason.NO_CATALOGUE
         else:
             reason = None
+        if self._out_of_service_by_central:
+            reason = Reason.CENTRAL_STAFF       # central's staff's decision, until they put it back
         if self._out_of_service_by_technician:
             reason = Reason.TECHNICIAN          # the technician's decision, until they put it back
         if self._door_open:
@@ -1259,8 +1282,100 @@ class Session:
             effects += self._gather_technician_status()     # the printer's status after the page
         return effects
 
+    # ------------------------------------------------------------ central's commands and announcements
+    #
+    # A command taken (kiosk/commands.py: checked and kept in the ledger) waits until nobody is served
+    # (the attract screen, or out of service: never in a citizen's session, nor while a technician has
+    # the kiosk), then is carried out, one at a time. Out of service and back in service are central's
+    # decision, beside the technician's (either keeps the kiosk out of service; central's outlives a
+    # restart: `CentralDecisionLoaded`); resync has the runtime deliver the outbox and fetch the catalogue
+    # (and the announcements with it) now, the catalogue told before the result; reboot, selftest and
+    # collect-logs are the runtime's. A command whose time ran out while it waited is refused as expired.
+    # Every command taken, refused, started and done is audited, and what became of it is a
+    # `FinishCommand` (the ledger, then central). A catalogue or announcements version central named that
+    # is not the one shown is fetched the same way, between sessions: a fee changed at central is the fee
+    # the next citizen confirms.
+
+    def _init_commands(self) -> None:
+        self._out_of_service_by_central = False
+        self._commands: list[tuple[Command, float]] = []     # taken, waiting: (command, deadline on our clock)
+        self._command_running: Command | None = None         # the runtime is carrying it out
+        self._announcement: Announcement | None = None
+        self._announcements_version = ""
+        self._stale = False                                  # central named versions not shown: fetch anew
+
+    def _on_command_taken(self, event: CommandTaken) -> list[Effect]:
+        self._commands.append((event.command, self._now + event.seconds_left))
+        return [Audit("command.taken", event.command.action.value)]
+
+    def _on_command_refused(self, event: CommandRefused) -> list[Effect]:
+        return [Audit("command.refused", audit_detail(event.action, event.reason.value)),
+                FinishCommand(event.command_id, event.action, CommandOutcome.REFUSED, event.reason.value,
+                              taken=event.taken)]
+
+    def _on_command_finished(self, event: CommandFinished) -> list[Effect]:
+        command = self._command_running
+        if command is None or command.command_id != event.command_id:
+            return []
+        self._command_running = None
+        if event.ok:
+            return self._finish_command(command, CommandOutcome.DONE)
+        return self._finish_command(command, CommandOutcome.REFUSED, (event.reason or Refusal.FAILED).value)
+
+    def _on_central_decision_loaded(self, event: CentralDecisionLoaded) -> None:
+        self._out_of_service_by_central = event.out_of_service
+        self._update_service_state()
+
+    def _on_announcements_loaded(self, event: AnnouncementsLoaded) -> None:
+        self._announcement = event.announcement
+        self._announcements_version = event.version
+
+    def _on_versions_announced(self, event: VersionsAnnounced) -> None:
+        if event.catalogue and (self._catalogue is None or event.catalogue != self._catalogue.version):
+            self._stale = True
+        if event.announcements and event.announcements != self._announcements_version:
+            self._stale = True
+
+    def _commands_after(self) -> list[Effect]:
+        """After every event: what central asked for, carried out while nobody is served."""
+        if self.step not in _BETWEEN_SESSIONS:
+            return []
+        effects: list[Effect] = []
+        if self._stale:
+            self._stale = False
+            self._catalogue_asked_at = self._now
+            effects.append(LoadCatalogue())
+        while self._commands and self._command_running is None and self.step in _BETWEEN_SESSIONS:
+            command, deadline = self._commands.pop(0)
+            if self._now >= deadline:
+                effects += self._finish_command(command, CommandOutcome.REFUSED, Refusal.EXPIRED.value)
+            else:
+                effects += self._carry_out_command(command)
+        return effects
+
+    def _carry_out_command(self, command: Command) -> list[Effect]:
+        action = command.action
+        if action in (CommandAction.OUT_OF_SERVICE, CommandAction.IN_SERVICE):
+            self._out_of_service_by_central = action is CommandAction.OUT_OF_SERVICE
+            self._update_service_state()
+            # Back in service, but out of service still for a reason of its own: central hears which.
+            still = self._reason.value if action is CommandAction.IN_SERVICE and self._reason is not None \
+                and self.step is Step.OUT_OF_SERVICE else None
+            return self._finish_command(command, CommandOutcome.DONE, still)
+        self._command_running = command
+        if action is CommandAction.RESYNC:
+            self._catalogue_asked_at = self._now       # the runtime fetches it with the resync
+        return [Audit("command.started", action.value), RunCommand(command)]
+
+    def _finish_command(self, command: Command, outcome: CommandOutcome, reason: str | None = None) -> list[Effect]:
+        event = "command.done" if outcome is CommandOutcome.DONE else "command.refused"
+        return [Audit(event, audit_detail(command.action.value, reason)),
+                FinishCommand(command.command_id, command.action.value, outcome, reason)]
+
 
 # Nobody is served: the maintenance key takes the kiosk at once.
 _NOBODY_SERVED = frozenset({Step.ATTRACT, Step.INSERT_CARD, Step.OUT_OF_SERVICE})
+# Between two citizens (and no technician at the kiosk): central's commands are carried out.
+_BETWEEN_SESSIONS = frozenset({Step.ATTRACT, Step.OUT_OF_SERVICE})
 _TECHNICIAN_STEPS = frozenset({Step.TECHNICIAN_PIN, Step.TECHNICIAN})
 TECHNICIAN_STATUS_REFRESH_S = 10.0      # the technician screen's status, gathered again this often

@@ -12,15 +12,13 @@ Pure code: no Kivy, no driver, no logging of a PIN.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass
 
+from kiosk import scrypt_hash
 from kiosk.ports.cabinet import Light
 from kiosk.ports.card_reader import ReaderStatus
 from kiosk.ports.outbox import LinkState
@@ -31,17 +29,9 @@ PIN_MIN_DIGITS = 6
 PIN_MAX_DIGITS = 12
 _PIN = re.compile(r"[0-9]{%d,%d}" % (PIN_MIN_DIGITS, PIN_MAX_DIGITS))
 
-# scrypt's cost: n = 2**15, r = 8 (32 MiB, a few tenths of a second on a Raspberry Pi 4).
-SCRYPT_LOG2_N = 15
-SCRYPT_R = 8
-SCRYPT_P = 1
-SALT_BYTES = 16
-HASH_BYTES = 32
-# What a configured hash may ask for: enough to be slow, never enough to stall or exhaust the kiosk.
-_SCRYPT_LOG2_N_RANGE = (14, 20)
-_SCRYPT_MOST_BYTES = 128 * 1024 * 1024          # 128 * r * n: at most 128 MiB (n = 2**17 at r = 8)
+# What a configured PBKDF2 hash may ask for: enough to be slow, never enough to stall the kiosk (scrypt's
+# bounds are kiosk/scrypt_hash.py's).
 _PBKDF2_ITERATIONS_RANGE = (100_000, 5_000_000)
-_MAXMEM = 2 * _SCRYPT_MOST_BYTES
 
 
 def is_valid_pin(pin: str) -> bool:
@@ -49,28 +39,12 @@ def is_valid_pin(pin: str) -> bool:
     return bool(_PIN.fullmatch(pin))
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
-        raise ValueError("not base64")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise ValueError("not base64") from None
-
-
-def hash_pin(pin: str, *, salt: bytes | None = None, log2_n: int = SCRYPT_LOG2_N) -> str:
+def hash_pin(pin: str, *, salt: bytes | None = None, log2_n: int = scrypt_hash.LOG2_N) -> str:
     """The salted scrypt hash of `pin`, as `[technician] pin_hash` holds it. ValueError for a PIN that
     is not 6 to 12 digits (the message never holds the PIN)."""
     if not is_valid_pin(pin):
         raise ValueError("a technician PIN is %d to %d digits" % (PIN_MIN_DIGITS, PIN_MAX_DIGITS))
-    salt = os.urandom(SALT_BYTES) if salt is None else salt
-    digest = hashlib.scrypt(pin.encode("ascii"), salt=salt, n=2 ** log2_n, r=SCRYPT_R, p=SCRYPT_P,
-                            maxmem=_MAXMEM, dklen=HASH_BYTES)
-    return "scrypt$%d$%d$%d$%s$%s" % (log2_n, SCRYPT_R, SCRYPT_P, _b64(salt), _b64(digest))
+    return scrypt_hash.make(pin.encode("ascii"), log2_n=log2_n, salt=salt)
 
 
 @dataclass(frozen=True, repr=False)
@@ -91,8 +65,7 @@ class PinHash:
             return False
         if self.scheme == "scrypt":
             log2_n, r, p = self.params
-            got = hashlib.scrypt(pin.encode("ascii"), salt=self.salt, n=2 ** log2_n, r=r, p=p, maxmem=_MAXMEM,
-                                 dklen=len(self.digest))
+            got = scrypt_hash.derive(pin.encode("ascii"), self.salt, log2_n, r, p, len(self.digest))
         else:
             (iterations,) = self.params
             got = hashlib.pbkdf2_hmac("sha256", pin.encode("ascii"), self.salt, iterations, dklen=len(self.digest))
@@ -103,26 +76,21 @@ def parse_pin_hash(text: str) -> PinHash:
     """`text` as `[technician] pin_hash` holds it; ValueError saying what is wrong (never echoing it)."""
     parts = text.split("$")
     try:
-        if parts[0] == "scrypt" and len(parts) == 6:
-            log2_n, r, p = (int(v) for v in parts[1:4])
-            if not _SCRYPT_LOG2_N_RANGE[0] <= log2_n <= _SCRYPT_LOG2_N_RANGE[1] or not 1 <= r <= 16 \
-                    or not 1 <= p <= 4 or 128 * r * 2 ** log2_n > _SCRYPT_MOST_BYTES:
-                raise ValueError("scrypt parameters out of range (log2 n %d to %d, r 1 to 16, p 1 to 4, "
-                                 "at most 128 MiB)" % _SCRYPT_LOG2_N_RANGE)
-            found = PinHash("scrypt", (log2_n, r, p), _unb64(parts[4]), _unb64(parts[5]))
+        if parts[0] == scrypt_hash.SCHEME and len(parts) == 6:
+            log2_n, r, p, salt, digest = scrypt_hash.parse(text)
+            found = PinHash("scrypt", (log2_n, r, p), salt, digest)
         elif parts[0] == "pbkdf2-sha256" and len(parts) == 4:
             iterations = int(parts[1])
             if not _PBKDF2_ITERATIONS_RANGE[0] <= iterations <= _PBKDF2_ITERATIONS_RANGE[1]:
                 raise ValueError("pbkdf2 iterations out of range (%d to %d)" % _PBKDF2_ITERATIONS_RANGE)
-            found = PinHash("pbkdf2-sha256", (iterations,), _unb64(parts[2]), _unb64(parts[3]))
+            found = PinHash("pbkdf2-sha256", (iterations,), scrypt_hash.unb64(parts[2]), scrypt_hash.unb64(parts[3]))
         else:
             raise ValueError("not a hash made by `kiosk technician hash-pin` (scrypt$... or pbkdf2-sha256$...)")
     except ValueError as exc:
-        if str(exc).startswith(("scrypt", "pbkdf2", "not a hash", "not base64")):
+        if str(exc).startswith(("scrypt parameters out", "pbkdf2", "not a hash", "not base64", "salt of")):
             raise
         raise ValueError("not a hash made by `kiosk technician hash-pin` (a number expected)") from None
-    if len(found.salt) < 8 or not 16 <= len(found.digest) <= 64:
-        raise ValueError("salt of at least 8 bytes and a hash of 16 to 64 bytes expected")
+    scrypt_hash.check_lengths(found.salt, found.digest)
     return found
 
 

@@ -14,7 +14,8 @@ from kiosk.ports.outbox import Outbox as OutboxPort
 from kiosk.ports.payment_terminal import PaymentTerminal
 from kiosk.ports.state import LocalState
 from offline.audit_log import SqliteAuditLog
-from offline.catalogue_cache import for_state_database
+from offline.catalogue_cache import FileCatalogueCache, for_state_database
+from offline.command_ledger import ANNOUNCEMENTS_FILE, SqliteCommandLedger
 from offline.database import StateDatabase
 from offline.disk_budget import MB, DiskBudget
 from offline.journal import SqliteJournal
@@ -25,6 +26,7 @@ from offline.retention import Retention, RetentionReport
 from offline.sealing import Sealer, default_key_path
 from offline.sync import Probe, SyncWorker, log_alert
 from offline.technician_lockout import SqliteTechnicianLockout
+from offline.telemetry_store import SqliteTelemetryStore
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -82,6 +84,11 @@ class DurableOutbox(OutboxPort):
         counts = self.store.counts()
         return QueueDepth(counts.pending, counts.dead, self.store.last_answered_at())
 
+    def resync(self) -> None:
+        released = self.store.reset_backoff()
+        log.info("outbox.resync held_back=%d", released)
+        self.sync.wake()
+
     def housekeep(self) -> RetentionReport:
         """Delete what is no longer needed, give the space back, look at the disk's free space."""
         report = self.retention.run_once()
@@ -130,4 +137,6 @@ def from_config(config: KioskConfig, deliver: Deliver, *, terminal: PaymentTermi
                             claim_answer=lambda request_id: outbox.wait_for_answer(request_id, 0.0))
     return LocalState(outbox=outbox, journal=journal, reconciler=reconciler,
                       catalogue_cache=for_state_database(config.outbox.path), audit=audit,
-                      technician_lockout=SqliteTechnicianLockout(database))
+                      technician_lockout=SqliteTechnicianLockout(database),
+                      telemetry=SqliteTelemetryStore(database), command_ledger=SqliteCommandLedger(database),
+                      announcement_cache=FileCatalogueCache(config.outbox.path.parent / ANNOUNCEMENTS_FILE))

@@ -19,9 +19,10 @@ out of the box, and what closes each door:
   terminal whose Ctrl+C would become SIGINT.
 
 Ctrl+Alt+Backspace and Ctrl+Alt+F<n> belong to the display server and the
-kernel's consoles, not to the app: on the device there is no X server, and
-the install script leaves no login on any console
-(systemd/install.sh).
+kernel's consoles, not to the app: on the device there is no X server,
+console switching is locked while the kiosk runs (screens/console_switch.py,
+run by systemd as root), and the install script leaves no login on any
+console besides (systemd/install.sh).
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 #!/bin/bash
 # Set up a kiosk on a fresh Raspberry Pi OS Lite (64-bit), as root:
 #
-#     sudo systemd/install.sh --wheel citizen_kiosk-0.1.0-py3-none-any.whl
+#     sudo systemd/install.sh --bundle kiosk-0.1.0-linux_aarch64.tar     (`make release`)
 #
-# Debian packages, the `kiosk` user and its groups, /opt/kiosk/.venv with the
-# kiosk's wheel, /etc/kiosk (the example configuration, if there is none yet),
+# Debian packages, the `kiosk` user and its groups, the release bundle installed
+# as the first version (/opt/kiosk/versions/<version>/ with its own virtual
+# environment, /opt/kiosk/current pointing at it, /opt/kiosk/guard.py: see
+# kiosk/updates/install.py and guard.py), /etc/kiosk (the example configuration, if there is none yet),
 # /var/lib/kiosk, the systemd units, the udev rules for the ID reader and the
 # USB printer, and a console with no login on it: getty@tty1 masked (the
 # touchscreen's console), no getty started on the other consoles either. Then
 # edit /etc/kiosk/kiosk.toml, put central's CA and keys and the card issuers'
-# keys in /etc/kiosk, and run `sudo -u kiosk /opt/kiosk/.venv/bin/kiosk provision
+# keys in /etc/kiosk, and run `sudo -u kiosk /opt/kiosk/current/venv/bin/kiosk provision
 # --central URL --code CODE`, then `systemctl start kiosk` (or reboot).
 #
 # Idempotent: each step looks first and acts only when something differs; a
@@ -19,46 +21,50 @@
 # built): users and groups are looked up and made in DIR/etc, units enabled with
 # `systemctl --root`, and nothing running is told to reload (daemon-reload,
 # udevadm). The external commands (apt-get, dpkg-query, useradd, groupadd,
-# usermod, systemctl, udevadm, python3, pip) are called by name, so a test puts
-# stubs for them first on PATH. apt-get and pip always act on the machine itself.
+# usermod, systemctl, udevadm, python3) are called by name, so a test puts stubs
+# for them first on PATH. apt-get always acts on the machine itself; the bundle's
+# virtual environment is made with the machine's /usr/bin/python3 (an image built
+# with --root must have the same Python at the same place).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SOURCE=$(dirname "$HERE")
 ROOT=/
-WHEEL=""
+BUNDLE=""
 
-usage() { echo "usage: $0 [--root DIR] [--wheel FILE.whl]" >&2; exit 2; }
+usage() { echo "usage: $0 [--root DIR] [--bundle kiosk-VERSION-PLATFORM.tar]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) ROOT=${2:?}; shift 2 ;;
-        --wheel) WHEEL=${2:?}; shift 2 ;;
+        --bundle) BUNDLE=$(realpath "${2:?}"); shift 2 ;;
         -h|--help) usage ;;
         *) usage ;;
     esac
 done
 ROOT=${ROOT%/}
-VENV=/opt/kiosk/.venv
 IN_ROOT=()                       # useradd, groupadd and usermod write the root's own /etc files
 [ "$ROOT" = "" ] || IN_ROOT=(--root "$ROOT")
 
-# PC/SC for the ID reader; Python and what pyscard builds with; the libraries
-# Kivy's SDL2 opens for KMS/DRM, GLES and touch (ALSA is already in the Lite image); libusb for a USB printer;
-# liblgpio for the cabinet's GPIO (the lgpio wheel builds on it); fonts for Arabic and Latin; time zones.
+# PC/SC for the ID reader; Python, its venv and pip (which installs a version's wheels),
+# and pyscard (no wheel for the Pi: the versions' virtual environments see Debian's); the libraries Kivy's SDL2 opens for
+# KMS/DRM, GLES and touch (ALSA is already in the Lite image); libusb for a USB printer;
+# fonts for Arabic and Latin; time zones. Every other library is a wheel in the bundle
+# (lgpio's links liblgpio in), so nothing is compiled on the device.
 APT_PACKAGES=(
     pcscd libccid pcsc-tools
-    python3 python3-venv python3-dev gcc swig libpcsclite-dev
+    python3 python3-venv python3-pip python3-pyscard
     libdrm2 libgbm1 libegl1 libgles2 libgl1 libgl1-mesa-dri libmtdev1 libudev1
     libusb-1.0-0
-    liblgpio-dev
+    polkitd
     fonts-dejavu-core fonts-hosny-amiri
     tzdata
 )
 # The kiosk's supplementary groups (systemd/kiosk.service): the display, input,
 # the console, sound, the cabinet's GPIO, a serial printer.
 GROUPS_NEEDED=(video render input tty audio gpio dialout)
-UNITS=(kiosk.service kiosk-firstboot.service kiosk-selftest.service kiosk-selftest.timer)
-ENABLED=(kiosk.service kiosk-firstboot.service kiosk-selftest.timer)
+UNITS=(kiosk.service kiosk-firstboot.service kiosk-selftest.service kiosk-selftest.timer
+       kiosk-update.service kiosk-update.timer)
+ENABLED=(kiosk.service kiosk-firstboot.service kiosk-selftest.timer kiosk-update.timer)
 
 changed_units=0
 changed_rules=0
@@ -129,20 +135,19 @@ KIOSK_IDS="$(id_of passwd kiosk):$(id_of group kiosk)"
 # ------------------------------------------------------------ the application
 
 ensure_dir /opt/kiosk 755 0:0
-if [ ! -x "$ROOT$VENV/bin/python" ]; then
-    python3 -m venv "$ROOT$VENV"
-    say "made $VENV"
-fi
-if [ -n "$WHEEL" ]; then
-    stamp="$ROOT$VENV/.installed-wheel"
-    wanted="$(basename "$WHEEL") $(sha256sum < "$WHEEL" | cut -d' ' -f1)"
+# The installer from this checkout, with the system's Python (no version exists yet to run it):
+# the first version becomes current at once; a later bundle waits to be switched to between
+# sessions by the running kiosk, on trial, as any update does.
+if [ -n "$BUNDLE" ]; then
+    stamp="$ROOT/opt/kiosk/.installed-bundle"
+    wanted="$(basename "$BUNDLE") $(sha256sum < "$BUNDLE" | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-        "$ROOT$VENV/bin/pip" install --quiet --disable-pip-version-check "$WHEEL"
+        PYTHONPATH="$SOURCE" python3 -m kiosk.updates.install --root "$ROOT/opt/kiosk" "$BUNDLE"
         echo "$wanted" > "$stamp"
-        say "installed $(basename "$WHEEL")"
+        say "installed $(basename "$BUNDLE")"
     fi
-elif [ ! -f "$ROOT$VENV/.installed-wheel" ]; then
-    say "no kiosk package yet: run again with --wheel FILE.whl (python -m build --wheel in the checkout)"
+elif [ ! -e "$ROOT/opt/kiosk/current" ]; then
+    say "no kiosk installed yet: run again with --bundle kiosk-VERSION-linux_aarch64.tar (make release)"
 fi
 install_file "$SOURCE/README.md" /opt/kiosk/README.md 0644 || true
 
@@ -173,6 +178,21 @@ if [ "$changed_rules" = 1 ] && [ "$ROOT" = "" ]; then    # a running udev to tel
     udevadm control --reload-rules
     udevadm trigger --subsystem-match=usb --subsystem-match=gpio
 fi
+
+# ------------------------------------------------------------ polkit
+
+# The technician screen's reboot (`systemctl reboot`, which asks logind) is the one thing
+# the kiosk user may ask of the system: not power-off, not suspend, no unit.
+install_text /etc/polkit-1/rules.d/50-kiosk.rules 0644 <<'EOF' || true
+// Installed by the kiosk's systemd/install.sh: the kiosk user may reboot the device.
+polkit.addRule(function(action, subject) {
+    if (subject.user == "kiosk" &&
+        (action.id == "org.freedesktop.login1.reboot" ||
+         action.id == "org.freedesktop.login1.reboot-multiple-sessions")) {
+        return polkit.Result.YES;
+    }
+});
+EOF
 
 # ------------------------------------------------------------ systemd
 

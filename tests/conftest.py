@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-# Central on loopback, shared by the tests that talk to it.
-pytest_plugins = ("tests.running_central",)
+# Central on loopback, shared by the tests that talk to it; a throwaway PostgreSQL for central's own.
+pytest_plugins = ("tests.running_central", "tests.postgres_server")
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")

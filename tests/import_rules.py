@@ -22,7 +22,9 @@ CORE, DRIVER, SIMULATOR, SCREEN, OFFLINE, CENTRAL = "core", "driver", "simulator
 SIMULATOR_MODULES = ("drivers.card_sim", "drivers.printer_sim", "drivers.terminal_sim", "drivers.demo")
 CENTRAL_MAY_USE = ("kiosk.money", "kiosk.catalogue", "kiosk.documents", "kiosk.errors", "kiosk.messages",
                    "kiosk.wire", "kiosk.logs", "kiosk.id_card_data", "kiosk.issuer_keys", "kiosk.card_proof",
-                   "kiosk.ports.card_reader")
+                   "kiosk.ports.card_reader", "kiosk.ports.audit",
+                   "kiosk.atomic_file",   # the one way to write a file whole (central/releases/ writes metadata)
+                   "kiosk.scrypt_hash")   # the one way to keep a secret as its hash (staff passwords)
 
 # What each layer is, as a message names it ("... the core imports no outbox implementation").
 NOUNS = {CORE: "core module", DRIVER: "driver", SIMULATOR: "simulator", SCREEN: "screen",

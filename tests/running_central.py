@@ -7,6 +7,7 @@ enrols a kiosk as a technician does; `devices` is central's devices as its staff
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.db import Database
 from central.devices import Devices
+from central.seeding import prepare_database
 from central.server import RunningCentral, start_in_thread
 from kiosk import wire
 from kiosk.provisioning import public_key_hex
@@ -57,6 +59,35 @@ def issuer_pem(issuer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("issuer") / "issuer.pub.pem"
     path.write_bytes(issuer.public_pem)
     return path
+
+
+# The databases central runs on. Central's own tests run on each (tests/central/conftest.py); the others,
+# which talk to central, on SQLite. `-m 'not postgresql'` leaves PostgreSQL out.
+DATABASES = (pytest.param("sqlite", id="sqlite"),
+             pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql))
+
+
+@contextlib.contextmanager
+def new_database(kind: str, request: pytest.FixtureRequest, directory: Path, *, prepared: bool = False
+                 ) -> Iterator[str]:
+    """The URL of an empty database of `kind` (a DATABASES id): a SQLite file in `directory`, or a new
+    database in the session's PostgreSQL (tests/postgres_server.py), dropped afterwards. `prepared`: on
+    PostgreSQL, a copy of a database central prepared once (migrated and seeded, as central's first start
+    leaves it), which is much quicker than preparing each again; SQLite's is prepared at central's start."""
+    if kind == "sqlite":
+        yield "sqlite:///%s" % (directory / "central.sqlite3")
+        return
+    server = request.getfixturevalue("postgres_server")
+    with server.database(server.template("central_prepared", _prepare) if prepared else "template0") as url:
+        yield url
+
+
+def _prepare(db_url: str) -> None:
+    database = Database(db_url)
+    try:
+        prepare_database(database)
+    finally:
+        database.dispose()
 
 
 @pytest.fixture(scope="module")

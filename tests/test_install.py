@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "systemd" / "install.sh"
-COMMANDS = ("apt-get", "dpkg-query", "useradd", "groupadd", "usermod", "systemctl", "udevadm", "python3", "pip")
+COMMANDS = ("apt-get", "dpkg-query", "useradd", "groupadd", "usermod", "systemctl", "udevadm", "python3")
 # What a run may call and still change nothing.
 READ_ONLY = {("dpkg-query",), ("systemctl", "is-enabled")}
 
@@ -74,11 +74,21 @@ STUB = textwrap.dedent('''\
         mark(args[1] + "d", args[2])
     elif name == "systemctl" and args[1] == "is-enabled":
         print("masked" if args[2] in marks("maskd") else "enabled" if args[2] in marks("enabled") else "disabled")
-    elif name == "python3" and args[:2] == ["-m", "venv"]:
-        bin_dir = Path(args[2]) / "bin"
-        bin_dir.mkdir(parents=True)
-        for tool in ("python", "pip"):
-            os.symlink(sys.argv[0].replace("python3", "pip"), bin_dir / tool)
+    elif name == "python3" and args[:2] == ["-m", "kiosk.updates.install"] and os.environ.get("STUB_REAL_INSTALL"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + args)      # the real installer, the real bundle
+    elif name == "python3" and args[:2] == ["-m", "kiosk.updates.install"]:
+        # What the installer leaves for a first version (kiosk/updates/install.py), from the bundle's name.
+        root, version = Path(option("--root")), Path(args[-1]).name.split("-")[1]
+        folder = root / "versions" / version
+        (folder / "venv/bin").mkdir(parents=True, exist_ok=True)
+        (folder / "venv/bin/kiosk").write_text("#!/bin/sh\\n")
+        (folder / "venv/bin/kiosk").chmod(0o755)
+        (folder / "manifest.json").write_text(json.dumps(dict(version=version)))
+        (root / "guard.py").write_text("# the guard\\n")
+        if not (root / "current").is_symlink():
+            os.symlink("versions/" + version, root / "current")
+        with open(os.environ["STUB_LOG"], "a") as log:
+            log.write(json.dumps(["PYTHONPATH", os.environ.get("PYTHONPATH", "")]) + "\\n")
 ''')
 
 
@@ -98,22 +108,22 @@ def machine(tmp_path):
         (stubs / name).chmod(0o755)
     state = tmp_path / "state"
     state.mkdir()
-    wheel = tmp_path / "citizen_kiosk-0.1.0-py3-none-any.whl"
-    wheel.write_bytes(b"PK not really a wheel")
+    bundle = tmp_path / "kiosk-0.1.0-linux_aarch64.tar"
+    bundle.write_bytes(b"not really a bundle")
     env = dict(os.environ, PATH="%s:%s" % (stubs, os.environ["PATH"]), STUB_STATE=str(state),
                STUB_LOG=str(tmp_path / "commands.log"))
-    return Machine(root, env, tmp_path / "commands.log", wheel)
+    return Machine(root, env, tmp_path / "commands.log", bundle)
 
 
 class Machine:
-    def __init__(self, root: Path, env: dict, log: Path, wheel: Path) -> None:
-        self.root, self.env, self.log, self.wheel = root, env, log, wheel
+    def __init__(self, root: Path, env: dict, log: Path, bundle: Path) -> None:
+        self.root, self.env, self.log, self.bundle = root, env, log, bundle
 
     def install(self) -> list[list[str]]:
         """One run of the script; the commands it ran."""
         self.log.write_text("")
-        result = subprocess.run(["bash", str(SCRIPT), "--root", str(self.root), "--wheel", str(self.wheel)],
-                                env=self.env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["bash", str(SCRIPT), "--root", str(self.root), "--bundle", str(self.bundle)],
+                                env=self.env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout + result.stderr
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
@@ -145,20 +155,26 @@ def test_a_fresh_machine_gets_packages_user_venv_units_and_rules(machine):
     names = [c[0] for c in commands]
 
     installed = next(c for c in commands if c[:2] == ["apt-get", "install"])
-    assert {"pcscd", "libccid", "python3-venv", "libgles2", "libgbm1", "fonts-hosny-amiri"} <= set(installed)
+    assert {"pcscd", "libccid", "python3-venv", "python3-pip", "python3-pyscard", "libgles2", "libgbm1",
+            "fonts-hosny-amiri"} <= set(installed)
+    assert not {"gcc", "swig", "python3-dev"} & set(installed)          # nothing is compiled on a kiosk
     assert ["groupadd", "--root", str(machine.root), "--system", "gpio"] in commands
     assert any(c[0] == "useradd" and c[-1] == "kiosk" and "/usr/sbin/nologin" in c for c in commands)
     groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in
               (machine.root / "etc/group").read_text().splitlines()}
     assert all("kiosk" in groups[g] for g in ("video", "render", "input", "tty", "audio", "gpio", "dialout"))
-    assert ["python3", "-m", "venv", str(machine.root / "opt/kiosk/.venv")] in commands
-    assert "pip" in names and str(machine.wheel) in commands[names.index("pip")]
+    assert ["python3", "-m", "kiosk.updates.install", "--root", str(machine.root / "opt/kiosk"),
+            str(machine.bundle)] in commands
+    assert ["PYTHONPATH", str(REPO)] in commands                  # the installer from this checkout
+    assert os.readlink(machine.root / "opt/kiosk/current") == "versions/0.1.0"
 
-    for unit in ("kiosk.service", "kiosk-firstboot.service", "kiosk-selftest.service", "kiosk-selftest.timer"):
+    for unit in ("kiosk.service", "kiosk-firstboot.service", "kiosk-selftest.service", "kiosk-selftest.timer",
+                 "kiosk-update.service", "kiosk-update.timer"):
         assert (machine.root / "etc/systemd/system" / unit).read_bytes() == (REPO / "systemd" / unit).read_bytes()
         assert machine.mode("etc/systemd/system/" + unit) == "0o644"
     enabled = [c[3] for c in commands if c[0] == "systemctl" and c[2] == "enable"]
-    assert sorted(enabled) == ["kiosk-firstboot.service", "kiosk-selftest.timer", "kiosk.service"]
+    assert sorted(enabled) == ["kiosk-firstboot.service", "kiosk-selftest.timer", "kiosk-update.timer",
+                               "kiosk.service"]
     assert ["systemctl", "--root=%s" % machine.root, "mask", "getty@tty1.service"] in commands
     assert "NAutoVTs=0" in (machine.root / "etc/systemd/logind.conf.d/kiosk.conf").read_text()
 
@@ -198,13 +214,80 @@ def test_a_technicians_configuration_is_kept(machine):
 
 
 @needs_root
-def test_a_new_wheel_is_installed_once(machine):
+def installer_runs(commands: list[list[str]]) -> int:
+    return sum(c[:3] == ["python3", "-m", "kiosk.updates.install"] for c in commands)
+
+
+@needs_root
+def test_a_new_bundle_is_installed_once(machine):
     machine.install()
-    machine.wheel.write_bytes(b"PK a newer build")
-    assert [c[0] for c in machine.install()].count("pip") == 1
-    assert "pip" not in [c[0] for c in machine.install()]
+    machine.bundle.write_bytes(b"a newer build")
+    assert installer_runs(machine.install()) == 1
+    assert installer_runs(machine.install()) == 0
+
+
+@needs_root
+def test_every_program_the_units_run_is_where_the_install_put_it(machine):
+    machine.install()
+    for unit in sorted((machine.root / "etc/systemd/system").glob("kiosk*.service")):
+        for line in unit.read_text().splitlines():
+            if line.startswith("Exec"):
+                words = line.split("=", 1)[1].lstrip("-+!@:").split()
+                # the program, or the script the system's Python runs (the guard)
+                path = words[2] if words[0] == "/usr/bin/python3" and words[1] == "-I" else words[0]
+                if path.startswith("/opt/kiosk/"):
+                    assert (machine.root / path.lstrip("/")).is_file(), (unit.name, line)
+
+
+@needs_root
+@pytest.mark.timeout(900)
+def test_a_real_bundle_becomes_the_first_version(machine, tmp_path_factory):
+    """The real installer, run by the script with the system's Python, on a bundle of this checkout."""
+    from tests import release_bundles
+
+    machine.bundle = release_bundles.host_bundles(tmp_path_factory.getbasetemp()).paths["0.1.0"]
+    machine.env["STUB_REAL_INSTALL"] = "1"
+    machine.install()
+    kiosk = machine.root / "opt/kiosk/current/venv/bin/kiosk"
+    shown = subprocess.run([str(kiosk), "--help"], capture_output=True, text=True, timeout=60,
+                           env=release_bundles.clean_environment(), cwd=tmp_path_factory.getbasetemp())
+    assert shown.returncode == 0 and "update" in shown.stdout
+    assert os.readlink(machine.root / "opt/kiosk/current") == "versions/0.1.0"
+    assert (machine.root / "opt/kiosk/guard.py").read_bytes() == (REPO / "kiosk/updates/guard.py").read_bytes()
+    assert installer_runs(machine.install()) == 0                    # a second run: nothing to do
 
 
 def test_the_script_is_valid_bash():
     assert subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True).returncode == 0
     assert shutil.which("bash")
+
+
+# polkit evaluates its rules in a JavaScript engine: node stands in for it, with the two objects a
+# rule sees. What the technician's reboot needs, and nothing more.
+POLKIT_CHECK = textwrap.dedent('''\
+    const rules = [];
+    const polkit = {Result: {YES: "yes", NO: "no"}, addRule: (rule) => rules.push(rule)};
+    eval(require("fs").readFileSync(process.argv[2], "utf8"));
+    const [user, action] = process.argv.slice(3);
+    const answers = rules.map((rule) => rule({id: action}, {user: user})).filter((a) => a !== undefined);
+    console.log(answers.length ? answers[0] : "not decided");
+''')
+
+
+@needs_root
+@pytest.mark.parametrize("user, action, answer", [
+    ("kiosk", "org.freedesktop.login1.reboot", "yes"),
+    ("kiosk", "org.freedesktop.login1.reboot-multiple-sessions", "yes"),
+    ("kiosk", "org.freedesktop.login1.power-off", "not decided"),
+    ("kiosk", "org.freedesktop.systemd1.manage-units", "not decided"),
+    ("pi", "org.freedesktop.login1.reboot", "not decided"),
+])
+def test_polkit_lets_the_kiosk_user_reboot_and_nothing_else(machine, tmp_path, user, action, answer):
+    machine.install()
+    rule = machine.root / "etc/polkit-1/rules.d/50-kiosk.rules"
+    assert machine.mode("etc/polkit-1/rules.d/50-kiosk.rules") == "0o644"
+    check = tmp_path / "check.js"
+    check.write_text(POLKIT_CHECK)
+    result = subprocess.run(["node", str(check), str(rule), user, action], capture_output=True, text=True,
+                            timeout=30, check=True)
+    assert result.stdout.strip() == answer

@@ -3,7 +3,8 @@
 `systemd-analyze verify` refuses a unit whose ExecStart= binary does not exist,
 and /opt/kiosk is not on this machine: the units are verified inside a scratch
 root (`--root`) that holds the system's own units, the kiosk's units as
-committed, and a stub `kiosk` at the path the device has.
+committed, and stubs of `kiosk` and of the system's python3 (which runs the start
+guard) at the paths the device has.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from screens import watchdog
 SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
 UNITS = sorted(p.name for p in SYSTEMD.iterdir() if p.suffix in (".service", ".timer"))
 ANALYZE = shutil.which("systemd-analyze")
-KIOSK_BIN = "opt/kiosk/.venv/bin/kiosk"
+KIOSK_BIN = "opt/kiosk/current/venv/bin/kiosk"
+GUARD_PYTHON = "usr/bin/python3"
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 
 needs_analyze = pytest.mark.skipif(ANALYZE is None or not SYSTEM_UNITS.is_dir(),
@@ -37,10 +39,11 @@ def device_root(tmp_path_factory) -> Path:
     (root / "etc/systemd/system").mkdir(parents=True)
     for name in UNITS:
         shutil.copy(SYSTEMD / name, root / "etc/systemd/system" / name)
-    stub = root / KIOSK_BIN
-    stub.parent.mkdir(parents=True)
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
+    for path in (KIOSK_BIN, GUARD_PYTHON):
+        stub = root / path
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
     return root
 
 
@@ -49,9 +52,9 @@ def analyze(*args: str) -> subprocess.CompletedProcess:
                           env=dict(os.environ, SYSTEMD_LOG_COLOR="0", SYSTEMD_PAGER="", LANG="C.UTF-8"))
 
 
-def test_the_units_are_the_four_documented():
+def test_the_units_are_the_six_documented():
     assert UNITS == ["kiosk-firstboot.service", "kiosk-selftest.service", "kiosk-selftest.timer",
-                     "kiosk.service"]
+                     "kiosk-update.service", "kiosk-update.timer", "kiosk.service"]
 
 
 @needs_analyze
@@ -67,7 +70,7 @@ def test_verify_in_the_scratch_root_still_catches_a_broken_unit(device_root, tmp
     """The scratch root must not hide a mistake: a unit naming a missing binary, or a
     misspelt key, is still reported."""
     broken = (SYSTEMD / "kiosk.service").read_text().replace(
-        "/opt/kiosk/.venv/bin/kiosk run", "/opt/kiosk/.venv/bin/kiosc run").replace(
+        "/opt/kiosk/current/venv/bin/kiosk run", "/opt/kiosk/current/venv/bin/kiosc run").replace(
         "ProtectClock=", "ProtectClok=")
     (device_root / "etc/systemd/system/kiosk-broken.service").write_text(broken)
     try:
@@ -96,6 +99,41 @@ def test_kiosk_service_is_watched_and_restarted():
     assert unit["User"] == ["kiosk"] and unit["StateDirectory"] == ["kiosk"]
     assert unit["DevicePolicy"] == ["closed"] and unit["CapabilityBoundingSet"] == [""]
     assert "MemoryDenyWriteExecute" not in unit     # Mesa's llvmpipe JIT: see the unit's comment
+
+
+def test_the_start_guard_runs_before_any_code_of_the_version_and_judges_its_trial():
+    """kiosk/updates/guard.py, with the system's Python: first of all (a version that cannot import is
+    still rolled back), after READY=1 (a failed trial fails the start: no `-`), and after every stop."""
+    from kiosk.updates import guard
+
+    unit = unit_settings(SYSTEMD / "kiosk.service")
+    guard_line = "/usr/bin/python3 -I /opt/kiosk/guard.py "
+    assert unit["ExecStartPre"][0] == "-+" + guard_line + "pre-start"
+    assert unit["ExecStartPost"] == ["+" + guard_line + "post-start"]
+    assert "-+" + guard_line + "stopped" in unit["ExecStopPost"]
+    assert unit["ExecStart"][0].startswith("/opt/kiosk/current/venv/bin/kiosk run ")
+    assert float(unit["TimeoutStartSec"][0]) > guard.TRIAL_DEADLINE_S       # the guard decides, with a reason
+    for name in UNITS:
+        assert "/opt/kiosk/.venv" not in (SYSTEMD / name).read_text()
+
+
+@needs_analyze
+def test_kiosk_update_service_exposure(device_root):
+    """The updater is root (it writes /opt/kiosk): what `systemd-analyze security` says of it."""
+    result = analyze("security", "--offline=true", "--root=%s" % device_root, "kiosk-update.service")
+    found = re.search(r"Overall exposure level for kiosk-update\.service: (\d+\.\d+)", result.stdout)
+    assert found, result.stdout[-2000:] + result.stderr
+    print("kiosk-update.service exposure: %s" % found.group(1))
+    assert float(found.group(1)) < 3.0, result.stdout
+
+
+def test_the_update_timer_starts_the_updater_as_root_writing_only_opt_kiosk():
+    timer = unit_settings(SYSTEMD / "kiosk-update.timer")
+    service = unit_settings(SYSTEMD / "kiosk-update.service")
+    assert timer["Unit"] == ["kiosk-update.service"] and timer["Persistent"] == ["true"]
+    assert service["ExecStart"][0].split()[:3] == ["/opt/kiosk/current/venv/bin/kiosk", "update", "run"]
+    assert "User" not in service and service["ReadWritePaths"] == ["/opt/kiosk"]
+    assert service["StateDirectory"] == ["kiosk-update"] and service["ProtectSystem"] == ["strict"]
 
 
 def test_selftest_timer_starts_the_selftest_service():

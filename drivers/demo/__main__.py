@@ -20,6 +20,10 @@ The kiosk's state directory (its state database and device key) is kept in
 OUT/state/ and the configuration it ran with in OUT/kiosk.toml (with central's CA,
 OUT/central-ca.pem), so that
 `kiosk queue status --config OUT/kiosk.toml` can look at what it left.
+Headless, after the journeys, the update phase (drivers/demo/update.py; `--no-update` skips it):
+0.1.0 installed in OUT/opt-kiosk, 0.2.0 built, published, offered, installed by `kiosk update run`
+and proven after a restart between sessions, then a broken 0.3.0 rolled back by the guard by
+itself; its log is OUT/update.log.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import tempfile
 from pathlib import Path
 
 from drivers.card_sim.card import CardProfile
+from drivers.demo import update
 from drivers.demo.stack import DemoStack, VirtualScreen, run_journey
 from kiosk import logs
 
@@ -47,20 +52,27 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--headless", action="store_true", help="run the scripted journeys even with a display")
+    parser.add_argument("--no-update", action="store_true",
+                        help="skip the update phase after the journeys (drivers/demo/update.py)")
     args = parser.parse_args(argv)
     logs.setup()
     out = args.out.resolve()
-    for folder in ("screens", "printed", "state"):
+    for folder in ("screens", "printed", "state", "opt-kiosk", "update-state", "dist"):
         shutil.rmtree(out / folder, ignore_errors=True)
+    for name in ("update.log", "update-kiosk.log"):
+        (out / name).unlink(missing_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    headless = not (os.environ.get("DISPLAY") and not args.headless)
+    release_repo = update.make_repository(workdir / "release-repo") if headless and not args.no_update else None
     try:
-        with DemoStack(workdir, printed_dir=out / "printed", state_dir=out / "state", central_tls=True) as stack:
+        with DemoStack(workdir, printed_dir=out / "printed", state_dir=out / "state", central_tls=True,
+                       release_repo=release_repo) as stack:
             keep_configuration(stack, out)
             key_path = stack.save_document_key(out / "document-key.pem")
             print("demo: central's document key in %s" % key_path)
             if os.environ.get("DISPLAY") and not args.headless:
                 return _interactive(stack)
-            return _headless(stack, out)
+            return _headless(stack, out, release_repo)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -82,7 +94,7 @@ def keep_configuration(stack: DemoStack, out: Path) -> Path:
     return out / "kiosk.toml"
 
 
-def _headless(stack: DemoStack, out: Path) -> int:
+def _headless(stack: DemoStack, out: Path, release_repo: Path | None) -> int:
     citizens = stack.citizen_numbers()
     plan = [("arabic", citizens[0], CardProfile.VALID), ("english", citizens[1], CardProfile.VALID),
             ("refused-card", citizens[2], CardProfile.FORGED), ("mobile-wallet", citizens[4], CardProfile.VALID),
@@ -112,6 +124,12 @@ def _headless(stack: DemoStack, out: Path) -> int:
         if job.complete and job.qr_codes:        # a certificate: checked as an official would, from the picture
             if not _genuine(out / "document-key.pem", job.png_path):
                 failed.append(job.png_path.name)
+    if release_repo is not None:         # the update phase, on the same stack (drivers/demo/update.py)
+        with VirtualScreen(framebuffer_dir=stack.workdir / "framebuffer") as screen:
+            if not update.UpdateDemo(stack, out, release_repo, screen).run():
+                failed.append("update")
+        print("demo: the update phase %s; its log: %s" % ("FAILED" if "update" in failed else "passed",
+                                                           out / "update.log"))
     print("demo: screenshots in %s, printed documents in %s" % (out / "screens", out / "printed"))
     return 1 if failed else 0
 

@@ -157,14 +157,16 @@ class DemoStack:
                  idle_warning_s: float = 15.0, pin_timeout_s: float = 30.0, document_timeout_s: float = 20.0,
                  prompts: Path = BUILT_PROMPTS, audio_guidance: bool = False, digits: str = "western",
                  bank_card: str | None = "approve", wallet_expiry_s: float = 120.0,
-                 state_dir: Path | None = None, cuttable_link: bool = False, central_tls: bool = False) -> None:
+                 state_dir: Path | None = None, cuttable_link: bool = False, central_tls: bool = False,
+                 release_repo: Path | None = None) -> None:
         """`prompts` is the folder of spoken prompts (`{ar,en}/<screen>.wav`, made by
         `python -m screens.prompts build`); `audio_guidance` speaks every screen's prompt.
         `bank_card` is the card the payment terminal's citizen presents by themselves at every
         sale (approve, insufficient-funds, ...; None: only when `terminal.present` is called).
         `state_dir` is where the kiosk keeps its state database and device key (default: in
         `workdir`). `cuttable_link`: the kiosk reaches central through a link the test can cut.
-        `central_tls`: central serves HTTPS under its own CA, which the kiosk pins (see the module)."""
+        `central_tls`: central serves HTTPS under its own CA, which the kiosk pins (see the module).
+        `release_repo`: central serves this release repository (`kiosk-central release keys init`) under /tuf."""
         self.workdir = Path(workdir)
         self.state_dir = Path(state_dir).resolve() if state_dir else self.workdir / "state"
         self._audio = (Path(prompts).resolve(), audio_guidance)
@@ -184,6 +186,7 @@ class DemoStack:
         self.link: CuttableLink | None = None
         self._serve_tls = central_tls
         self.central_tls: tls.TlsFiles | None = None     # central's CA and certificate, made at start when asked
+        self.release_repo = release_repo
 
     def __enter__(self) -> "DemoStack":
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -227,7 +230,8 @@ class DemoStack:
             self.central_tls, _new = tls.init(self.workdir / "central-tls", ["127.0.0.1"])
             cert, key = self.central_tls.server_cert, self.central_tls.server_key
         central = start_in_thread(self.central_db_url, acquirer_url=self.terminal.control_url, tls_cert=cert,
-                                  tls_key=key, issuer_key_paths=[self.workdir / "issuer.pub.pem"])
+                                  tls_key=key, issuer_key_paths=[self.workdir / "issuer.pub.pem"],
+                                  release_repo=self.release_repo)
         log.info("demo.central_started url=%s pinned_ca=%s", central.url, self.central_ca or "-")
         return central
 
@@ -375,18 +379,24 @@ class DemoStack:
 
 
 class VirtualScreen:
-    """An Xvfb display of the kiosk's size, for a run with no screen attached."""
+    """An Xvfb display of the kiosk's size, for a run with no screen attached. With `framebuffer_dir`,
+    Xvfb keeps its screen in a file there (-fbdir), and `screenshot` saves what the screen shows."""
 
-    def __init__(self, size: tuple[int, int] = SCREEN_SIZE) -> None:
+    def __init__(self, size: tuple[int, int] = SCREEN_SIZE, *, framebuffer_dir: Path | None = None) -> None:
         self.size = size
         self.display: str | None = None
         self._process: subprocess.Popen | None = None
+        self._framebuffer_dir = framebuffer_dir
 
     def __enter__(self) -> "VirtualScreen":
         read_end, write_end = os.pipe()
+        framebuffer = []
+        if self._framebuffer_dir is not None:
+            self._framebuffer_dir.mkdir(parents=True, exist_ok=True)
+            framebuffer = ["-fbdir", str(self._framebuffer_dir)]
         self._process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "%dx%dx24" % self.size, "-nolisten", "tcp"],
-            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "%dx%dx24" % self.size, "-nolisten", "tcp",
+             *framebuffer], pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(write_end)
         with os.fdopen(read_end) as announced:
             number = announced.readline().strip()     # Xvfb writes it once it accepts clients
@@ -400,6 +410,26 @@ class VirtualScreen:
         if self._process is not None:
             self._process.terminate()
             self._process.wait(timeout=10)
+
+    def screenshot(self, path: Path) -> Path:
+        """What the screen shows now, as a PNG: Xvfb's screen file is an XWD image (a header of 25
+        32-bit fields, the window's name, the colour map, then the pixels)."""
+        from PIL import Image
+
+        data = (self._framebuffer_dir / "Xvfb_screen0").read_bytes()
+        order = ">" if struct.unpack(">I", data[:4])[0] < 4096 else "<"
+        header = struct.unpack(order + "25I", data[:100])
+        header_size, width, height, bits_per_pixel, bytes_per_line, colours = (
+            header[0], header[4], header[5], header[11], header[12], header[19])
+        if bits_per_pixel != 32:
+            raise ValueError("an Xvfb screen of %d bits per pixel" % bits_per_pixel)
+        start = header_size + 12 * colours
+        pixels = data[start:start + bytes_per_line * height]
+        raw = "BGRX" if header[7] == 0 else "XRGB"              # byte_order: LSBFirst or MSBFirst
+        image = Image.frombuffer("RGB", (width, height), pixels, "raw", raw, bytes_per_line, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+        return path
 
 
 @dataclass

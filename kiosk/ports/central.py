@@ -71,6 +71,22 @@ class Central(abc.ABC):
         when central cannot be asked."""
         return None
 
+    def fetch_signed_announcements(self) -> dict:
+        """Central's announcements for the attract screen as it served them, its signature included, for
+        the kiosk to check and keep (kiosk.catalogue_supply); CentralError when central cannot be
+        reached. A central that signs nothing (a test's) has none to show."""
+        return {"announcements": [], "version": ""}
+
+    def report_command(self, command_id: str, outcome: str, reason: str | None) -> bool | None:
+        """What this kiosk did with central's command `command_id` (kiosk/commands.py): True once central
+        holds it (or knows no such command), False when it refuses the report for good, None when it
+        cannot be told now (the kiosk tells it later)."""
+        return None
+
+    def send_command_logs(self, command_id: str, lines: list[str], dropped: int) -> bool | None:
+        """The log lines a collect-logs command asked for, as `report_command` answers."""
+        return None
+
     def device_refused(self) -> str | None:
         """Why central refused this kiosk at its last answer (revoked, unknown, unauthenticated), or
         None while it serves it: the kiosk is out of service until it does."""

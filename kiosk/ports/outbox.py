@@ -75,3 +75,7 @@ class Outbox(abc.ABC):
     def depth(self) -> QueueDepth | None:
         """How many messages wait and how many are dead letters (None: this outbox cannot say)."""
         return None
+
+    def resync(self) -> None:
+        """Deliver what waits now, not at its next try (central's resync command); nothing to do for an
+        outbox that sends at once."""

@@ -24,10 +24,46 @@ from kiosk.central_client import signed_by
 from tests.central.cards import CardInReader
 from tests.central.stub_acquirer import StubAcquirer
 from tests.central.stub_http import ApiClient
-from tests.running_central import enrol
+from tests.running_central import DATABASES, enrol, new_database
 
 DEVICE_ID = "kiosk-test-01"
 OTHER_DEVICE_ID = "kiosk-test-02"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only(reason): a central test that makes sense on SQLite only "
+                                       "(a database file, the signing key beside it): not run on PostgreSQL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked sqlite_only is left out where its database is PostgreSQL."""
+    left_out = [item for item in items if item.get_closest_marker("sqlite_only") and hasattr(item, "callspec")
+                and item.callspec.params.get("database_kind") == "postgresql"]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """What central's tests run on: every module's tests that use a database run on SQLite, then again on
+    PostgreSQL (`central_db_url` and `fresh_db_url` alike)."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def central_db_url(database_kind: str, request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The database of the module's central (on PostgreSQL, prepared already)."""
+    with new_database(database_kind, request, tmp_path_factory.mktemp("central"), prepared=True) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_db_url(database_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's own."""
+    with new_database(database_kind, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

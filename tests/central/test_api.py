@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from datetime import datetime
 
 import pytest
+from sqlalchemy import text
 
 from central import signing
 from central.db import Database
@@ -436,13 +436,16 @@ def test_logs_carry_no_personal_data(http, request_body, seed_citizens, caplog, 
     assert count_rows(CertificateRequest) > 0
 
 
-def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(tmp_path, own_central, present,
+def test_database_failure_is_a_500_with_a_reason_and_no_personal_data(fresh_db_url, own_central, present,
                                                                       seed_citizens, caplog) -> None:
-    path = tmp_path / "central.sqlite3"
-    with StubAcquirer() as acquirer, own_central("sqlite:///%s" % path, acquirer_url=acquirer.url) as (_broken, http):
+    with StubAcquirer() as acquirer, own_central(fresh_db_url, acquirer_url=acquirer.url) as (_broken, http):
         presence_id = present(seed_citizens["Khaled"], "non-conviction", client=http)
-        with sqlite3.connect(path) as connection:
-            connection.execute("DROP TABLE criminal_records")
+        database = Database(fresh_db_url)
+        try:
+            with database.writing() as session:
+                session.execute(text("DROP TABLE criminal_records"))
+        finally:
+            database.dispose()
         payment_id = acquirer.pay(250000)
         with caplog.at_level(logging.INFO):
             response = http.post("/requests", json={

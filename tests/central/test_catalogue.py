@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from central import cli
+from central import cli, migrate
 from central.catalogue_store import catalogue_version, find_service, load_catalogue, save_catalogue, set_fee
 from central.db import Database
 from central.seeding import SEED_DIR, prepare_database
@@ -84,8 +84,8 @@ def test_a_service_offered_only_in_some_governorates_is_filtered_out_elsewhere()
     assert catalogue.offered_in("") == catalogue
 
 
-def test_the_catalogue_is_stored_and_read_back_whole() -> None:
-    database = Database("sqlite://")
+def test_the_catalogue_is_stored_and_read_back_whole(fresh_db_url: str) -> None:
+    database = Database(fresh_db_url)
     try:
         prepare_database(database)
         with database.reading() as session:
@@ -96,8 +96,8 @@ def test_the_catalogue_is_stored_and_read_back_whole() -> None:
         database.dispose()
 
 
-def test_saving_again_replaces_services_and_categories_of_the_same_code() -> None:
-    database = Database("sqlite://")
+def test_saving_again_replaces_services_and_categories_of_the_same_code(fresh_db_url: str) -> None:
+    database = Database(fresh_db_url)
     try:
         prepare_database(database)
         data = seed_data()
@@ -152,8 +152,8 @@ def test_the_same_catalogue_has_the_same_version_whatever_it_was_before() -> Non
     assert catalogue_version(dataclasses.replace(seed(), version="old")) == catalogue_version(seed())
 
 
-def test_set_fee_changes_the_fee_and_the_version(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+def test_set_fee_changes_the_fee_and_the_version(fresh_db_url: str, capsys: pytest.CaptureFixture) -> None:
+    db_url = fresh_db_url
     before = stored_catalogue(db_url)
     assert cli.main(["catalogue", "set-fee", "non-conviction", "275050", "--db", db_url]) == 0
     after = stored_catalogue(db_url)
@@ -174,17 +174,17 @@ def test_set_fee_changes_the_fee_and_the_version(tmp_path: Path, capsys: pytest.
     (["non-conviction", "0"], "positive whole number"),
     (["non-conviction", "-5"], "positive whole number"),
 ])
-def test_set_fee_refuses_an_unknown_service_or_a_fee_that_is_not_one(tmp_path: Path, capsys, args,
+def test_set_fee_refuses_an_unknown_service_or_a_fee_that_is_not_one(fresh_db_url: str, capsys, args,
                                                                      problem) -> None:
-    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+    db_url = fresh_db_url
     before = stored_catalogue(db_url)
     assert cli.main(["catalogue", "set-fee", *args, "--db", db_url]) == 2
     assert problem in capsys.readouterr().err
     assert stored_catalogue(db_url) == before
 
 
-def test_set_fee_in_the_store_names_the_fee_before_and_after() -> None:
-    database = Database("sqlite://")
+def test_set_fee_in_the_store_names_the_fee_before_and_after(fresh_db_url: str) -> None:
+    database = Database(fresh_db_url)
     try:
         prepare_database(database)
         with database.writing() as session:
@@ -213,14 +213,18 @@ def test_the_common_extracts_may_be_claimed_offline_and_non_conviction_needs_cen
     assert len(claimable) < len(catalogue.services) // 2
 
 
-def test_a_database_from_before_offline_policies_gets_the_seeds(tmp_path: Path) -> None:
-    import sqlite3
-    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
-    stored_catalogue(db_url)
-    connection = sqlite3.connect(tmp_path / "central.sqlite3")
-    connection.execute("DROP TABLE catalogue_offline_policies")
-    connection.commit()
-    connection.close()
+def test_a_database_from_before_offline_policies_gets_the_seeds(fresh_db_url: str) -> None:
+    db_url = fresh_db_url
+    # As central made it then, before migrations too: the baseline's tables and the catalogue, no policies.
+    migrate.upgrade(db_url, migrate.BASELINE)
+    database = Database(db_url)
+    try:
+        with database.writing() as session:
+            save_catalogue(session, seed())
+            session.execute(text("DROP TABLE catalogue_offline_policies"))
+            session.execute(text("DROP TABLE alembic_version"))
+    finally:
+        database.dispose()
     assert stored_catalogue(db_url).get("family-statement").offline == seed().get("family-statement").offline
     assert stored_catalogue(db_url) == dataclasses.replace(seed(), version=catalogue_version(seed()))
 
@@ -231,9 +235,9 @@ def test_an_offline_policy_change_changes_the_version() -> None:
     assert catalogue_version(Catalogue.from_json(data)) != catalogue_version(seed())
 
 
-def test_central_staff_set_a_services_offline_policy(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_central_staff_set_a_services_offline_policy(fresh_db_url: str, capsys: pytest.CaptureFixture) -> None:
     from kiosk.catalogue import OfflineMode, OfflinePolicy
-    db_url = "sqlite:///%s" % (tmp_path / "central.sqlite3")
+    db_url = fresh_db_url
     before = stored_catalogue(db_url)
     assert cli.main(["catalogue", "set-offline", "non-conviction", "claim", "--max-fee", "300000",
                      "--daily-cap", "900000", "--db", db_url]) == 0

@@ -18,9 +18,9 @@ from central.seeding import SEED_DIR, prepare_database
 
 
 @pytest.fixture(scope="module")
-def registry() -> Iterator[dict[str, Citizen]]:
-    """The seed citizens in an in-memory central database, by Latin given name (else Arabic)."""
-    database = Database("sqlite://")
+def registry(central_db_url: str) -> Iterator[dict[str, Citizen]]:
+    """The seed citizens in a central database, by Latin given name (else Arabic)."""
+    database = Database(central_db_url)
     prepare_database(database)
     with database.reading() as session:
         yield {c.given_name_latin or c.given_name_ar: c for c in session.scalars(select(Citizen))}

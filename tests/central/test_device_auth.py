@@ -35,7 +35,10 @@ from tests.central.stub_http import ApiClient
 # The routes only an enrolled kiosk may call, and the ones open to anyone.
 KIOSK_ROUTES = {("GET", wire.CATALOGUE), ("POST", wire.CHALLENGES), ("POST", wire.ELIGIBILITY),
                 ("POST", wire.REQUESTS), ("POST", wire.VOID), ("POST", wire.CLAIMS_WAITING),
-                ("POST", wire.CLAIM_COLLECTED)}
+                ("POST", wire.CLAIM_COLLECTED),
+                ("POST", wire.TELEMETRY_HEARTBEAT), ("POST", wire.TELEMETRY_AUDIT), ("POST", wire.TELEMETRY_SELFTEST),
+                ("POST", wire.COMMAND_RESULT), ("POST", wire.COMMAND_LOGS), ("GET", wire.ANNOUNCEMENTS),
+                ("GET", wire.ROLLOUT), ("POST", wire.ROLLOUT_REPORT)}
 PUBLIC_ROUTES = {("GET", wire.HEALTH), ("GET", wire.VERIFY_DOCUMENT), ("GET", wire.SIGNING_KEY),
                  ("GET", verify_page.PAGE), ("POST", wire.ENROL)}
 
@@ -54,7 +57,7 @@ def api(path: str) -> str:
 
 
 def concrete(path: str) -> str:
-    return path.format(request_id="req-nobody-1", serial="2026-ABCDEFGH")
+    return path.format(request_id="req-nobody-1", serial="2026-ABCDEFGH", command_id="cmd-nobody-1")
 
 
 def normalised(code: str) -> str:

@@ -246,11 +246,11 @@ class Fuzzing:
 
 
 @pytest.fixture(scope="module")
-def fuzzing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzing]:
+def fuzzing(tmp_path_factory: pytest.TempPathFactory, central_db_url: str) -> Iterator[Fuzzing]:
     """Central on a database of its own (no acquirer: nothing fuzzed is paid), one kiosk enrolled."""
     directory = tmp_path_factory.mktemp("fuzz")
     (directory / "issuer.pub.pem").write_bytes(ISSUER.public_pem)
-    db_url = "sqlite:///%s" % (directory / "central.sqlite3")
+    db_url = central_db_url
     running = start_without_rate_limits(db_url, issuer_key_paths=[directory / "issuer.pub.pem"])
     try:
         key = enrol(running.url, db_url, FUZZ_DEVICE)

@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from central import signing
+from central.db import sqlite_path
 from central.models import CertificateRequest
 from kiosk.central_client import CentralClient
 from kiosk.messages import MessageKind
@@ -111,23 +112,22 @@ def test_a_request_already_answered_is_answered_again_without_the_acquirer(http,
     assert again.status_code == 200 and again.content == first.content
 
 
-def test_an_acquirer_that_is_not_there_is_a_503(tmp_path, own_central, request_body, present,
+def test_an_acquirer_that_is_not_there_is_a_503(fresh_db_url, own_central, request_body, present,
                                                  seed_citizens) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]           # nothing listens there once it is closed
     lina = seed_citizens["Lina"]
-    with own_central("sqlite:///%s" % (tmp_path / "c.sqlite3"), acquirer_url="http://127.0.0.1:%d" % port) as (
-            _central, api):
+    with own_central(fresh_db_url, acquirer_url="http://127.0.0.1:%d" % port) as (_central, api):
         body = request_body(lina, "birth-certificate", presence_id=present(lina, "birth-certificate", client=api))
         response = api.post("/requests", json=body)
     assert (response.status_code, response.json()) == (503, UNVERIFIABLE)
 
 
-def test_central_without_an_acquirer_says_so_and_issues_nothing(tmp_path, own_central, present, card_of,
+def test_central_without_an_acquirer_says_so_and_issues_nothing(fresh_db_url, own_central, present, card_of,
                                                                  seed_citizens, caplog) -> None:
     khaled, omar = seed_citizens["Khaled"], seed_citizens["Omar"]
-    with caplog.at_level(logging.INFO), own_central("sqlite:///%s" % (tmp_path / "c.sqlite3")) as (_central, api):
+    with caplog.at_level(logging.INFO), own_central(fresh_db_url) as (_central, api):
         assert any(r.levelno == logging.ERROR and r.getMessage().startswith("central.no_acquirer")
                    for r in caplog.records)
         body = {"request_id": new_id("req"), "service_code": "civil-status-extract", "language": "ar",
@@ -154,11 +154,11 @@ def test_serve_refuses_a_pinned_acquirer_ca_that_is_not_there(tmp_path, capsys) 
     assert not (tmp_path / "c.sqlite3").exists()          # stopped before anything was started
 
 
-def test_a_fee_changed_at_central_refuses_a_payment_of_the_old_fee(tmp_path, own_central, present,
+def test_a_fee_changed_at_central_refuses_a_payment_of_the_old_fee(fresh_db_url, own_central, present,
                                                                     seed_citizens) -> None:
     from central import cli
 
-    db_url = "sqlite:///%s" % (tmp_path / "c.sqlite3")
+    db_url = fresh_db_url
     omar = seed_citizens["Omar"]
     with StubAcquirer() as acquirer, own_central(db_url, acquirer_url=acquirer.url) as (_central, api):
         assert cli.main(["catalogue", "set-fee", "birth-certificate", "175000", "--db", db_url]) == 0
@@ -173,10 +173,11 @@ def test_a_fee_changed_at_central_refuses_a_payment_of_the_old_fee(tmp_path, own
         assert request(175000)["status"] == "issued"
 
 
-def test_a_database_from_the_gateway_days_still_issues(tmp_path, own_central, request_body, present,
+@pytest.mark.sqlite_only(reason="central ran on SQLite only in the gateway days; SQLite's table is rebuilt")
+def test_a_database_from_the_gateway_days_still_issues(fresh_db_url, own_central, request_body, present,
                                                       seed_citizens) -> None:
     """Its issued documents named a gateway charge; they are kept, and new payments are the acquirer's."""
-    path = tmp_path / "old.sqlite3"
+    path = sqlite_path(fresh_db_url)
     with sqlite3.connect(path) as old:
         old.executescript("""
             CREATE TABLE gateway_charges (payment_id VARCHAR(40) PRIMARY KEY);
@@ -196,7 +197,7 @@ def test_a_database_from_the_gateway_days_still_issues(tmp_path, own_central, re
         """)
     signing.create_key(signing.default_key_path(path))     # the key it signed them with, kept beside it
     lina = seed_citizens["Lina"]
-    with StubAcquirer() as acquirer, own_central("sqlite:///%s" % path, acquirer_url=acquirer.url) as (_central, api):
+    with StubAcquirer() as acquirer, own_central(fresh_db_url, acquirer_url=acquirer.url) as (_central, api):
         body = request_body(lina, "birth-certificate", payment_id=acquirer.pay(150000),
                             presence_id=present(lina, "birth-certificate", client=api))
         assert api.post("/requests", json=body).json()["status"] == "issued"

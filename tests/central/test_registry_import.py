@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from central import migrate, signing
 from central.cli import main
 from central.db import Database
 from central.models import Citizen
@@ -29,6 +30,7 @@ NEW_SPOUSE = {
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
+    """For a file refused before central opens its database; a test that stores takes `fresh_db_url`."""
     return "sqlite:///%s" % (tmp_path / "central.sqlite3")
 
 
@@ -38,10 +40,10 @@ def write(tmp_path: Path, citizens: list[dict], name: str = "people.json") -> Pa
     return path
 
 
-def test_import_adds_citizens_with_their_links(tmp_path, db_url, capsys) -> None:
-    assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, NEW_SPOUSE])), "--db", db_url]) == 0
+def test_import_adds_citizens_with_their_links(tmp_path, fresh_db_url, capsys) -> None:
+    assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, NEW_SPOUSE])), "--db", fresh_db_url]) == 0
     assert "2 citizens imported (2 new, 0 updated)" in capsys.readouterr().out
-    database = Database(db_url)
+    database = Database(fresh_db_url)
     try:
         with database.reading() as session:
             nour = session.get(Citizen, "09010000017")
@@ -52,12 +54,12 @@ def test_import_adds_citizens_with_their_links(tmp_path, db_url, capsys) -> None
         database.dispose()
 
 
-def test_import_again_updates_in_place(tmp_path, db_url, capsys) -> None:
-    main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, NEW_SPOUSE])), "--db", db_url])
+def test_import_again_updates_in_place(tmp_path, fresh_db_url, capsys) -> None:
+    main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, NEW_SPOUSE])), "--db", fresh_db_url])
     moved = {**NEW_CITIZEN, "address_ar": "اللاذقية، شارع بغداد، بناء 1"}
-    assert main(["registry", "import", str(write(tmp_path, [moved], "moved.json")), "--db", db_url]) == 0
+    assert main(["registry", "import", str(write(tmp_path, [moved], "moved.json")), "--db", fresh_db_url]) == 0
     assert "(0 new, 1 updated)" in capsys.readouterr().out
-    database = Database(db_url)
+    database = Database(fresh_db_url)
     try:
         with database.reading() as session:
             assert session.get(Citizen, "09010000017").address_ar == "اللاذقية، شارع بغداد، بناء 1"
@@ -75,10 +77,10 @@ FACTS = {
 }
 
 
-def test_import_stores_the_optional_facts_and_replaces_them_on_update(tmp_path, db_url) -> None:
+def test_import_stores_the_optional_facts_and_replaces_them_on_update(tmp_path, fresh_db_url) -> None:
     assert main(["registry", "import", str(write(tmp_path, [{**NEW_CITIZEN, **FACTS}, NEW_SPOUSE])),
-                 "--db", db_url]) == 0
-    database = Database(db_url)
+                 "--db", fresh_db_url]) == 0
+    database = Database(fresh_db_url)
     try:
         with database.reading() as session:
             nour = session.get(Citizen, "09010000017")
@@ -87,7 +89,7 @@ def test_import_stores_the_optional_facts_and_replaces_them_on_update(tmp_path, 
             assert [(p.parcel, p.shares) for p in nour.properties] == [("45/2", "1200/2400")]
             assert [v.plate_ar for v in nour.vehicles] == ["طرطوس 220145"]
             assert nour.owns_no_property() is None and nour.clean_record() == "clean"
-        assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN], "bare.json")), "--db", db_url]) == 0
+        assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN], "bare.json")), "--db", fresh_db_url]) == 0
         with database.reading() as session:
             nour = session.get(Citizen, "09010000017")
             assert nour.properties == [] and nour.vehicles == [] and nour.driving_licence_number is None
@@ -163,25 +165,35 @@ def test_file_that_is_not_json_names_the_line(tmp_path, db_url, capsys) -> None:
     assert "not JSON (line 2" in capsys.readouterr().err
 
 
-def test_refused_file_stores_nothing(tmp_path, db_url) -> None:
+def test_refused_file_stores_nothing(tmp_path, fresh_db_url) -> None:
     bad = {**NEW_SPOUSE, "spouse": "09999999999", "marital_status": "married"}
-    assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, bad])), "--db", db_url]) == 2
-    database = Database(db_url)
+    assert main(["registry", "import", str(write(tmp_path, [NEW_CITIZEN, bad])), "--db", fresh_db_url]) == 2
+    database = Database(fresh_db_url)
     try:
-        database.create_tables()
+        migrate.upgrade_engine(database.engine)
         with database.reading() as session:
             assert session.get(Citizen, "09010000017") is None
     finally:
         database.dispose()
 
 
-def test_keys_prints_the_public_key_of_the_database(tmp_path, db_url, capsys) -> None:
-    assert main(["keys", "--db", db_url]) == 0
+@pytest.mark.sqlite_only(reason="the signing key is kept beside the SQLite file")
+def test_keys_prints_the_public_key_of_the_database(tmp_path, fresh_db_url, capsys) -> None:
+    assert main(["keys", "--db", fresh_db_url]) == 0
     first = capsys.readouterr().out
     assert first.startswith("-----BEGIN PUBLIC KEY-----")
     assert (tmp_path / "central.signing-key.pem").exists()
-    main(["keys", "--db", db_url])
+    main(["keys", "--db", fresh_db_url])
     assert capsys.readouterr().out == first
+
+
+def test_keys_of_a_postgresql_database_is_the_signing_key_given(tmp_path, postgres_server, capsys) -> None:
+    with postgres_server.database() as db_url:
+        assert main(["keys", "--db", db_url]) == 2
+        assert "--signing-key" in capsys.readouterr().err
+        key = signing.create_key(tmp_path / "document-key.pem")
+        assert main(["keys", "--db", db_url, "--signing-key", str(tmp_path / "document-key.pem")]) == 0
+    assert capsys.readouterr().out == signing.public_key_pem(key.public_key())
 
 
 # --- text that would reach printed documents, and files that are not registry files -----------------------------

@@ -287,12 +287,14 @@ def _record_an_issued_document(db_url: str) -> None:
         database.dispose()
 
 
-def test_central_refuses_to_start_when_its_key_beside_the_database_is_lost_after_issuing(tmp_path) -> None:
+@pytest.mark.sqlite_only(reason="the signing key is kept beside the SQLite file")
+def test_central_refuses_to_start_when_its_key_beside_the_database_is_lost_after_issuing(fresh_db_url) -> None:
     from central.app import create_app
+    from central.db import sqlite_path
 
-    db_url = "sqlite:///%s" % _db_path(tmp_path)
+    db_url = fresh_db_url
     create_app(db_url).state.database.dispose()               # a new database: its key is made beside it
-    key_file = tmp_path / "central.signing-key.pem"
+    key_file = signing.default_key_path(sqlite_path(db_url))
     kept = key_file.read_bytes()
     _record_an_issued_document(db_url)
     key_file.unlink()
@@ -301,6 +303,25 @@ def test_central_refuses_to_start_when_its_key_beside_the_database_is_lost_after
     assert not key_file.exists()
     key_file.write_bytes(kept)                                # restored: central starts under the same key
     create_app(db_url).state.database.dispose()
+
+
+def test_central_on_postgresql_signs_with_the_key_given_once_documents_are_issued(tmp_path,
+                                                                                  postgres_server) -> None:
+    """No file beside a PostgreSQL database: a key lives as long as the process until a document is issued,
+    and from then on central starts only with --signing-key."""
+    from starlette.testclient import TestClient
+
+    from central.app import create_app
+    from kiosk import wire
+
+    with postgres_server.database() as db_url:
+        create_app(db_url).state.database.dispose()
+        _record_an_issued_document(db_url)
+        with pytest.raises(signing.SigningKeyError, match="--signing-key"):
+            create_app(db_url)
+        key = signing.create_key(tmp_path / "document-key.pem")
+        with TestClient(create_app(db_url, signing_key_path=tmp_path / "document-key.pem")) as client:
+            assert client.get(wire.SIGNING_KEY).text == signing.public_key_pem(key.public_key())
 
 
 def test_serve_with_a_missing_signing_key_exits_with_one_line_naming_it(tmp_path, capsys) -> None:

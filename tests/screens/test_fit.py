@@ -46,7 +46,8 @@ LABELLED_SHOTS = [(screen, label, language, "extra-large", False)
                                          ("take_card", ("claimed", "collected")),
                                          ("payment_declined", ("insufficient_funds", "card_removed")),
                                          ("failed", ("payment_unavailable",)),
-                                         ("out_of_service", ("device_refused", "technician")),
+                                         ("out_of_service", ("device_refused", "technician", "central_staff")),
+                                         ("attract", ("announcement",)),
                                          ("technician_pin", ("plain", "wrong_pin", "locked")),
                                          ("technician", ("gathering", "status", "out_of_service")))
                   for label in labels for language in ("ar", "en")] + [
@@ -87,6 +88,7 @@ def test_every_screen_fits_at_every_text_size_in_both_languages(screen, tmp_path
         ("catalogue", "offline_category"), ("confirm", "claim"), ("identity", "waiting"), ("printing", "claim"),
         ("take_card", "claimed"), ("take_card", "collected"), ("failed", "offline_limit"), ("claiming", "plain"),
         ("collecting", "plain"), ("out_of_service", "device_refused"), ("out_of_service", "technician"),
+        ("out_of_service", "central_staff"), ("attract", "announcement"),
         ("technician_pin", "wrong_pin"), ("technician_pin", "checking"), ("technician_pin", "locked"),
         ("technician", "gathering"), ("technician", "status"), ("technician", "out_of_service"),
         ("failed", "payment_unavailable")} | {
@@ -137,7 +139,15 @@ def representative_views():
         reader=ReaderStatus.CARD_ERROR, terminal=None, printer=PrinterStatus.PAPER_NEAR_END,
         light=Light.OUT_OF_SERVICE, pending=123456, dead=9999, last_sync="2026-11-29 23:59",
         link=LinkState.OFFLINE, version="10.20.300", device_id="town-hall-kiosk-0001.ab:cd_ef")
+    # Central's announcement at its longest (central/announcements.py's TEXT_MAX), in wide words.
+    from kiosk.commands import Announcement
+    from kiosk.wire import ANNOUNCEMENT_MAX_CHARS as TEXT_MAX
+    words = {"ar": "سيُغلق مركز خدمة المواطن يوم الجمعة للصيانة، ويمكنكم استخدام الكشك في ساعات العمل المعتادة ",
+             "en": "The citizen service centre closes on Friday for maintenance; this kiosk works as usual meanwhile. "}
+    announcement = Announcement("a1", {lang: (text * 9)[:TEXT_MAX].strip() for lang, text in words.items()}, "",
+                                "2026-11-29T10:00:00Z", None)
     special = {
+        "attract": [("plain", {}), ("announcement", dict(announcement=announcement))],
         "pin_entry": [("wrong_pin", dict(pin_length=8, tries_left=1))],
         "identity": [("photo", dict(holder_name=names, photo=portrait_jpeg("fit"))),
                      ("idle_warning", dict(holder_name=names, idle_warning=True, seconds_left=15)),
@@ -186,7 +196,8 @@ def representative_views():
         "print_waiting": [("countdown", dict(reprint_seconds_left=300))],
         "out_of_service": [("no_reader", dict(reason=Reason.NO_READER)),
                            ("device_refused", dict(reason=Reason.DEVICE_REFUSED)),
-                           ("technician", dict(reason=Reason.TECHNICIAN, taken_out_of_service=True))],
+                           ("technician", dict(reason=Reason.TECHNICIAN, taken_out_of_service=True)),
+                           ("central_staff", dict(reason=Reason.CENTRAL_STAFF, out_of_service_by_central=True))],
         "technician_pin": [("plain", {}), ("wrong_pin", dict(technician_pin_length=12, technician_tries_left=4)),
                            ("checking", dict(technician_checking=True)),
                            ("locked", dict(technician_locked_s=300))],

@@ -1,0 +1,1 @@
+"""Building what a kiosk installs: `make release` (release/build.py)."""
