@@ -7,11 +7,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: PC/SC with the virtual reader, a virtual screen for Kivy,
 # fonts that cover Arabic and Latin, the GL and input libraries Kivy's SDL2
 # needs, the toolchain pyscard builds with, libusb for USB printers,
-# Chromium (and its chromedriver) to look at central's verification page and
-# drive the staff dashboard in the tests, and
-# espeak-ng to make the spoken prompts, and node to evaluate the install
-# script's polkit rule as polkit would (a JavaScript engine), and PostgreSQL,
-# which central's tests start a throwaway cluster of (tests/postgres_server.py).
+# Chromium and its chromedriver to look at central's verification page and
+# drive the staff dashboard in the tests, espeak-ng to make the spoken prompts,
+# node to evaluate the install script's polkit rule as polkit would (a
+# JavaScript engine), and PostgreSQL, of which central's tests start a
+# throwaway cluster (tests/postgres_server.py).
 APT_PACKAGES := \
 	python3 python3-venv python3-dev gcc nodejs \
 	python3-pip python3-pyscard \

@@ -147,8 +147,13 @@ class Staff:
         self.driver.get(self.central.url + path)
 
     def click_and_wait(self, selector: str, path: str) -> None:
-        """Click, and wait for the page whose path (without the query) is `path`."""
+        """Click, and wait for the next page, whose path (without the query) is `path`: the page clicked on
+        gone first (a form sent to its own path changes no path to wait for), then the next one loaded."""
+        from selenium.webdriver.support.expected_conditions import staleness_of
+
+        before = self.find("html")
         self.find(selector).click()
+        self.wait.until(staleness_of(before))
         self.wait.until(lambda d: d.current_url.split("?")[0] == self.central.url + path
                         and d.execute_script("return document.readyState") == "complete")
 
