@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 
+from kiosk.atomic_file import sync_directory
 from kiosk.errors import QueueError
 from kiosk.ports.catalogue_cache import CachedCatalogue, CatalogueCache
 from offline.database import make_private_dir
@@ -47,7 +48,7 @@ class FileCatalogueCache(CatalogueCache):
             finally:
                 os.close(fd)
             os.replace(partial, self.path)
-            _sync_directory(self.path.parent)
+            sync_directory(self.path.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 partial.unlink()
@@ -66,14 +67,6 @@ class FileCatalogueCache(CatalogueCache):
             log.error("catalogue_cache.unreadable path=%s error=not_a_copy", self.path)
             return None
         return CachedCatalogue(data["document"], float(data["fetched_at"]))
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def for_state_database(database_path: Path) -> FileCatalogueCache:

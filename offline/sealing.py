@@ -33,6 +33,7 @@ from typing import Callable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kiosk.atomic_file import sync_directory
 from kiosk.errors import QueueError
 from offline.database import make_private_dir
 
@@ -154,9 +155,5 @@ def _create_key(path: Path) -> bytes:
 
 def _sync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_directory(directory)
 

@@ -23,6 +23,7 @@ import requests
 from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import TargetFile
 
+from kiosk.atomic_file import sync_directory
 from kiosk.updates.errors import UpdateRefused, UpdateUnreachable
 from kiosk.updates.fetcher import CHUNK_BYTES, PinnedSession
 
@@ -69,7 +70,7 @@ def download(session: PinnedSession, url: str, target: TargetFile, download_dir:
                             % target.path) from None
     final = download_dir / target.path
     os.replace(partial, final)
-    _sync_directory(download_dir)
+    sync_directory(download_dir)
     return final
 
 
@@ -133,11 +134,3 @@ def _refuse_excess(partial: Path, target: TargetFile, what: str) -> None:
     log.error("updates.bundle_refused target=%s reason=too_long", target.path)
     raise UpdateRefused("%s: the server %s than the signed length of %d bytes: refused, nothing kept"
                         % (target.path, what, target.length))
-
-
-def _sync_directory(directory: Path) -> None:
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
